@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""report.py BENCH.json TARGETS.txt — ntmm beside its peers.
+
+Prints every benchmark's median (time per iteration and items/s), then one
+row per target in TARGETS.txt: the ntmm figure, the peer's, their ratio and
+whether the issue's target holds. A target line reads
+    issue N | what | time(A) <= 1.2 * time(B)      (or rate(A) >= 2 * rate(B))
+with names as benchmark prints them without the /real_time decoration.
+Exit status is 0 even when a target falls short: this is a report."""
+import json, re, sys
+
+NOISE = re.compile(r"^(real_time|process_time|manual_time|min_time:.*|min_warmup_time:.*|iterations:.*|repeats:.*)$")
+
+def canonical(name):
+    return "/".join(p for p in name.split("/") if not NOISE.match(p))
+
+def load(path):
+    data = json.load(open(path))
+    med = {}
+    for b in data.get("benchmarks", []):
+        if b.get("aggregate_name", "median") != "median":
+            continue
+        name = canonical(b.get("run_name") or b["name"])
+        unit = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b.get("time_unit", "ns")]
+        med[name] = {"time": b["real_time"] * unit, "rate": b.get("items_per_second"),
+                     "error": b.get("error_message")}
+    return med
+
+def fmt_rate(v):
+    if v is None:
+        return "-"
+    for div, suf in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if v >= div:
+            return f"{v / div:.2f}{suf}/s"
+    return f"{v:.1f}/s"
+
+def main():
+    med = load(sys.argv[1])
+    print(f"{'benchmark (median)':<46} {'time/iter':>12} {'items/s':>12}")
+    for name, m in med.items():
+        if m["error"]:
+            print(f"{name:<46} {'skipped: ' + m['error']}")
+        else:
+            print(f"{name:<46} {m['time']:>10.1f}ns {fmt_rate(m['rate']):>12}")
+    print()
+    rows = []
+    for line in open(sys.argv[2]):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        issue, what, cond = [x.strip() for x in line.split("|", 2)]
+        m = re.fullmatch(r"(time|rate)\(([^)]+)\)\s*(<=|>=)\s*([0-9.]+)\s*\*\s*(time|rate)\(([^)]+)\)", cond)
+        if not m:
+            rows.append((issue, what, "-", "-", "-", cond, "BAD TARGET"))
+            continue
+        ka, a, op, k, kb, b = m.groups()
+        ma, mb = med.get(canonical(a)), med.get(canonical(b))
+        if not ma or not mb or ma[ka] is None or mb[kb] is None or ma["error"] or mb["error"]:
+            rows.append((issue, what, "-", "-", "-", f"{op} {k}", "not run"))
+            continue
+        va, vb = ma[ka], mb[kb]
+        ratio = va / vb
+        good = ratio <= float(k) if op == "<=" else ratio >= float(k)
+        show = (lambda v: fmt_rate(v)) if ka == "rate" else (lambda v: f"{v:.1f}ns")
+        rows.append((issue, what, show(va), show(vb), f"{ratio:.3g}x", f"{op} {k}", "ok" if good else "SHORT"))
+    hdr = ("issue", "ntmm vs peer", "ntmm", "peer", "ratio", "target", "")
+    widths = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
+    line = "  ".join(f"{h:<{w}}" for h, w in zip(hdr, widths))
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print("  ".join(f"{str(c):<{w}}" for c, w in zip(r, widths)))
+
+main()

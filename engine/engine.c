@@ -1,0 +1,106 @@
+/*
+ * Engine creation and destruction, thread registration and the access
+ * section. Creation validates the whole config before it allocates
+ * anything, and unwinds every layer it has built if a later one fails, so
+ * a failed ntmm_engine_create leaks nothing.
+ */
+#include "engine.h"
+#include "sync/rcu.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int ntmm_engine_create(const ntmm_config_t *cfg, ntmm_engine_t **out)
+{
+	if (!out)
+		return ntmm__error(NTMM_EINVAL, "out is NULL");
+	*out = NULL;
+	int err = ntmm__config_validate(cfg);
+	if (err)
+		return err;
+
+	ntmm_engine_t *e = calloc(1, sizeof(*e));
+	if (!e)
+		return ntmm__error(NTMM_ENOMEM, "engine allocation");
+	e->cfg = *cfg;
+	if (cfg->topology && !(e->topology_str = strdup(cfg->topology)))
+		goto nomem;
+	if (cfg->pagefile_path && !(e->pagefile_path = strdup(cfg->pagefile_path)))
+		goto nomem;
+	e->cfg.topology = e->topology_str;
+	e->cfg.pagefile_path = e->pagefile_path;
+	long n = sysconf(_SC_NPROCESSORS_CONF);
+	e->ncpus = n > 0 ? (unsigned)n : 1;
+
+	if ((err = ntmm__stats_init(&e->stats, e->ncpus)))
+		goto fail;
+	if ((err = ntmm__phys_init(e)))
+		goto fail_stats;
+	if (e->cfg.start_threads && (err = ntmm__systhreads_start(e)))
+		goto fail_phys;
+	*out = e;
+	return 0;
+
+fail_phys:
+	ntmm__phys_fini(e);
+fail_stats:
+	ntmm__stats_fini(&e->stats);
+	goto fail;
+nomem:
+	err = ntmm__error(NTMM_ENOMEM, "engine allocation");
+fail:
+	free(e->topology_str);
+	free(e->pagefile_path);
+	free(e);
+	return err;
+}
+
+void ntmm_engine_destroy(ntmm_engine_t *e)
+{
+	if (!e)
+		return;
+	ntmm__systhreads_stop(e);
+	ntmm__phys_fini(e);
+	ntmm__stats_fini(&e->stats);
+	free(e->topology_str);
+	free(e->pagefile_path);
+	free(e);
+}
+
+int ntmm_thread_register(ntmm_engine_t *e)
+{
+	if (!e)
+		return ntmm__error(NTMM_EINVAL, "engine is NULL");
+	ntmm__rcu_thread_online();
+	return 0;
+}
+
+void ntmm_thread_unregister(ntmm_engine_t *e)
+{
+	if (e)
+		ntmm__rcu_thread_offline();
+}
+
+void ntmm_access_begin(ntmm_engine_t *e)
+{
+	ntmm__assert(ntmm__rcu_thread_registered());
+	ntmm__rcu_read_lock();
+}
+
+void ntmm_access_end(ntmm_engine_t *e)
+{
+	ntmm__rcu_read_unlock();
+}
+
+int ntmm_audit(ntmm_engine_t *e)
+{
+	if (!e)
+		return ntmm__error(NTMM_EINVAL, "engine is NULL");
+	return ntmm__phys_audit(e);
+}
+
+void ntmm__engine_fill_gauges(ntmm_engine_t *e, ntmm_stats_t *out)
+{
+	ntmm__phys_fill_gauges(e, out);
+}

@@ -1,0 +1,43 @@
+/*
+ * The engine object and the internal entry points that tie the layers
+ * together. Everything hangs off the engine (STYLE.md rule 7): two engines
+ * can live in one process.
+ *
+ * Layer sub-structs are embedded by value; each layer's header owns its
+ * struct and its init/fini. Creation order: options → stats → phys →
+ * virt → io → system threads; destruction is the reverse.
+ */
+#ifndef NTMM_ENGINE_H
+#define NTMM_ENGINE_H
+
+#include <ntmm.h>
+#include <ntmm/stats.h>
+#include <stdio.h>
+
+#include "debug.h"
+#include "stats/stats.h"
+#include "phys/phys.h"
+#include "threads/systhreads.h"
+
+struct ntmm_engine {
+	ntmm_config_t cfg;   /* validated copy; strings below are owned copies */
+	char *topology_str;  /* cfg.topology points here */
+	char *pagefile_path; /* cfg.pagefile_path points here */
+	unsigned ncpus;	     /* CPUs of this machine (configured), for per-CPU slots */
+	ntmm__stats_t stats; /* per-CPU counters */
+	ntmm__phys_t phys;   /* frame pool, PFN database, page lists (phys/) */
+	ntmm__systhreads_t systhreads; /* the system threads (threads/) */
+};
+
+/* options.c */
+int ntmm__config_validate(const ntmm_config_t *cfg);
+const char *ntmm__backing_name(int backing);
+void ntmm__options_print(FILE *out);
+
+/* error.c: records a detail string for ntmm_error_detail, returns err */
+int ntmm__error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* engine.c: fills the gauge fields of out from every layer */
+void ntmm__engine_fill_gauges(ntmm_engine_t *e, ntmm_stats_t *out);
+
+#endif

@@ -1,0 +1,213 @@
+/*
+ * Engine options: one table giving each ntmm_config_t field its default,
+ * its valid range and its environment override NTMM_<NAME> (sizes accept
+ * K/M/G suffixes). ntmm_config_init applies defaults then the environment;
+ * ntmm__config_validate checks a filled config at engine creation.
+ */
+#include "engine.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum opt_kind { OPT_SIZE, OPT_INT, OPT_U64, OPT_UINT, OPT_STR, OPT_BACKING };
+
+typedef struct option {
+	const char *name; /* env: NTMM_<NAME upper-cased> */
+	enum opt_kind kind;
+	size_t offset;
+	long long def, min, max; /* for OPT_STR: def unused (NULL) */
+	const char *help;
+} option_t;
+
+#define MiB (1024LL * 1024)
+#define GiB (1024LL * MiB)
+#define OFF(f) offsetof(ntmm_config_t, f)
+#define PRIO(idx, name, def)                                                               \
+	{"prio_" name, OPT_INT, OFF(thread_priority) + (idx) * sizeof(int), def, 0, 31,    \
+	 "NT priority of the " name " thread"},                                             \
+	{                                                                                  \
+		"cpu_" name, OPT_INT, OFF(thread_cpu) + (idx) * sizeof(int), -1, -1, 4095, \
+			"CPU the " name " thread is pinned to (-1: none)"                  \
+	}
+
+static const option_t options[] = {
+	{"physical_bytes", OPT_SIZE, OFF(physical_bytes), 256 * MiB, 2 * MiB, 1LL << 46,
+	 "frame pool size, multiple of 2 MiB"},
+	{"pagefile_path", OPT_STR, OFF(pagefile_path), 0, 0, 0, "first paging file (unset: none)"},
+	{"pagefile_initial", OPT_SIZE, OFF(pagefile_initial), 64 * MiB, 0, 1LL << 46,
+	 "initial paging-file size"},
+	{"pagefile_maximum", OPT_SIZE, OFF(pagefile_maximum), 1 * GiB, 0, 1LL << 46,
+	 "paging-file growth limit"},
+	{"backing", OPT_BACKING, OFF(backing), NTMM_BACKING_AUTO, 0, 3,
+	 "auto | hugetlb | thp | 4k"},
+	{"topology", OPT_STR, OFF(topology), 0, 0, 0, "hwloc synthetic topology (unset: machine)"},
+	{"start_threads", OPT_INT, OFF(start_threads), 1, 0, 1, "start the system threads"},
+	PRIO(NTMM_THREAD_BALANCE_SET, "balance_set", 16),
+	PRIO(NTMM_THREAD_SWAPPER, "swapper", 23),
+	PRIO(NTMM_THREAD_MODIFIED_WRITER, "modified_writer", 17),
+	PRIO(NTMM_THREAD_MAPPED_WRITER, "mapped_writer", 17),
+	PRIO(NTMM_THREAD_SEGMENT_DEREF, "segment_deref", 18),
+	PRIO(NTMM_THREAD_ZERO_PAGE, "zero_page", 23),
+	{"aslr_seed", OPT_U64, OFF(aslr_seed), 0x6e746d6d, 0, 0, "randomized placement seed"},
+	{"ws_min_pages", OPT_SIZE, OFF(ws_min_pages), 50, 1, 1LL << 40,
+	 "default working-set minimum (pages)"},
+	{"ws_max_pages", OPT_SIZE, OFF(ws_max_pages), 345, 1, 1LL << 40,
+	 "default working-set maximum (pages)"},
+	{"swap_idle_ms", OPT_UINT, OFF(swap_idle_ms), 15000, 0, 1LL << 31,
+	 "swapper: out-swap a process idle this long"},
+};
+
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+static const char *backing_names[] = {"auto", "hugetlb", "thp", "4k"};
+
+const char *ntmm__backing_name(int backing)
+{
+	return backing >= 0 && backing <= 3 ? backing_names[backing] : "unknown";
+}
+
+/* "64M" → 67108864; returns -1 on a malformed value. */
+static long long parse_size(const char *s)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return -1;
+	switch (toupper((unsigned char)*end)) {
+	case 'K':
+		v <<= 10, end++;
+		break;
+	case 'M':
+		v <<= 20, end++;
+		break;
+	case 'G':
+		v <<= 30, end++;
+		break;
+	case 'T':
+		v <<= 40, end++;
+		break;
+	}
+	if (*end == 'i' || *end == 'I')
+		end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	return *end ? -1 : (long long)v;
+}
+
+static void env_name(const char *name, char *buf, size_t n)
+{
+	size_t i = snprintf(buf, n, "NTMM_");
+	for (; *name && i + 1 < n; name++)
+		buf[i++] = (char)toupper((unsigned char)*name);
+	buf[i] = 0;
+}
+
+static void set_field(ntmm_config_t *cfg, const option_t *o, long long v)
+{
+	char *f = (char *)cfg + o->offset;
+	switch (o->kind) {
+	case OPT_SIZE:
+		*(size_t *)f = (size_t)v;
+		break;
+	case OPT_INT:
+	case OPT_BACKING:
+		*(int *)f = (int)v;
+		break;
+	case OPT_U64:
+		*(uint64_t *)f = (uint64_t)v;
+		break;
+	case OPT_UINT:
+		*(unsigned *)f = (unsigned)v;
+		break;
+	case OPT_STR:
+		break;
+	}
+}
+
+void ntmm_config_init(ntmm_config_t *cfg)
+{
+	if (!cfg)
+		return;
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < NOPTIONS; i++)
+		set_field(cfg, &options[i], options[i].def);
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		const option_t *o = &options[i];
+		char name[64];
+		env_name(o->name, name, sizeof(name));
+		const char *v = getenv(name);
+		if (!v)
+			continue;
+		long long x = -1;
+		if (o->kind == OPT_STR) {
+			*(const char **)((char *)cfg + o->offset) = v; /* environ outlives cfg */
+			continue;
+		} else if (o->kind == OPT_BACKING) {
+			for (int b = 0; b < 4; b++)
+				if (!strcasecmp(v, backing_names[b]))
+					x = b;
+			if (x < 0)
+				x = 99; /* unknown: ntmm_engine_create says NTMM_EINVAL */
+		} else {
+			x = parse_size(v);
+			if (x < 0) {
+				fprintf(stderr, "ntmm: ignoring %s=%s (not a number)\n", name, v);
+				continue;
+			}
+		}
+		set_field(cfg, o, x);
+	}
+}
+
+int ntmm__config_validate(const ntmm_config_t *cfg)
+{
+	if (!cfg)
+		return ntmm__error(NTMM_EINVAL, "config is NULL");
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		const option_t *o = &options[i];
+		const char *f = (const char *)cfg + o->offset;
+		long long v;
+		switch (o->kind) {
+		case OPT_SIZE:
+			v = (long long)*(const size_t *)f;
+			break;
+		case OPT_INT:
+		case OPT_BACKING:
+			v = *(const int *)f;
+			break;
+		case OPT_UINT:
+			v = *(const unsigned *)f;
+			break;
+		default:
+			continue;
+		}
+		if (v < o->min || v > o->max)
+			return ntmm__error(NTMM_EINVAL, "%s = %lld is outside [%lld, %lld] (%s)",
+					   o->name, v, o->min, o->max, o->help);
+	}
+	if (cfg->physical_bytes % (2 * MiB))
+		return ntmm__error(NTMM_EINVAL, "physical_bytes = %zu is not a multiple of 2 MiB",
+				   cfg->physical_bytes);
+	if (cfg->ws_min_pages > cfg->ws_max_pages)
+		return ntmm__error(NTMM_EINVAL, "ws_min_pages %zu > ws_max_pages %zu",
+				   cfg->ws_min_pages, cfg->ws_max_pages);
+	if (cfg->pagefile_path && cfg->pagefile_initial > cfg->pagefile_maximum)
+		return ntmm__error(NTMM_EINVAL, "pagefile_initial %zu > pagefile_maximum %zu",
+				   cfg->pagefile_initial, cfg->pagefile_maximum);
+	return 0;
+}
+
+void ntmm__options_print(FILE *out)
+{
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		char name[64];
+		env_name(options[i].name, name, sizeof(name));
+		fprintf(out, "  %-24s %s\n", name, options[i].help);
+	}
+}

@@ -1,0 +1,192 @@
+/*
+ * ntmm — a user-space, NUMA-aware memory-manager engine modelled on the
+ * Windows NT memory manager.
+ *
+ * This is the whole public API: opaque handles, flags and error codes. Every
+ * function returns 0 or a negative NTMM_E* code unless its comment says
+ * otherwise; results come back through out-parameters. Virtual addresses are
+ * uint64_t in a process's own address space; host pointers are void *.
+ *
+ * Threads: any thread that calls ntmm_access_begin/translate/read/write/pin
+ * must first call ntmm_thread_register on that engine (it registers the
+ * thread with the engine's RCU flavour).
+ */
+#ifndef NTMM_H
+#define NTMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(NTMM_BUILDING) && defined(__GNUC__)
+#define NTMM_API __attribute__((visibility("default")))
+#else
+#define NTMM_API
+#endif
+
+#define NTMM_VERSION_MAJOR 0
+#define NTMM_VERSION_MINOR 1
+
+/* ------------------------------------------------------------------ errors */
+
+/* X(name, value, text): one list, used for the enum and for ntmm_strerror. */
+#define NTMM_ERRORS(X)                                                             \
+	X(EINVAL, -1, "invalid argument (size, alignment, flags, protection or handle)") \
+	X(ENOMEM, -2, "out of memory: no frames and nothing reclaimable")               \
+	X(ECOMMIT, -3, "commit limit reached")                                          \
+	X(EACCESS, -4, "access violation")                                              \
+	X(EGUARD, -5, "guard page hit (the guard is now cleared)")                      \
+	X(ECONFLICT, -6, "range overlaps or is not wholly reserved/committed")          \
+	X(EIO, -7, "in-page error: the backing store failed")                           \
+	X(EBUSY, -8, "resource busy")                                                   \
+	X(ENOTSUP, -9, "operation not supported here")
+
+enum ntmm_error {
+	NTMM_OK = 0,
+#define NTMM__ERR_ENUM(name, value, text) NTMM_##name = value,
+	NTMM_ERRORS(NTMM__ERR_ENUM)
+#undef NTMM__ERR_ENUM
+};
+
+/* A static string naming err (0 and unknown codes included). */
+NTMM_API const char *ntmm_strerror(int err);
+/* The calling thread's description of its most recent ntmm error (which
+   argument, file or resource it was about); "" if none. */
+NTMM_API const char *ntmm_error_detail(void);
+
+/* ------------------------------------------------------------------ handles */
+
+typedef struct ntmm_engine ntmm_engine_t;
+typedef struct ntmm_process ntmm_process_t;
+typedef struct ntmm_pin ntmm_pin_t;
+typedef struct ntmm_stats ntmm_stats_t; /* defined in <ntmm/stats.h> */
+
+/* ------------------------------------------------------------------ engine */
+
+enum ntmm_backing {
+	NTMM_BACKING_AUTO = 0, /* hugetlb if reserved, else THP, else 4 KiB */
+	NTMM_BACKING_HUGETLB = 1,
+	NTMM_BACKING_THP = 2,
+	NTMM_BACKING_4K = 3,
+};
+
+/* The six system threads, in the order of ntmm_config_t.thread_priority. */
+enum ntmm_system_thread {
+	NTMM_THREAD_BALANCE_SET = 0,
+	NTMM_THREAD_SWAPPER = 1,
+	NTMM_THREAD_MODIFIED_WRITER = 2,
+	NTMM_THREAD_MAPPED_WRITER = 3,
+	NTMM_THREAD_SEGMENT_DEREF = 4,
+	NTMM_THREAD_ZERO_PAGE = 5,
+	NTMM_THREAD_COUNT = 6,
+};
+
+typedef struct ntmm_config {
+	size_t physical_bytes;	 /* size of the frame pool (all nodes), multiple of 2 MiB */
+	const char *pagefile_path; /* first paging file; NULL = none */
+	size_t pagefile_initial;   /* bytes */
+	size_t pagefile_maximum;   /* bytes; growth up to this */
+	int backing;		   /* enum ntmm_backing */
+	const char *topology;	   /* NULL = this machine; else an hwloc synthetic
+				      string such as "pack:2 numa:1 core:2 pu:1" */
+	int start_threads;	   /* 1 = start the system threads */
+
+	/* ---- additions beside the contract ---- */
+	int thread_priority[NTMM_THREAD_COUNT]; /* NT priority 0..31 per system thread */
+	int thread_cpu[NTMM_THREAD_COUNT];	/* -1 = no pinning; else a PU index */
+	uint64_t aslr_seed;			/* randomized placement seed (0 = fixed default) */
+	size_t ws_min_pages, ws_max_pages;	/* default working-set limits */
+	unsigned swap_idle_ms;			/* swapper: out-swap after this idle time */
+} ntmm_config_t;
+
+/* Fills cfg with defaults, then applies NTMM_<NAME> environment overrides
+   (sizes accept K/M/G suffixes). */
+NTMM_API void ntmm_config_init(ntmm_config_t *cfg);
+/* Errors: NTMM_EINVAL (bad config: 0 bytes, size not a multiple of 2 MiB,
+   unknown backing, malformed topology, priority outside 0..31, CPU not on
+   this machine), NTMM_ENOMEM (no memory for the pool), NTMM_ENOTSUP (a
+   forced backing that this machine cannot give), NTMM_EIO (paging file). */
+NTMM_API int ntmm_engine_create(const ntmm_config_t *cfg, ntmm_engine_t **out);
+NTMM_API void ntmm_engine_destroy(ntmm_engine_t *e);
+/* The calling thread may access engine memory (registers it with RCU).
+   Nests: each register needs one unregister. */
+NTMM_API int ntmm_thread_register(ntmm_engine_t *e);
+NTMM_API void ntmm_thread_unregister(ntmm_engine_t *e);
+/* Walks the PFN database, the page lists and the page tables and checks
+   every invariant. 0 = all hold; otherwise NTMM_EINVAL, with each broken
+   invariant printed to stderr. Exact only while the engine is quiet (no
+   concurrent faults or frees); the system threads are paused while it runs. */
+NTMM_API int ntmm_audit(ntmm_engine_t *e);
+
+/* ------------------------------------------------- processes, virtual memory */
+
+#define NTMM_PAGE_SIZE 4096u
+#define NTMM_ALLOCATION_GRANULARITY 65536u
+
+/* type bits */
+#define NTMM_MEM_COMMIT 0x1000u
+#define NTMM_MEM_RESERVE 0x2000u
+#define NTMM_MEM_DECOMMIT 0x4000u
+#define NTMM_MEM_RELEASE 0x8000u
+#define NTMM_MEM_FREE 0x10000u
+#define NTMM_MEM_PRIVATE 0x20000u
+#define NTMM_MEM_MAPPED 0x40000u
+#define NTMM_MEM_TOP_DOWN 0x100000u
+
+/* protections */
+#define NTMM_PAGE_NOACCESS 0x01u
+#define NTMM_PAGE_READONLY 0x02u
+#define NTMM_PAGE_READWRITE 0x04u
+#define NTMM_PAGE_WRITECOPY 0x08u
+#define NTMM_PAGE_GUARD 0x100u
+
+/* access kinds */
+#define NTMM_ACCESS_READ 0u
+#define NTMM_ACCESS_WRITE 1u
+
+NTMM_API int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out);
+NTMM_API int ntmm_process_destroy(ntmm_process_t *p);
+
+NTMM_API int ntmm_allocate(ntmm_process_t *p, uint64_t *base, size_t size, unsigned type,
+			   unsigned prot);
+NTMM_API int ntmm_free(ntmm_process_t *p, uint64_t base, size_t size, unsigned type);
+NTMM_API int ntmm_protect(ntmm_process_t *p, uint64_t base, size_t size, unsigned prot,
+			  unsigned *old_prot);
+
+typedef struct ntmm_region_info {
+	uint64_t base, allocation_base, size;
+	unsigned allocation_prot, prot;
+	unsigned state;
+	unsigned type;
+} ntmm_region_info_t;
+NTMM_API int ntmm_query(ntmm_process_t *p, uint64_t va, ntmm_region_info_t *info);
+
+/* ------------------------------------------------------------------ access */
+
+NTMM_API void ntmm_access_begin(ntmm_engine_t *e);
+NTMM_API void ntmm_access_end(ntmm_engine_t *e);
+NTMM_API int ntmm_translate(ntmm_process_t *p, uint64_t va, unsigned access, void **host);
+NTMM_API int ntmm_read(ntmm_process_t *p, uint64_t va, void *buf, size_t len);
+NTMM_API int ntmm_write(ntmm_process_t *p, uint64_t va, const void *buf, size_t len);
+NTMM_API int ntmm_pin(ntmm_process_t *p, uint64_t va, size_t len, unsigned access,
+		      ntmm_pin_t **out);
+NTMM_API void *ntmm_pin_page(const ntmm_pin_t *pin, size_t index);
+NTMM_API void ntmm_unpin(ntmm_pin_t *pin);
+
+/* ------------------------------------------------- working sets, information */
+
+NTMM_API int ntmm_ws_set_limits(ntmm_process_t *p, size_t min_pages, size_t max_pages);
+NTMM_API int ntmm_ws_empty(ntmm_process_t *p);
+typedef struct ntmm_process_info {
+	size_t ws_pages, ws_peak_pages, commit_pages, page_faults, hard_faults;
+} ntmm_process_info_t;
+NTMM_API int ntmm_process_info(ntmm_process_t *p, ntmm_process_info_t *out);
+NTMM_API int ntmm_stats_get(ntmm_engine_t *e, ntmm_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NTMM_H */
