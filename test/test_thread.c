@@ -399,7 +399,7 @@ static void run_pc(const int *prios, int n, long rounds)
 static void no_wakeup_is_lost_in_randomized_cycles(void **state)
 {
 	int prios[] = {8, 1, 12};
-	run_pc(prios, 3, scaled(20000));
+	run_pc(prios, 3, scaled(100000));
 }
 
 /* Several SCHED_FIFO threads (more threads than cores) driven hard: their
@@ -407,7 +407,7 @@ static void no_wakeup_is_lost_in_randomized_cycles(void **state)
 static void fifo_threads_block_and_do_not_freeze_the_machine(void **state)
 {
 	int prios[] = {16, 23, 31, 17};
-	run_pc(prios, 4, scaled(20000));
+	run_pc(prios, 4, scaled(100000));
 }
 
 /* ------------------------------------------------------------ policies */
