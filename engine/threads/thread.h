@@ -49,10 +49,15 @@ typedef struct ntmm__thread_attr {
 } ntmm__thread_attr_t;
 
 /*
- * Lifecycle: zeroed/unstarted → ntmm__thread_start → running →
- * ntmm__thread_stop (sets stop, signals the wake event, joins) → stopped.
- * Fields below `obtained` are written by the new thread before start
- * returns and are read-only afterwards.
+ * Lifecycle: zeroed/unstarted (state 0) → ntmm__thread_start → running
+ * (state 1) → ntmm__thread_stop (state 2 as soon as one caller wins the
+ * stop; it sets `stop`, signals the wake event and joins) → stopped. A
+ * stopped object is not restarted. Start and stop of one object are the
+ * owner's to serialize; wake may come from any thread at any time.
+ * Fields above `obtained` are written by start before the thread exists
+ * (pthread_create publishes them). Fields below `obtained` are written by
+ * the new thread before it opens `started` (release), so they are final
+ * when start returns, and read-only afterwards.
  */
 struct ntmm__thread {
 	char name[16];
@@ -83,7 +88,8 @@ struct ntmm__thread {
 /* Validates attr, starts the thread running fn(self, arg) and waits until it
    has applied its policy and pin. Errors: NTMM_EINVAL (priority outside
    0..31, CPU not usable by this process, NULL fn, thread already started),
-   NTMM_ENOMEM (pthread_create failed). */
+   NTMM_ENOMEM (pthread_create failed, or no hwloc topology could be
+   loaded to check a CPU). */
 int ntmm__thread_start(ntmm__thread_t *t, const ntmm__thread_attr_t *attr, ntmm__thread_fn fn,
                        void *arg);
 /* Requests stop, wakes the thread and joins it. NTMM_EINVAL if the thread
@@ -92,10 +98,11 @@ int ntmm__thread_start(ntmm__thread_t *t, const ntmm__thread_attr_t *attr, ntmm_
 int ntmm__thread_stop(ntmm__thread_t *t);
 /* Wakes the thread if it is (or is about to be) in ntmm__thread_wait. */
 void ntmm__thread_wake(ntmm__thread_t *t);
-/* For the body only (the thread itself): blocks until woken, stop is requested or timeout_ns passes
-   (< 0: no timeout). Returns false when the thread must stop. Wake-ups that
-   came while the body was working are not lost: the next wait returns at
-   once. */
+/* For the body only (the thread itself): blocks until woken, stop is
+   requested or timeout_ns passes (< 0: no timeout). Returns false when the
+   thread must stop, true when woken or timed out (`wakeups` tells which).
+   Wake-ups that came while the body was working are not lost: the next
+   wait returns at once; several of them count as one. */
 bool ntmm__thread_wait(ntmm__thread_t *t, int64_t timeout_ns);
 static inline bool ntmm__thread_should_stop(ntmm__thread_t *t)
 {
