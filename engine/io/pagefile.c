@@ -482,18 +482,18 @@ static int alloc_common(ntmm__io_t *io, size_t want, size_t min, ntmm__pfloc_t *
 	ntmm__rcu_read_lock();
 	/* two rounds: the first may lose runs to racing allocators */
 	for (int round = 0; round < 2 && !slot; round++) {
-		for (n = want; !slot; n = n / 2 > min ? n / 2 : min) {
+		for (n = want;; n = n / 2 > min ? n / 2 : min) {
 			for (unsigned k = 0; k < NTMM__PF_MAX_FILES && !slot; k++) {
 				idx = (start + k) % NTMM__PF_MAX_FILES;
 				pf = pf_at(io, idx);
-				/* acquire: pairs with nothing stronger than the grace
-				   period in remove; relaxed would do, acquire is free on x86 */
+				/* relaxed: remove's grace period orders the mark
+				   before every allocation that starts after it */
 				if (!pf ||
-				    atomic_load_explicit(&pf->draining, memory_order_acquire))
+				    atomic_load_explicit(&pf->draining, memory_order_relaxed))
 					continue;
 				slot = pf_claim(pf, n);
 			}
-			if (n == min)
+			if (slot || n == min)
 				break;
 		}
 	}
@@ -501,7 +501,7 @@ static int alloc_common(ntmm__io_t *io, size_t want, size_t min, ntmm__pfloc_t *
 	for (unsigned k = 0; may_grow && !slot && k < NTMM__PF_MAX_FILES; k++) {
 		idx = (start + k) % NTMM__PF_MAX_FILES;
 		pf = pf_at(io, idx);
-		if (!pf || atomic_load_explicit(&pf->draining, memory_order_acquire))
+		if (!pf || atomic_load_explicit(&pf->draining, memory_order_relaxed))
 			continue;
 		for (int tries = 0; tries < 4 && !slot; tries++) {
 			uint64_t seen = atomic_load_explicit(&pf->size_pages, memory_order_acquire);

@@ -76,7 +76,7 @@ typedef struct ntmm__pagefile {
 	_Atomic uint64_t used;       /* slots held by callers (relaxed; exact at rest) */
 	_Atomic uint64_t hint;       /* next-fit start slot (relaxed; only a hint) */
 	_Atomic bool draining;       /* removal in progress: allocators skip the file
-					(release store; allocators read it acquire) */
+					(relaxed; ordered by remove's grace period) */
 	_Atomic uint64_t grows, shrinks; /* counts, for tests and tools (relaxed) */
 } ntmm__pagefile_t;
 
