@@ -164,9 +164,15 @@ static void batch_spans_files(void **state)
 		}
 		v[i] = (ntmm__pfio_t){.loc = loc, .pages = pv[i], .npages = C};
 	}
+	uint64_t before = ntmm__ioring_batches(&f->io.rings);
 	assert_int_equal(ntmm__pagefile_io(&f->io, true, v, N), 0);
 	memset(buf, 0, N * C * PAGE);
 	assert_int_equal(ntmm__pagefile_io(&f->io, false, v, N), 0);
+	/* with io_uring, each file's share of the batch is one submission */
+	if (f->io.rings.backend == NTMM__IO_URING)
+		assert_true(ntmm__ioring_batches(&f->io.rings) >= before + 2);
+	else
+		assert_int_equal(ntmm__ioring_batches(&f->io.rings), 0);
 	for (unsigned i = 0; i < N; i++) {
 		assert_int_equal(v[i].result, 0);
 		for (unsigned p = 0; p < C; p++)

@@ -34,6 +34,27 @@ const char *ntmm__io_backend_name(int backend)
    a zero-byte write) or -errno. */
 static ssize_t sync_from(const ntmm__ioreq_t *req, size_t done)
 {
+	if (done == 0) {
+		/* the common case: everything in one call, no iovec copy */
+		ssize_t r;
+		do {
+			if (req->iovcnt == 1)
+				r = req->write ? pwrite(req->fd, req->iov[0].iov_base, req->len,
+				                        (off_t)req->offset)
+				               : pread(req->fd, req->iov[0].iov_base, req->len,
+				                       (off_t)req->offset);
+			else
+				r = req->write ? pwritev(req->fd, req->iov, (int)req->iovcnt,
+				                         (off_t)req->offset)
+				               : preadv(req->fd, req->iov, (int)req->iovcnt,
+				                        (off_t)req->offset);
+		} while (r < 0 && errno == EINTR);
+		if (r < 0)
+			return -errno;
+		if (r == 0 || (size_t)r == req->len)
+			return r;
+		done = (size_t)r;
+	}
 	while (done < req->len) {
 		struct iovec tmp[64];
 		unsigned i = 0;
@@ -76,6 +97,7 @@ int ntmm__ioring_pool_init(ntmm__ioring_pool_t *pool, int want, unsigned nrings)
 		nrings = n > 2 ? (unsigned)n : 2;
 	}
 	pool->depth = RING_DEPTH;
+	pool->uring_min_batch = 2;
 	pool->rings = aligned_alloc(NTMM__CACHELINE, sizeof(*pool->rings) * nrings);
 	if (!pool->rings)
 		return NTMM_ENOMEM;
@@ -136,6 +158,17 @@ void ntmm__ioring_pool_fini(ntmm__ioring_pool_t *pool)
 	free(pool->rings);
 	pool->rings = NULL;
 	pool->nrings = 0;
+}
+
+uint64_t ntmm__ioring_batches(ntmm__ioring_pool_t *pool)
+{
+	uint64_t sum = 0;
+	for (unsigned i = 0; i < pool->nrings; i++) {
+		pthread_mutex_lock(&pool->rings[i].lock);
+		sum += pool->rings[i].batches;
+		pthread_mutex_unlock(&pool->rings[i].lock);
+	}
+	return sum;
 }
 
 /* Takes a ring: the first free one starting at this CPU's, else waits for
@@ -230,7 +263,7 @@ static bool uring_batch(struct io_uring *r, ntmm__ioreq_t *reqs, unsigned n)
 
 int ntmm__ioring_submit(ntmm__ioring_pool_t *pool, ntmm__ioreq_t *reqs, unsigned n)
 {
-	if (pool->backend == NTMM__IO_URING && n > 0) {
+	if (pool->backend == NTMM__IO_URING && n >= pool->uring_min_batch && n > 0) {
 		ntmm__ioring_t *ring = ring_acquire(pool);
 		/* a retired ring's requests stay -EINPROGRESS and go synchronous */
 		for (unsigned i = 0; i < n; i++)
@@ -239,6 +272,7 @@ int ntmm__ioring_submit(ntmm__ioring_pool_t *pool, ntmm__ioreq_t *reqs, unsigned
 			unsigned chunk = n - base < pool->depth ? n - base : pool->depth;
 			if (!uring_batch(ring->ring, reqs + base, chunk))
 				ring->dead = true;
+			ring->batches++;
 		}
 		pthread_mutex_unlock(&ring->lock);
 		/* finish short transfers (and anything the ring could not take) */

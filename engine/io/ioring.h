@@ -47,6 +47,7 @@ struct io_uring;
 typedef struct ntmm__ioring {
 	pthread_mutex_t lock;  /* held by the submitting thread until its batch completes */
 	struct io_uring *ring; /* NULL for the sync backend */
+	uint64_t batches;      /* under lock: batches submitted through io_uring */
 	bool dead;             /* under lock: the kernel refused a submission; not used again */
 } NTMM__ALIGNED_CL ntmm__ioring_t;
 
@@ -55,11 +56,15 @@ typedef struct ntmm__ioring {
  * (each ring's io_uring exists iff backend == NTMM__IO_URING).
  */
 typedef struct ntmm__ioring_pool {
-	int backend;           /* NTMM__IO_URING or NTMM__IO_SYNC: what is in use */
-	unsigned nrings;       /* rings in the pool */
-	unsigned depth;        /* submission-queue entries per ring */
-	ntmm__ioring_t *rings; /* [nrings], cache-line aligned */
-	char why[128];         /* why this backend (e.g. io_uring_queue_init's error) */
+	int backend;              /* NTMM__IO_URING or NTMM__IO_SYNC: what is in use */
+	unsigned nrings;          /* rings in the pool */
+	unsigned depth;           /* submission-queue entries per ring */
+	unsigned uring_min_batch; /* batches smaller than this use preadv/pwritev even
+				     with io_uring (default 2: one request is one
+				     syscall either way, and measured cheaper so);
+				     set before use, not while I/O runs */
+	ntmm__ioring_t *rings;    /* [nrings], cache-line aligned */
+	char why[128];            /* why this backend (e.g. io_uring_queue_init's error) */
 } ntmm__ioring_pool_t;
 
 /* want: enum ntmm__io_backend. nrings 0 = one per CPU (at least 2).
@@ -67,11 +72,14 @@ typedef struct ntmm__ioring_pool {
    cannot be set up; NTMM_EINVAL for an unknown want. */
 int ntmm__ioring_pool_init(ntmm__ioring_pool_t *pool, int want, unsigned nrings);
 void ntmm__ioring_pool_fini(ntmm__ioring_pool_t *pool);
+/* Batches that went through io_uring so far (takes each ring's lock). */
+uint64_t ntmm__ioring_batches(ntmm__ioring_pool_t *pool);
 
 /*
  * Performs every request and returns when all are complete. Requests are
  * independent (no ordering between them); with io_uring up to `depth` of
- * them go in one submission. A short transfer is continued synchronously
+ * them go in one submission (a batch below uring_min_batch is done with
+ * preadv/pwritev). A short transfer is continued synchronously
  * until it completes, fails, or meets end of file (reads), so res < len means
  * the store really gave less. Returns 0 if every request moved len bytes,
  * else NTMM_EIO (look at each res). Thread-safe; blocks.

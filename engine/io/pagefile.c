@@ -22,10 +22,22 @@ static inline ntmm__pagefile_t *pf_at(ntmm__io_t *io, unsigned index)
 	return atomic_load_explicit(&io->files[index], memory_order_acquire);
 }
 
-static void stat_add(ntmm__io_t *io, unsigned idx, uint64_t n)
+/* Adds to up to three I/O counters with one CPU lookup. */
+static void stat_io(ntmm__io_t *io, bool write, uint64_t pages, uint64_t ios, uint64_t errors)
 {
-	if (io->stats && n)
-		ntmm__stat_add_idx(io->stats, idx, n);
+	if (!io->stats)
+		return;
+	ntmm__cpu_stats_t *c = &io->stats->cpu[ntmm__cpu_current(io->stats->ncpus)];
+	if (pages)
+		atomic_fetch_add_explicit(
+		    &c->v[write ? NTMM__STAT_pages_written : NTMM__STAT_pages_read], pages,
+		    memory_order_relaxed);
+	if (ios)
+		atomic_fetch_add_explicit(&c->v[write ? NTMM__STAT_write_ios : NTMM__STAT_read_ios],
+		                          ios, memory_order_relaxed);
+	if (errors)
+		atomic_fetch_add_explicit(&c->v[NTMM__STAT_io_errors], errors,
+		                          memory_order_relaxed);
 }
 
 /* ---------------------------------------------------------------- bitmap */
@@ -559,9 +571,6 @@ void ntmm__pagefile_free(ntmm__io_t *io, ntmm__pfloc_t loc, size_t n)
 
 /* -------------------------------------------------------------------- I/O */
 
-#define STACK_REQS 8u
-#define STACK_IOVS 64u
-
 static int check_range(ntmm__io_t *io, const ntmm__pfio_t *e, ntmm__pagefile_t **out)
 {
 	unsigned f = ntmm__pfloc_file(e->loc);
@@ -581,10 +590,60 @@ static int check_range(ntmm__io_t *io, const ntmm__pfio_t *e, ntmm__pagefile_t *
 	return 0;
 }
 
+/* The NTMM_EIO (with detail) for a request that did not move all its bytes. */
+static int io_failed(const ntmm__pagefile_t *pf, bool write, const ntmm__pfio_t *e,
+                     const ntmm__ioreq_t *q)
+{
+	const char *what = write ? "write" : "read";
+	unsigned long long slot = (unsigned long long)ntmm__pfloc_slot(e->loc);
+	if (q->res < 0)
+		return ntmm__error(NTMM_EIO, "%s of %u pages at %s slot %llu: %s", what, e->npages,
+		                   pf->path, slot, strerror((int)-q->res));
+	return ntmm__error(NTMM_EIO, "short %s at %s slot %llu: %zd of %zu bytes", what, pf->path,
+	                   slot, q->res, q->len);
+}
+
+/* One cluster: the hard-fault and single-cluster write path, kept short. */
+static int pf_io_one(ntmm__io_t *io, bool write, ntmm__pfio_t *e)
+{
+	ntmm__pagefile_t *pf;
+	if ((e->result = check_range(io, e, &pf)))
+		return e->result;
+	struct iovec iov_stack[16],
+	    *iov = e->npages <= 16 ? iov_stack : malloc(e->npages * sizeof(*iov));
+	if (!iov)
+		return e->result = ntmm__error(NTMM_ENOMEM, "pagefile io: %u pages", e->npages);
+	for (unsigned p = 0; p < e->npages; p++) {
+		iov[p].iov_base = e->pages[p];
+		iov[p].iov_len = NTMM__PF_PAGE;
+	}
+	ntmm__ioreq_t q = {.fd = -1,
+	                   .write = write,
+	                   .offset = ntmm__pfloc_slot(e->loc) * NTMM__PF_PAGE,
+	                   .iov = iov,
+	                   .iovcnt = e->npages,
+	                   .len = (size_t)e->npages * NTMM__PF_PAGE};
+	if (write)
+		pf->drv->ops->write(pf->drv, pf->store, &q, 1);
+	else
+		pf->drv->ops->read(pf->drv, pf->store, &q, 1);
+	bool ok = q.res >= 0 && (size_t)q.res == q.len;
+	stat_io(io, write, ok ? e->npages : 0, 1, !ok);
+	e->result = ok ? 0 : io_failed(pf, write, e, &q);
+	if (iov != iov_stack)
+		free(iov);
+	return e->result;
+}
+
+#define STACK_REQS 8u
+#define STACK_IOVS 64u
+
 int ntmm__pagefile_io(ntmm__io_t *io, bool write, ntmm__pfio_t *v, unsigned n)
 {
 	if (!io || (!v && n))
 		return ntmm__error(NTMM_EINVAL, "pagefile io: NULL");
+	if (n == 1)
+		return pf_io_one(io, write, v);
 	ntmm__ioreq_t req_stack[STACK_REQS];
 	unsigned map_stack[STACK_REQS];
 	struct iovec iov_stack[STACK_IOVS];
@@ -658,23 +717,11 @@ int ntmm__pagefile_io(ntmm__io_t *io, bool write, ntmm__pfio_t *v, unsigned n)
 			continue;
 		}
 		errors++;
-		const char *what = write ? "write" : "read";
-		if (q->res < 0)
-			e->result = ntmm__error(NTMM_EIO, "%s of %u pages at %s slot %llu: %s",
-			                        what, e->npages, pfs[map[k]]->path,
-			                        (unsigned long long)ntmm__pfloc_slot(e->loc),
-			                        strerror((int)-q->res));
-		else
-			e->result = ntmm__error(
-			    NTMM_EIO, "short %s at %s slot %llu: %zd of %zu bytes", what,
-			    pfs[map[k]]->path, (unsigned long long)ntmm__pfloc_slot(e->loc), q->res,
-			    q->len);
+		e->result = io_failed(pfs[map[k]], write, e, q);
 	}
 	for (unsigned i = 0; i < n && !first_err; i++)
 		first_err = v[i].result;
-	stat_add(io, write ? NTMM__STAT_pages_written : NTMM__STAT_pages_read, pages_ok);
-	stat_add(io, write ? NTMM__STAT_write_ios : NTMM__STAT_read_ios, valid);
-	stat_add(io, NTMM__STAT_io_errors, errors);
+	stat_io(io, write, pages_ok, valid, errors);
 out:
 	if (reqs != req_stack)
 		free(reqs);
