@@ -12,7 +12,9 @@
  * Files live in a fresh directory under $TMPDIR (default /tmp), the same
  * file system for every benchmark; nothing is dropped from the page cache,
  * so reads measure the software path over cached data for all of them.
- * The _sync variants force the preadv/pwritev backend.
+ * The _sync variants force the preadv/pwritev backend. All are timed by
+ * the wall clock (real_time): part of the work runs on other threads
+ * (io_uring workers, the userfaultfd handler), which CPU time would hide.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -140,7 +142,7 @@ static void run_peer_pread_4k(ntmm_bench_state_t *st, void *ctx)
 	ntmm_bench_set_bytes(st, (int64_t)ntmm_bench_iterations(st) * PAGE);
 }
 NTMM_BENCH(BM_peer_pread_4k, .run = run_peer_pread_4k, .setup = pread_setup,
-           .teardown = raw_teardown)
+           .teardown = raw_teardown, .real_time = 1)
 
 static void run_peer_pwrite_seq(ntmm_bench_state_t *st, void *ctx)
 {
@@ -159,7 +161,7 @@ static void run_peer_pwrite_seq(ntmm_bench_state_t *st, void *ctx)
 	ntmm_bench_set_bytes(st, (int64_t)ntmm_bench_iterations(st) * CLUSTER * PAGE);
 }
 NTMM_BENCH(BM_peer_pwrite_seq, .run = run_peer_pwrite_seq, .setup = pread_setup,
-           .teardown = raw_teardown)
+           .teardown = raw_teardown, .real_time = 1)
 
 /* ------------------------------------------------------------ ntmm's io */
 
@@ -256,9 +258,9 @@ static void *read_setup_sync(int threads)
 	return pf_setup(NTMM__IO_SYNC, 1);
 }
 NTMM_BENCH(BM_pagefile_read_4k, .run = run_pagefile_read_4k, .setup = read_setup,
-           .teardown = pf_teardown)
+           .teardown = pf_teardown, .real_time = 1)
 NTMM_BENCH(BM_pagefile_read_4k_sync, .run = run_pagefile_read_4k, .setup = read_setup_sync,
-           .teardown = pf_teardown)
+           .teardown = pf_teardown, .real_time = 1)
 
 /* The modified page writer's unit of work: take 16 contiguous slots, write
    a 64 KiB cluster there in one request, give the slots back (next-fit
@@ -293,9 +295,71 @@ static void *write_setup_sync(int threads)
 	return pf_setup(NTMM__IO_SYNC, 0);
 }
 NTMM_BENCH(BM_pagefile_write_cluster, .run = run_pagefile_write_cluster, .setup = write_setup,
-           .teardown = pf_teardown)
+           .teardown = pf_teardown, .real_time = 1)
 NTMM_BENCH(BM_pagefile_write_cluster_sync, .run = run_pagefile_write_cluster,
-           .setup = write_setup_sync, .teardown = pf_teardown)
+           .setup = write_setup_sync, .teardown = pf_teardown, .real_time = 1)
+
+/* What the writer does with a full batch: 8 clusters of 16 pages in one
+   call (one io_uring submission, or 8 pwritev calls on the sync backend). */
+#define BATCH 8u
+static void run_pagefile_write_batch(ntmm_bench_state_t *st, void *ctx)
+{
+	pfbench_t *b = ctx;
+	if (b->skip) {
+		ntmm_bench_skip(st, b->skip);
+		return;
+	}
+	ntmm__rcu_thread_online();
+	ntmm__pfio_t v[BATCH];
+	while (ntmm_bench_keep_running(st)) {
+		for (unsigned i = 0; i < BATCH; i++) {
+			size_t got;
+			if (ntmm__pagefile_alloc_nogrow(&b->io, CLUSTER, CLUSTER, &v[i].loc, &got))
+				abort();
+			v[i].pages = b->pv;
+			v[i].npages = CLUSTER;
+		}
+		if (ntmm__pagefile_io(&b->io, true, v, BATCH))
+			abort();
+		for (unsigned i = 0; i < BATCH; i++)
+			ntmm__pagefile_free(&b->io, v[i].loc, CLUSTER);
+	}
+	ntmm__rcu_thread_offline();
+	ntmm_bench_set_items(st, (int64_t)ntmm_bench_iterations(st) * CLUSTER * BATCH);
+	ntmm_bench_set_bytes(st, (int64_t)ntmm_bench_iterations(st) * CLUSTER * BATCH * PAGE);
+}
+NTMM_BENCH(BM_pagefile_write_batch, .run = run_pagefile_write_batch, .setup = write_setup,
+           .teardown = pf_teardown, .real_time = 1)
+NTMM_BENCH(BM_pagefile_write_batch_sync, .run = run_pagefile_write_batch, .setup = write_setup_sync,
+           .teardown = pf_teardown, .real_time = 1)
+
+/* A batch of 8 single-page reads at random slots in one call (one io_uring
+   submission, or 8 preads on the sync backend). */
+static void run_pagefile_read_batch(ntmm_bench_state_t *st, void *ctx)
+{
+	pfbench_t *b = ctx;
+	if (b->skip) {
+		ntmm_bench_skip(st, b->skip);
+		return;
+	}
+	ntmm__pfio_t v[BATCH];
+	while (ntmm_bench_keep_running(st)) {
+		for (unsigned i = 0; i < BATCH; i++) {
+			uint64_t slot = 1 + rnd(&b->seed) % (DATA_PAGES - 1);
+			v[i].loc = ntmm__pfloc_make(b->index, slot);
+			v[i].pages = &b->pv[i];
+			v[i].npages = 1;
+		}
+		if (ntmm__pagefile_io(&b->io, false, v, BATCH))
+			abort();
+	}
+	ntmm_bench_set_items(st, (int64_t)ntmm_bench_iterations(st) * BATCH);
+	ntmm_bench_set_bytes(st, (int64_t)ntmm_bench_iterations(st) * BATCH * PAGE);
+}
+NTMM_BENCH(BM_pagefile_read_batch, .run = run_pagefile_read_batch, .setup = read_setup,
+           .teardown = pf_teardown, .real_time = 1)
+NTMM_BENCH(BM_pagefile_read_batch_sync, .run = run_pagefile_read_batch, .setup = read_setup_sync,
+           .teardown = pf_teardown, .real_time = 1)
 
 /* ------------------------------------------------------- userfaultfd peer */
 
@@ -447,4 +511,4 @@ static void run_peer_userfaultfd_fault(ntmm_bench_state_t *st, void *ctx)
 	madvise(u->region, (size_t)UFFD_PAGES * PAGE, MADV_DONTNEED);
 }
 NTMM_BENCH(BM_peer_userfaultfd_fault, .run = run_peer_userfaultfd_fault, .setup = uffd_setup,
-           .teardown = uffd_teardown)
+           .teardown = uffd_teardown, .real_time = 1)

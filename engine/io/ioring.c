@@ -213,7 +213,14 @@ static bool uring_batch(struct io_uring *r, ntmm__ioreq_t *reqs, unsigned n)
 		struct io_uring_sqe *sqe = io_uring_get_sqe(r);
 		ntmm__assert(sqe); /* the ring is empty between batches and n <= depth */
 		ntmm__ioreq_t *q = &reqs[j];
-		if (q->write)
+		/* one buffer: plain READ/WRITE, which skip the iovec import */
+		if (q->iovcnt == 1 && q->write)
+			io_uring_prep_write(sqe, q->fd, q->iov[0].iov_base, (unsigned)q->len,
+			                    q->offset);
+		else if (q->iovcnt == 1)
+			io_uring_prep_read(sqe, q->fd, q->iov[0].iov_base, (unsigned)q->len,
+			                   q->offset);
+		else if (q->write)
 			io_uring_prep_writev(sqe, q->fd, q->iov, q->iovcnt, q->offset);
 		else
 			io_uring_prep_readv(sqe, q->fd, q->iov, q->iovcnt, q->offset);
