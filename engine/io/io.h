@@ -26,13 +26,18 @@
  *             read with acquire loads; a removed file is freed only after a
  *             grace period
  *   drivers — RCU-protected list (driver.h)
- *   rotor   — relaxed counter spreading allocations over files
+ *   rotor   — relaxed index of the file allocations try first; moves on
+ *             when that file has no room (so clusters stay sequential)
+ *   *_total — relaxed sums kept by add/remove/grow/shrink, so the commit
+ *             limit reads them with no lock and from any context
  */
 struct ntmm__io {
 	pthread_mutex_t lock;
 	_Atomic(ntmm__pagefile_t *) files[NTMM__PF_MAX_FILES];
 	_Atomic(ntmm__bsdriver_t *) drivers;
 	_Atomic unsigned rotor;
+	_Atomic uint64_t size_pages_total; /* sum over files of size_pages - 1 */
+	_Atomic uint64_t max_pages_total;  /* sum over files of max_pages - 1 */
 	ntmm__ioring_pool_t rings;
 	ntmm__bsdriver_t file_driver; /* "file", always registered */
 	ntmm__stats_t *stats;         /* the engine's counters */

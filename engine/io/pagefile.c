@@ -40,6 +40,19 @@ static void stat_io(ntmm__io_t *io, bool write, uint64_t pages, uint64_t ios, ui
 		                          memory_order_relaxed);
 }
 
+/* The io-wide totals the commit limit reads without a lock (relaxed: each
+   is a sum that is exact at rest; readers want a current figure, not an
+   ordering with anything else). */
+static void totals_add(ntmm__io_t *io, int64_t size_delta, int64_t max_delta)
+{
+	if (size_delta)
+		atomic_fetch_add_explicit(&io->size_pages_total, (uint64_t)size_delta,
+		                          memory_order_relaxed);
+	if (max_delta)
+		atomic_fetch_add_explicit(&io->max_pages_total, (uint64_t)max_delta,
+		                          memory_order_relaxed);
+}
+
 /* ---------------------------------------------------------------- bitmap */
 
 static inline uint64_t bits_mask(unsigned from, unsigned count)
@@ -218,6 +231,7 @@ static int pf_grow(ntmm__io_t *io, ntmm__pagefile_t *pf, uint64_t need, uint64_t
 	if (r < 0) {
 		/* the store cannot give more: stop counting space it does not have */
 		atomic_store_explicit(&pf->max_pages, size, memory_order_relaxed);
+		totals_add(io, 0, -(int64_t)(max - size));
 		err = ntmm__error(NTMM_EIO, "growing paging file %s to %llu bytes: %s", pf->path,
 		                  (unsigned long long)target * NTMM__PF_PAGE, strerror(-r));
 		goto out;
@@ -228,15 +242,15 @@ static int pf_grow(ntmm__io_t *io, ntmm__pagefile_t *pf, uint64_t need, uint64_t
 	/* release: pairs with pf_claim's acquire load of size_pages */
 	atomic_store_explicit(&pf->size_pages, target, memory_order_release);
 	atomic_fetch_add_explicit(&pf->grows, 1, memory_order_relaxed);
+	totals_add(io, (int64_t)(target - size), 0);
 out:
 	pthread_mutex_unlock(&pf->resize_lock);
-	(void)io;
 	return err;
 }
 
 /* Claims the free tail of pf (down to its initial size), cuts the store and
    publishes the smaller size. Returns the slots released or NTMM_EIO. */
-static int64_t pf_shrink(ntmm__pagefile_t *pf)
+static int64_t pf_shrink(ntmm__io_t *io, ntmm__pagefile_t *pf)
 {
 	pthread_mutex_lock(&pf->resize_lock);
 	uint64_t size = atomic_load_explicit(&pf->size_pages, memory_order_relaxed);
@@ -283,6 +297,7 @@ static int64_t pf_shrink(ntmm__pagefile_t *pf)
 				atomic_store_explicit(&pf->hint, 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&pf->shrinks, 1, memory_order_relaxed);
 			released = (int64_t)(size - nsize);
+			totals_add(io, -released, 0);
 		}
 	}
 	pthread_mutex_unlock(&pf->resize_lock);
@@ -394,6 +409,7 @@ int ntmm__pagefile_add(ntmm__io_t *io, const char *path, size_t initial, size_t 
 	atomic_store_explicit(&pf->hint, 1, memory_order_relaxed);
 	/* release: publishes the initialized file; pairs with pf_at's acquire */
 	atomic_store_explicit(&io->files[idx], pf, memory_order_release);
+	totals_add(io, (int64_t)ipages - 1, (int64_t)mpages - 1);
 	if (index_out)
 		*index_out = idx;
 	err = 0;
@@ -420,6 +436,10 @@ static int remove_locked(ntmm__io_t *io, unsigned idx, unsigned flags)
 	}
 	atomic_store_explicit(&io->files[idx], NULL, memory_order_relaxed);
 	ntmm__rcu_synchronize(); /* no reader still holds pf */
+	/* no resize can run now (the grace period waited out allocators, and
+	   io->lock keeps explicit grow/shrink out) */
+	totals_add(io, -(int64_t)(atomic_load_explicit(&pf->size_pages, memory_order_relaxed) - 1),
+	           -(int64_t)(atomic_load_explicit(&pf->max_pages, memory_order_relaxed) - 1));
 	pf_destroy(pf);
 	return 0;
 }
@@ -455,6 +475,8 @@ void ntmm__pagefile_remove_all(ntmm__io_t *io)
 		ntmm__rcu_synchronize();
 	for (unsigned i = 0; i < n; i++)
 		pf_destroy(gone[i]);
+	atomic_store_explicit(&io->size_pages_total, 0, memory_order_relaxed);
+	atomic_store_explicit(&io->max_pages_total, 0, memory_order_relaxed);
 }
 
 int ntmm__pagefile_remove(ntmm__io_t *io, const char *path, unsigned flags)
@@ -785,7 +807,7 @@ int64_t ntmm__pagefile_shrink(ntmm__io_t *io)
 		ntmm__pagefile_t *pf = atomic_load_explicit(&io->files[i], memory_order_relaxed);
 		if (!pf)
 			continue;
-		int64_t r = pf_shrink(pf);
+		int64_t r = pf_shrink(io, pf);
 		if (r < 0)
 			err = (int)r;
 		else
@@ -797,44 +819,33 @@ int64_t ntmm__pagefile_shrink(ntmm__io_t *io)
 
 /* ------------------------------------------------------------------ totals */
 
-enum total_kind { TOTAL_SIZE, TOTAL_MAX, TOTAL_USED };
+uint64_t ntmm__pagefile_total_pages(ntmm__io_t *io)
+{
+	return atomic_load_explicit(&io->size_pages_total, memory_order_relaxed);
+}
 
-static uint64_t total(ntmm__io_t *io, enum total_kind kind)
+uint64_t ntmm__pagefile_maximum_pages(ntmm__io_t *io)
+{
+	return atomic_load_explicit(&io->max_pages_total, memory_order_relaxed);
+}
+
+uint64_t ntmm__pagefile_used_pages(ntmm__io_t *io)
 {
 	uint64_t sum = 0;
 	pthread_mutex_lock(&io->lock);
 	for (unsigned i = 0; i < NTMM__PF_MAX_FILES; i++) {
 		ntmm__pagefile_t *pf = atomic_load_explicit(&io->files[i], memory_order_relaxed);
-		if (!pf)
-			continue;
-		if (kind == TOTAL_USED)
+		if (pf)
 			sum += atomic_load_explicit(&pf->used, memory_order_relaxed);
-		else
-			sum += atomic_load_explicit(kind == TOTAL_SIZE ? &pf->size_pages
-			                                               : &pf->max_pages,
-			                            memory_order_relaxed) -
-			       1;
 	}
 	pthread_mutex_unlock(&io->lock);
 	return sum;
 }
 
-uint64_t ntmm__pagefile_total_pages(ntmm__io_t *io)
-{
-	return total(io, TOTAL_SIZE);
-}
-uint64_t ntmm__pagefile_maximum_pages(ntmm__io_t *io)
-{
-	return total(io, TOTAL_MAX);
-}
-uint64_t ntmm__pagefile_used_pages(ntmm__io_t *io)
-{
-	return total(io, TOTAL_USED);
-}
-
 int ntmm__pagefile_audit(ntmm__io_t *io)
 {
 	int bad = 0;
+	uint64_t size_sum = 0, max_sum = 0;
 	pthread_mutex_lock(&io->lock);
 	for (unsigned i = 0; i < NTMM__PF_MAX_FILES; i++) {
 		ntmm__pagefile_t *pf = atomic_load_explicit(&io->files[i], memory_order_relaxed);
@@ -845,6 +856,8 @@ int ntmm__pagefile_audit(ntmm__io_t *io)
 		uint64_t max = atomic_load_explicit(&pf->max_pages, memory_order_relaxed);
 		uint64_t used = atomic_load_explicit(&pf->used, memory_order_relaxed);
 		uint64_t set = 0;
+		size_sum += size - 1;
+		max_sum += max - 1;
 		for (uint64_t w = 0; w * 64 < size; w++) {
 			uint64_t v = atomic_load_explicit(&pf->bitmap[w], memory_order_relaxed);
 			if ((w + 1) * 64 > size)
@@ -869,6 +882,14 @@ int ntmm__pagefile_audit(ntmm__io_t *io)
 			bad = 1;
 		}
 		pthread_mutex_unlock(&pf->resize_lock);
+	}
+	if (size_sum != ntmm__pagefile_total_pages(io) ||
+	    max_sum != ntmm__pagefile_maximum_pages(io)) {
+		fprintf(stderr, "ntmm audit: paging-file totals %llu/%llu, files say %llu/%llu\n",
+		        (unsigned long long)ntmm__pagefile_total_pages(io),
+		        (unsigned long long)ntmm__pagefile_maximum_pages(io),
+		        (unsigned long long)size_sum, (unsigned long long)max_sum);
+		bad = 1;
 	}
 	pthread_mutex_unlock(&io->lock);
 	return bad ? ntmm__error(NTMM_EINVAL, "paging-file audit failed") : 0;

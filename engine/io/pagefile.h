@@ -106,7 +106,9 @@ void ntmm__pagefile_remove_all(ntmm__io_t *io);
    growing a file toward its maximum when every file is full. *loc is the
    first slot, *got the run length. RCU-registered callers only.
    Errors: NTMM_EINVAL (bad want/min), NTMM_ECOMMIT (no paging file has
-   room and none can grow: all at maximum, or the disk refused growth). */
+   room and none can grow: all at maximum, or the disk refused growth; under
+   heavy contention also when racing allocators took the runs the search
+   saw — treat it as "no space now"). */
 int ntmm__pagefile_alloc(ntmm__io_t *io, size_t want, size_t min, ntmm__pfloc_t *loc, size_t *got);
 /* Like alloc, but never grows a file (for callers that must not block on
    fallocate); NTMM_ECOMMIT when no file has a run of `min` free. */
@@ -147,8 +149,10 @@ int ntmm__pagefile_grow(ntmm__io_t *io, unsigned index, uint64_t pages);
 int64_t ntmm__pagefile_shrink(ntmm__io_t *io);
 
 /* Totals over live files (draining ones included), for the commit limit:
-   usable slots now (storage actually obtained, slot 0 excluded), usable
-   slots at maximum, and slots in use. */
+   usable slots now (storage actually obtained, slot 0 excluded) and usable
+   slots at maximum — both lock-free, callable anywhere, including inside an
+   RCU read-side section — and slots in use (takes io->lock: not inside an
+   RCU read-side section; for statistics). */
 uint64_t ntmm__pagefile_total_pages(ntmm__io_t *io);
 uint64_t ntmm__pagefile_maximum_pages(ntmm__io_t *io);
 uint64_t ntmm__pagefile_used_pages(ntmm__io_t *io);
