@@ -618,6 +618,53 @@ static void add_and_remove_while_others_do_io(void **state)
 	assert_int_equal(ntmm__pagefile_audit(&f->io), 0);
 }
 
+/* The commit limit reads the totals from anywhere, even inside an RCU
+   read-side section while a removal waits for a grace period. */
+typedef struct totals_reader {
+	fixture_t *f;
+	atomic_int stop;
+	uint64_t reads;
+} totals_reader_t;
+
+static void *totals_reader(void *arg)
+{
+	totals_reader_t *r = arg;
+	ntmm__rcu_thread_online();
+	while (!atomic_load(&r->stop)) {
+		ntmm__rcu_read_lock();
+		uint64_t t = ntmm__pagefile_total_pages(&r->f->io);
+		uint64_t m = ntmm__pagefile_maximum_pages(&r->f->io);
+		ntmm__rcu_read_unlock();
+		WORKER_CHECK(t <= m);
+		r->reads++;
+	}
+	ntmm__rcu_thread_offline();
+	return NULL;
+}
+
+static void totals_are_readable_inside_rcu_sections_during_removal(void **state)
+{
+	fixture_t *f = *state;
+	add_file(f, "base", 64 << 10, 64 << 10);
+	totals_reader_t r = {.f = f};
+	pthread_t t;
+	atomic_store(&test_failures, 0);
+	assert_int_equal(pthread_create(&t, NULL, totals_reader, &r), 0);
+	long cycles = scaled(30);
+	for (long c = 0; c < cycles; c++) {
+		char *p = io_path(f->dir, "extra");
+		assert_int_equal(ntmm__pagefile_add(&f->io, p, 128 << 10, 1 << 20, NULL, NULL), 0);
+		assert_int_equal(ntmm__pagefile_remove(&f->io, p, 0), 0);
+		free(p);
+	}
+	atomic_store(&r.stop, 1);
+	pthread_join(t, NULL);
+	assert_int_equal(atomic_load(&test_failures), 0);
+	assert_int_equal(ntmm__pagefile_total_pages(&f->io), 15);
+	assert_int_equal(ntmm__pagefile_maximum_pages(&f->io), 15);
+	assert_int_equal(ntmm__pagefile_audit(&f->io), 0);
+}
+
 /* -------------------------------------------------------------- bad paths */
 
 static void expect_add_fails(fixture_t *f, const char *path, int code, const char *detail)
@@ -757,6 +804,7 @@ int main(void)
 	    T(sixteen_files_at_most),
 	    T(remove_refuses_while_slots_are_held),
 	    T(add_and_remove_while_others_do_io),
+	    T(totals_are_readable_inside_rcu_sections_during_removal),
 	    T(bad_paths_are_clear_errors),
 	    T(full_disk_is_eio_at_add_and_ecommit_at_growth),
 	};
