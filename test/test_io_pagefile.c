@@ -31,6 +31,14 @@ static int setup_sync(void **state)
 {
 	return setup_backend(state, NTMM__IO_SYNC);
 }
+/* io_uring for every request, single ones included (skipped without it) */
+static int setup_uring_all(void **state)
+{
+	setup_backend(state, NTMM__IO_AUTO);
+	fixture_t *f = *state;
+	f->io.rings.uring_min_batch = 1;
+	return 0;
+}
 static int teardown(void **state)
 {
 	fixture_t *f = *state;
@@ -124,6 +132,9 @@ static void round_trip(fixture_t *f, unsigned cluster)
 	assert_int_equal(st.io_errors, 0);
 	assert_int_equal(ntmm__pagefile_used_pages(&f->io), 0);
 	assert_int_equal(ntmm__pagefile_audit(&f->io), 0);
+	/* singles go through the ring only when asked to */
+	bool ring = f->io.rings.backend == NTMM__IO_URING && f->io.rings.uring_min_batch <= 1;
+	assert_int_equal(ntmm__ioring_batches(&f->io.rings) > 0, ring);
 	free(pages);
 	free(back);
 }
@@ -786,11 +797,14 @@ int main(void)
 {
 #define T(fn)  cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TS(fn) cmocka_unit_test_setup_teardown(fn, setup_sync, teardown)
+#define TU(fn) cmocka_unit_test_setup_teardown(fn, setup_uring_all, teardown)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(location_encoding_round_trips_through_pte_bits),
 	    T(single_pages_round_trip),
 	    T(clusters_round_trip),
 	    T(largest_clusters_round_trip),
+	    TU(single_pages_round_trip),
+	    TU(clusters_round_trip),
 	    TS(single_pages_round_trip),
 	    TS(clusters_round_trip),
 	    T(batch_spans_files),
