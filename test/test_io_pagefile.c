@@ -643,8 +643,11 @@ static void *totals_reader(void *arg)
 	ntmm__rcu_thread_online();
 	while (!atomic_load(&r->stop)) {
 		ntmm__rcu_read_lock();
-		uint64_t t = ntmm__pagefile_total_pages(&r->f->io);
-		uint64_t m = ntmm__pagefile_maximum_pages(&r->f->io);
+		uint64_t t, m;
+		ntmm__pagefile_totals(&r->f->io, &t, &m);
+		/* the single figures too (not a consistent pair, but no lock) */
+		WORKER_CHECK(ntmm__pagefile_total_pages(&r->f->io) >= 15);
+		WORKER_CHECK(ntmm__pagefile_maximum_pages(&r->f->io) >= 15);
 		ntmm__rcu_read_unlock();
 		WORKER_CHECK(t <= m);
 		r->reads++;

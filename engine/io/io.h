@@ -28,8 +28,9 @@
  *   drivers — RCU-protected list (driver.h)
  *   rotor   — relaxed index of the file allocations try first; moves on
  *             when that file has no room (so clusters stay sequential)
- *   *_total — relaxed sums kept by add/remove/grow/shrink, so the commit
- *             limit reads them with no lock and from any context
+ *   *_total — sums kept by add/remove/grow/shrink, ordered so that size
+ *             <= max at every instant (ntmm__pagefile_totals reads a
+ *             consistent pair); read with no lock, from any context
  */
 struct ntmm__io {
 	pthread_mutex_t lock;

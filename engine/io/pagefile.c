@@ -40,17 +40,21 @@ static void stat_io(ntmm__io_t *io, bool write, uint64_t pages, uint64_t ios, ui
 		                          memory_order_relaxed);
 }
 
-/* The io-wide totals the commit limit reads without a lock (relaxed: each
-   is a sum that is exact at rest; readers want a current figure, not an
-   ordering with anything else). */
+/* The io-wide totals the commit limit reads without a lock. Writers keep
+   size <= max at every instant by ordering their updates: max grows before
+   size, size shrinks before max (release stores; ntmm__pagefile_totals'
+   acquire loads pair with them). */
 static void totals_add(ntmm__io_t *io, int64_t size_delta, int64_t max_delta)
 {
+	if (max_delta > 0)
+		atomic_fetch_add_explicit(&io->max_pages_total, (uint64_t)max_delta,
+		                          memory_order_release);
 	if (size_delta)
 		atomic_fetch_add_explicit(&io->size_pages_total, (uint64_t)size_delta,
-		                          memory_order_relaxed);
-	if (max_delta)
+		                          memory_order_release);
+	if (max_delta < 0)
 		atomic_fetch_add_explicit(&io->max_pages_total, (uint64_t)max_delta,
-		                          memory_order_relaxed);
+		                          memory_order_release);
 }
 
 /* ---------------------------------------------------------------- bitmap */
@@ -819,14 +823,31 @@ int64_t ntmm__pagefile_shrink(ntmm__io_t *io)
 
 /* ------------------------------------------------------------------ totals */
 
+void ntmm__pagefile_totals(ntmm__io_t *io, uint64_t *size, uint64_t *max)
+{
+	/* max, size, max again: if max did not move, size was read while that
+	   max held, and size <= max then (see totals_add). Bounded retries; a
+	   last answer is clamped. */
+	uint64_t m, s;
+	for (int tries = 0;; tries++) {
+		m = atomic_load_explicit(&io->max_pages_total, memory_order_acquire);
+		s = atomic_load_explicit(&io->size_pages_total, memory_order_acquire);
+		if (atomic_load_explicit(&io->max_pages_total, memory_order_acquire) == m ||
+		    tries == 8)
+			break;
+	}
+	*size = s < m ? s : m;
+	*max = m;
+}
+
 uint64_t ntmm__pagefile_total_pages(ntmm__io_t *io)
 {
-	return atomic_load_explicit(&io->size_pages_total, memory_order_relaxed);
+	return atomic_load_explicit(&io->size_pages_total, memory_order_acquire);
 }
 
 uint64_t ntmm__pagefile_maximum_pages(ntmm__io_t *io)
 {
-	return atomic_load_explicit(&io->max_pages_total, memory_order_relaxed);
+	return atomic_load_explicit(&io->max_pages_total, memory_order_acquire);
 }
 
 uint64_t ntmm__pagefile_used_pages(ntmm__io_t *io)

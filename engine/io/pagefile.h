@@ -153,6 +153,8 @@ int64_t ntmm__pagefile_shrink(ntmm__io_t *io);
    slots at maximum — both lock-free, callable anywhere, including inside an
    RCU read-side section — and slots in use (takes io->lock: not inside an
    RCU read-side section; for statistics). */
+/* Both at once, consistent with each other (size <= max). */
+void ntmm__pagefile_totals(ntmm__io_t *io, uint64_t *size, uint64_t *max);
 uint64_t ntmm__pagefile_total_pages(ntmm__io_t *io);
 uint64_t ntmm__pagefile_maximum_pages(ntmm__io_t *io);
 uint64_t ntmm__pagefile_used_pages(ntmm__io_t *io);
