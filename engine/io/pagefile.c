@@ -204,20 +204,38 @@ static int errno_to_ntmm(int neg_errno)
 	return neg_errno == -EBUSY ? NTMM_EBUSY : NTMM_EIO;
 }
 
+/* Sets bits [first, first + n) (slots past the published size, which no
+   allocator can see: relaxed, published by the size's release store). */
+static void set_range(ntmm__pagefile_t *pf, uint64_t first, uint64_t n)
+{
+	for (uint64_t s = first, end = first + n; s < end;) {
+		unsigned b = (unsigned)(s % 64);
+		unsigned cnt = (unsigned)(end - s < 64 - b ? end - s : 64 - b);
+		atomic_fetch_or_explicit(&pf->bitmap[s / 64], bits_mask(b, cnt),
+		                         memory_order_relaxed);
+		s += cnt;
+	}
+}
+
 /*
- * Grows pf by at least `need` slots, unless its size is no longer
- * `seen_size` (someone grew or shrank it meanwhile: the caller retries).
- * Tries a generous step first (a quarter of the size, at least 1 MiB), then
- * just `need` if the store refuses the step.
+ * Grows pf by at least `need` slots (not past its maximum). Tries a generous
+ * step first (a quarter of the size, at least 1 MiB), then just `need` if
+ * the store refuses the step.
+ *
+ * With slot_out (the allocation path), under the resize lock it first
+ * tries to claim a run of `need` free slots (someone may have grown the
+ * file meanwhile), and otherwise claims the first `need` new slots before
+ * the new size is published — so a shrink cannot take back the space the
+ * grower is about to use, and the grower always gets a run when it grows.
  */
-static int pf_grow(ntmm__io_t *io, ntmm__pagefile_t *pf, uint64_t need, uint64_t seen_size)
+static int pf_grow(ntmm__io_t *io, ntmm__pagefile_t *pf, uint64_t need, uint64_t *slot_out)
 {
 	pthread_mutex_lock(&pf->resize_lock);
+	int err = 0;
+	if (slot_out && (*slot_out = pf_claim(pf, need)))
+		goto out;
 	uint64_t size = atomic_load_explicit(&pf->size_pages, memory_order_relaxed);
 	uint64_t max = atomic_load_explicit(&pf->max_pages, memory_order_relaxed);
-	int err = 0;
-	if (seen_size != UINT64_MAX && size != seen_size)
-		goto out;
 	if (size >= max || max - size < need) {
 		err = ntmm__error(NTMM_ECOMMIT, "paging file %s is at its maximum (%llu pages)",
 		                  pf->path, (unsigned long long)max);
@@ -240,9 +258,15 @@ static int pf_grow(ntmm__io_t *io, ntmm__pagefile_t *pf, uint64_t need, uint64_t
 		                  (unsigned long long)target * NTMM__PF_PAGE, strerror(-r));
 		goto out;
 	}
-	/* the new slots' bits may be set from an earlier shrink: clear them
-	   (relaxed: published by the release store of size_pages below) */
-	clear_range(pf, size, target - size, memory_order_relaxed);
+	/* the new slots' bits may be set from an earlier shrink: clear them,
+	   except the run the grower takes (relaxed: published by the release
+	   store of size_pages below) */
+	uint64_t mine = slot_out ? need : 0;
+	if (mine) {
+		set_range(pf, size, mine);
+		*slot_out = size;
+	}
+	clear_range(pf, size + mine, target - size - mine, memory_order_relaxed);
 	/* release: pairs with pf_claim's acquire load of size_pages */
 	atomic_store_explicit(&pf->size_pages, target, memory_order_release);
 	atomic_fetch_add_explicit(&pf->grows, 1, memory_order_relaxed);
@@ -541,18 +565,10 @@ static int alloc_common(ntmm__io_t *io, size_t want, size_t min, ntmm__pfloc_t *
 		pf = pf_at(io, idx);
 		if (!pf || atomic_load_explicit(&pf->draining, memory_order_relaxed))
 			continue;
-		for (int tries = 0; tries < 4 && !slot; tries++) {
-			uint64_t seen = atomic_load_explicit(&pf->size_pages, memory_order_acquire);
-			n = want;
-			slot = pf_claim(pf, n);
-			if (slot)
-				break;
-			int g = pf_grow(io, pf, want, seen);
-			if (g == NTMM_EIO)
-				err = g; /* keep the disk's reason for the caller */
-			if (g)
-				break;
-		}
+		n = want;
+		int g = pf_grow(io, pf, want, &slot);
+		if (g == NTMM_EIO)
+			err = g; /* keep the disk's reason for the caller */
 	}
 	ntmm__rcu_read_unlock();
 
@@ -796,7 +812,7 @@ int ntmm__pagefile_grow(ntmm__io_t *io, unsigned index, uint64_t pages)
 		                   (unsigned long long)pages);
 	pthread_mutex_lock(&io->lock); /* keeps the file from being removed */
 	ntmm__pagefile_t *pf = atomic_load_explicit(&io->files[index], memory_order_relaxed);
-	int err = pf ? pf_grow(io, pf, pages, UINT64_MAX)
+	int err = pf ? pf_grow(io, pf, pages, NULL)
 	             : ntmm__error(NTMM_EINVAL, "no paging file %u", index);
 	pthread_mutex_unlock(&io->lock);
 	return err;
