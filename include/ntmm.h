@@ -100,9 +100,9 @@ typedef struct ntmm_config {
 	uint64_t aslr_seed;			/* randomized placement seed (0 = fixed default) */
 	size_t ws_min_pages, ws_max_pages;	/* default working-set limits */
 	unsigned swap_idle_ms;			/* swapper: out-swap after this idle time */
-	int io_backend; /* paging-file I/O: 0 auto (io_uring if it works, else
-			   preadv/pwritev), 1 io_uring (NTMM_ENOTSUP if unavailable),
-			   2 preadv/pwritev */
+	int io_backend; /* paging-file I/O: 0 auto (io_uring for batched reads if
+			   it works, pwritev for writes), 1 io_uring for all
+			   (NTMM_ENOTSUP if unavailable), 2 preadv/pwritev */
 } ntmm_config_t;
 
 /* Fills cfg with defaults, then applies NTMM_<NAME> environment overrides

@@ -43,7 +43,6 @@ static void write_read_batch(int backend, int fd, unsigned nreq)
 	}
 	assert_int_equal(err, 0);
 	assert_int_equal(pool.backend, backend == NTMM__IO_SYNC ? NTMM__IO_SYNC : NTMM__IO_URING);
-	pool.uring_min_batch = 1;
 
 	ntmm__ioreq_t *w = calloc(nreq, sizeof(*w)), *r = calloc(nreq, sizeof(*r));
 	struct iovec *wiov = calloc(nreq * 16, sizeof(*wiov)),
@@ -105,13 +104,18 @@ static void sync_batch_round_trips(void **state)
 	write_read_batch(NTMM__IO_SYNC, ((fixture_t *)*state)->fd, 40);
 }
 
-/* One request alone goes straight to preadv/pwritev by default. */
-static void single_requests_bypass_the_ring_by_default(void **state)
+/* Auto: single requests and writes go straight to preadv/pwritev; read
+   batches go through the ring. Forced io_uring: everything does. */
+static void auto_uses_the_ring_for_read_batches_only(void **state)
 {
 	fixture_t *f = *state;
 	ntmm__ioring_pool_t pool;
-	assert_int_equal(ntmm__ioring_pool_init(&pool, NTMM__IO_URING, 1), 0);
-	assert_int_equal(pool.uring_min_batch, 2);
+	assert_int_equal(ntmm__ioring_pool_init(&pool, NTMM__IO_AUTO, 1), 0);
+	if (pool.backend != NTMM__IO_URING) {
+		ntmm__ioring_pool_fini(&pool);
+		skip();
+		return;
+	}
 	void *pg = page_alloc(2);
 	struct iovec iov[2] = {{pg, PAGE}, {(char *)pg + PAGE, PAGE}};
 	ntmm__ioreq_t q[2] = {
@@ -119,8 +123,18 @@ static void single_requests_bypass_the_ring_by_default(void **state)
 	    {.fd = f->fd, .write = true, .offset = PAGE, .iov = &iov[1], .iovcnt = 1, .len = PAGE},
 	};
 	assert_int_equal(ntmm__ioring_submit(&pool, q, 1), 0);
+	assert_int_equal(ntmm__ioring_submit(&pool, q, 2), 0);
+	assert_int_equal(ntmm__ioring_batches(&pool), 0);
+	q[0].write = q[1].write = false;
+	assert_int_equal(ntmm__ioring_submit(&pool, q, 1), 0);
 	assert_int_equal(ntmm__ioring_batches(&pool), 0);
 	assert_int_equal(ntmm__ioring_submit(&pool, q, 2), 0);
+	assert_int_equal(ntmm__ioring_batches(&pool), 1);
+	ntmm__ioring_pool_fini(&pool);
+
+	assert_int_equal(ntmm__ioring_pool_init(&pool, NTMM__IO_URING, 1), 0);
+	q[0].write = true;
+	assert_int_equal(ntmm__ioring_submit(&pool, q, 1), 0);
 	assert_int_equal(ntmm__ioring_batches(&pool), 1);
 	free(pg);
 	ntmm__ioring_pool_fini(&pool);
@@ -147,7 +161,7 @@ static void each_request_gets_its_own_result(void **state)
 		ntmm__ioring_pool_t pool;
 		assert_int_equal(ntmm__ioring_pool_init(&pool, backend, 1), 0);
 		void *pg = page_alloc(3);
-		assert_true(3 >= pool.uring_min_batch);
+		assert_true(backend == NTMM__IO_SYNC || pool.uring_min_batch[1] == 1);
 		struct iovec iov[3] = {
 		    {pg, PAGE}, {(char *)pg + PAGE, PAGE}, {(char *)pg + 2 * PAGE, PAGE}};
 		ntmm__ioreq_t q[3] = {
@@ -188,7 +202,6 @@ static void read_past_end_is_short(void **state)
 	for (int backend = NTMM__IO_URING; backend <= NTMM__IO_SYNC; backend++) {
 		ntmm__ioring_pool_t pool;
 		assert_int_equal(ntmm__ioring_pool_init(&pool, backend, 1), 0);
-		pool.uring_min_batch = 1; /* a single request through the ring too */
 		void *pg = page_alloc(2);
 		struct iovec iov[2] = {{pg, PAGE}, {(char *)pg + PAGE, PAGE}};
 		ntmm__ioreq_t q = {
@@ -268,7 +281,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(uring_batch_larger_than_ring_depth, setup, teardown),
 	    cmocka_unit_test_setup_teardown(sync_batch_round_trips, setup, teardown),
 	    cmocka_unit_test(auto_backend_records_what_it_chose),
-	    cmocka_unit_test_setup_teardown(single_requests_bypass_the_ring_by_default, setup,
+	    cmocka_unit_test_setup_teardown(auto_uses_the_ring_for_read_batches_only, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(each_request_gets_its_own_result, setup, teardown),
 	    cmocka_unit_test_setup_teardown(read_past_end_is_short, setup, teardown),

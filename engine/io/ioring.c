@@ -6,6 +6,7 @@
 #include "io/ioring.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <liburing.h>
 #include <ntmm.h>
 #include <stdio.h>
@@ -97,7 +98,8 @@ int ntmm__ioring_pool_init(ntmm__ioring_pool_t *pool, int want, unsigned nrings)
 		nrings = n > 2 ? (unsigned)n : 2;
 	}
 	pool->depth = RING_DEPTH;
-	pool->uring_min_batch = 2;
+	pool->uring_min_batch[0] = want == NTMM__IO_URING ? 1 : 2;
+	pool->uring_min_batch[1] = want == NTMM__IO_URING ? 1 : UINT_MAX;
 	pool->rings = aligned_alloc(NTMM__CACHELINE, sizeof(*pool->rings) * nrings);
 	if (!pool->rings)
 		return NTMM_ENOMEM;
@@ -270,7 +272,10 @@ static bool uring_batch(struct io_uring *r, ntmm__ioreq_t *reqs, unsigned n)
 
 int ntmm__ioring_submit(ntmm__ioring_pool_t *pool, ntmm__ioreq_t *reqs, unsigned n)
 {
-	if (pool->backend == NTMM__IO_URING && n >= pool->uring_min_batch && n > 0) {
+	bool any_write = false;
+	for (unsigned i = 0; i < n && !any_write; i++)
+		any_write = reqs[i].write;
+	if (pool->backend == NTMM__IO_URING && n > 0 && n >= pool->uring_min_batch[any_write]) {
 		ntmm__ioring_t *ring = ring_acquire(pool);
 		/* a retired ring's requests stay -EINPROGRESS and go synchronous */
 		for (unsigned i = 0; i < n; i++)
