@@ -128,6 +128,8 @@ int main(int argc, char **argv)
 			b->Arg(d->arg);
 		if (d->min_time > 0)
 			b->MinTime(d->min_time);
+		if (d->real_time)
+			b->UseRealTime();
 		if (d->threads[0]) {
 			for (int t : d->threads)
 				if (t)

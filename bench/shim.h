@@ -24,22 +24,24 @@ typedef struct ntmm_bench_def {
 	/* Optional, once per run (before its threads start / after they end). */
 	void *(*setup)(int threads);
 	void (*teardown)(void *ctx);
-	int threads[4];	 /* thread counts; all 0 = one thread, plain name */
-	int64_t arg;	 /* passed as range(0) when has_arg */
+	int threads[4]; /* thread counts; all 0 = one thread, plain name */
+	int64_t arg;    /* passed as range(0) when has_arg */
 	int has_arg;
 	double min_time; /* seconds; 0 = the library default */
-	void *ctx;	 /* set by setup for the running instance */
+	int real_time;   /* 1 = time (and rates) by the wall clock: for work done
+			    partly by other threads (kernel I/O workers, handlers) */
+	void *ctx;       /* set by setup for the running instance */
 	struct ntmm_bench_def *next;
 } ntmm_bench_def_t;
 
 void ntmm_bench_register(ntmm_bench_def_t *def);
 
 /* Registers a static definition at program start. */
-#define NTMM_BENCH(ident, ...)                                                        \
-	static ntmm_bench_def_t ident##_def = {.name = #ident, __VA_ARGS__};          \
-	__attribute__((constructor)) static void ident##_register(void)               \
-	{                                                                             \
-		ntmm_bench_register(&ident##_def);                                    \
+#define NTMM_BENCH(ident, ...)                                               \
+	static ntmm_bench_def_t ident##_def = {.name = #ident, __VA_ARGS__}; \
+	__attribute__((constructor)) static void ident##_register(void)      \
+	{                                                                    \
+		ntmm_bench_register(&ident##_def);                           \
 	}
 
 /* Loop: while (ntmm_bench_keep_running_batch(st, 64)) { 64 iterations }. */

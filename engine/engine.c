@@ -37,11 +37,15 @@ int ntmm_engine_create(const ntmm_config_t *cfg, ntmm_engine_t **out)
 		goto fail;
 	if ((err = ntmm__phys_init(e)))
 		goto fail_stats;
-	if (e->cfg.start_threads && (err = ntmm__systhreads_start(e)))
+	if ((err = ntmm__io_init(e)))
 		goto fail_phys;
+	if (e->cfg.start_threads && (err = ntmm__systhreads_start(e)))
+		goto fail_io;
 	*out = e;
 	return 0;
 
+fail_io:
+	ntmm__io_fini(e);
 fail_phys:
 	ntmm__phys_fini(e);
 fail_stats:
@@ -61,6 +65,7 @@ void ntmm_engine_destroy(ntmm_engine_t *e)
 	if (!e)
 		return;
 	ntmm__systhreads_stop(e);
+	ntmm__io_fini(e);
 	ntmm__phys_fini(e);
 	ntmm__stats_fini(&e->stats);
 	free(e->topology_str);
@@ -103,4 +108,5 @@ int ntmm_audit(ntmm_engine_t *e)
 void ntmm__engine_fill_gauges(ntmm_engine_t *e, ntmm_stats_t *out)
 {
 	ntmm__phys_fill_gauges(e, out);
+	ntmm__io_fill_gauges(e, out);
 }

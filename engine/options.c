@@ -60,6 +60,8 @@ static const option_t options[] = {
 	 "default working-set maximum (pages)"},
 	{"swap_idle_ms", OPT_UINT, OFF(swap_idle_ms), 15000, 0, 1LL << 31,
 	 "swapper: out-swap a process idle this long"},
+	{"io_backend", OPT_INT, OFF(io_backend), 0, 0, 2,
+	 "paging-file I/O: 0 auto, 1 io_uring for all, 2 preadv/pwritev"},
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))

@@ -100,6 +100,9 @@ typedef struct ntmm_config {
 	uint64_t aslr_seed;			/* randomized placement seed (0 = fixed default) */
 	size_t ws_min_pages, ws_max_pages;	/* default working-set limits */
 	unsigned swap_idle_ms;			/* swapper: out-swap after this idle time */
+	int io_backend; /* paging-file I/O: 0 auto (io_uring for batched reads if
+			   it works, pwritev for writes), 1 io_uring for all
+			   (NTMM_ENOTSUP if unavailable), 2 preadv/pwritev */
 } ntmm_config_t;
 
 /* Fills cfg with defaults, then applies NTMM_<NAME> environment overrides
@@ -120,6 +123,28 @@ NTMM_API void ntmm_thread_unregister(ntmm_engine_t *e);
    invariant printed to stderr. Exact only while the engine is quiet (no
    concurrent faults or frees); the system threads are paused while it runs. */
 NTMM_API int ntmm_audit(ntmm_engine_t *e);
+
+/* ------------------------------------------------------------- paging files */
+
+/* Adds a paging file at run time (up to 16 per engine). The file is created
+   (or truncated) at path with `initial` bytes really allocated, grows on
+   demand up to `maximum` (both rounded down to 4 KiB pages; initial at least
+   8 KiB), and is deleted when removed or when the engine is destroyed. Only
+   space actually obtained counts toward the commit limit.
+   Errors: NTMM_EINVAL (NULL engine or path, maximum below 8 KiB or from
+   16 TiB, initial > maximum, path already a paging file of this engine),
+   NTMM_EBUSY (16 paging files already, or the file is in use by another
+   engine), NTMM_EIO (the file cannot be created, opened or extended to
+   `initial`: missing directory, a parent that is not a directory, no
+   permission, full disk; ntmm_error_detail names the path and the reason),
+   NTMM_ENOMEM. */
+NTMM_API int ntmm_pagefile_add(ntmm_engine_t *e, const char *path, size_t initial, size_t maximum);
+/* Removes a paging file (the path as given to add, or the same file by
+   another name). Refuses while any page is stored in it; nothing changes
+   then (pages are not migrated to another file).
+   Errors: NTMM_EINVAL (NULL, or not a paging file of this engine),
+   NTMM_EBUSY (pages stored in it). */
+NTMM_API int ntmm_pagefile_remove(ntmm_engine_t *e, const char *path);
 
 /* ------------------------------------------------- processes, virtual memory */
 

@@ -71,8 +71,8 @@ static void bad_configs_are_einval(void **state)
 
 static void strerror_names_every_code(void **state)
 {
-	int codes[] = {NTMM_EINVAL, NTMM_ENOMEM, NTMM_ECOMMIT, NTMM_EACCESS, NTMM_EGUARD,
-		       NTMM_ECONFLICT, NTMM_EIO, NTMM_EBUSY, NTMM_ENOTSUP};
+	int codes[] = {NTMM_EINVAL,    NTMM_ENOMEM, NTMM_ECOMMIT, NTMM_EACCESS, NTMM_EGUARD,
+	               NTMM_ECONFLICT, NTMM_EIO,    NTMM_EBUSY,   NTMM_ENOTSUP};
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
 		assert_non_null(strstr(ntmm_strerror(codes[i]), "NTMM_E"));
 	assert_string_equal(ntmm_strerror(0), "success");
@@ -97,11 +97,11 @@ static void engine_creates_and_destroys(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(defaults_are_the_documented_ones),
-		cmocka_unit_test(environment_overrides_with_suffixes),
-		cmocka_unit_test(bad_configs_are_einval),
-		cmocka_unit_test(strerror_names_every_code),
-		cmocka_unit_test(engine_creates_and_destroys),
+	    cmocka_unit_test(defaults_are_the_documented_ones),
+	    cmocka_unit_test(environment_overrides_with_suffixes),
+	    cmocka_unit_test(bad_configs_are_einval),
+	    cmocka_unit_test(strerror_names_every_code),
+	    cmocka_unit_test(engine_creates_and_destroys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

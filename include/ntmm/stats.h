@@ -66,6 +66,7 @@ extern "C" {
 	X(commit_pages, "system commit charge")                        \
 	X(commit_limit_pages, "system commit limit")                   \
 	X(pagefile_pages, "paging-file space in use")                  \
+	X(pagefile_size_pages, "paging-file slots obtained")           \
 	X(processes, "live processes")
 
 struct ntmm_stats {

@@ -1,0 +1,105 @@
+/*
+ * The file driver: a paging file's store is a regular file, locked against
+ * a second engine (flock), extended with real allocated space
+ * (posix_fallocate, so a full disk shows up as ENOSPC when the file grows,
+ * not as a failed write later), cut with ftruncate, and deleted when the
+ * paging file is removed. Page I/O goes through the engine's ring pool.
+ */
+#include "io/io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct filestore {
+	int fd;
+	char *path; /* deleted on close */
+} filestore_t;
+
+static int file_open(ntmm__bsdriver_t *d, ntmm__io_t *io, const char *path, void **store)
+{
+	filestore_t *fs = calloc(1, sizeof(*fs));
+	if (!fs || !(fs->path = strdup(path))) {
+		free(fs);
+		return -ENOMEM;
+	}
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int err = 0;
+	struct stat st;
+	if (fd < 0)
+		err = -errno;
+	else if (fstat(fd, &st) < 0)
+		err = -errno;
+	else if (!S_ISREG(st.st_mode))
+		err = -EINVAL; /* a device or fifo is no place for a paging file */
+	else if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	else if (ftruncate(fd, 0) < 0)
+		err = -errno;
+	if (err) {
+		if (fd >= 0)
+			close(fd);
+		free(fs->path);
+		free(fs);
+		return err;
+	}
+	fs->fd = fd;
+	*store = fs;
+	return 0;
+}
+
+static void file_close(ntmm__bsdriver_t *d, void *store)
+{
+	filestore_t *fs = store;
+	unlink(fs->path); /* while still locked: no other engine has it open */
+	close(fs->fd);
+	free(fs->path);
+	free(fs);
+}
+
+static int file_rw(ntmm__bsdriver_t *d, void *store, ntmm__ioreq_t *reqs, unsigned n)
+{
+	filestore_t *fs = store;
+	ntmm__io_t *io = d->arg;
+	for (unsigned i = 0; i < n; i++)
+		reqs[i].fd = fs->fd;
+	return ntmm__ioring_submit(&io->rings, reqs, n) ? -EIO : 0;
+}
+
+static int file_flush(ntmm__bsdriver_t *d, void *store)
+{
+	filestore_t *fs = store;
+	return fdatasync(fs->fd) < 0 ? -errno : 0;
+}
+
+static int file_grow(ntmm__bsdriver_t *d, void *store, uint64_t bytes)
+{
+	filestore_t *fs = store;
+	int r = posix_fallocate(fs->fd, 0, (off_t)bytes);
+	if (r) {
+		/* a partial allocation may remain past the old size; it is never
+		   used (the size is not published) and the next grow reuses it */
+		return -r;
+	}
+	return 0;
+}
+
+static int file_shrink(ntmm__bsdriver_t *d, void *store, uint64_t bytes)
+{
+	filestore_t *fs = store;
+	return ftruncate(fs->fd, (off_t)bytes) < 0 ? -errno : 0;
+}
+
+const ntmm__bsdriver_ops_t ntmm__filedrv_ops = {
+    .open = file_open,
+    .close = file_close,
+    .read = file_rw,
+    .write = file_rw,
+    .flush = file_flush,
+    .grow = file_grow,
+    .shrink = file_shrink,
+};

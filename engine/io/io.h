@@ -1,0 +1,66 @@
+/*
+ * The io layer's engine sub-struct: the paging-file list, the driver
+ * registry and the I/O ring pool, plus init/fini and the gauges. See
+ * pagefile.h (paging files and space), driver.h (backing-store drivers),
+ * ioring.h (batched I/O) and pfloc.h (pagefile PTE locations).
+ */
+#ifndef NTMM_IO_IO_H
+#define NTMM_IO_IO_H
+
+#include <ntmm.h>
+#include <ntmm/stats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "io/driver.h"
+#include "io/ioring.h"
+#include "io/pagefile.h"
+#include "io/pfloc.h"
+#include "stats/stats.h"
+
+/*
+ * Per engine.
+ *   lock    — serializes writers of files[] and drivers (add, remove,
+ *             register, unregister); never taken on the I/O or alloc path
+ *   files   — RCU-protected: published with release stores under lock,
+ *             read with acquire loads; a removed file is freed only after a
+ *             grace period
+ *   drivers — RCU-protected list (driver.h)
+ *   rotor   — relaxed index of the file allocations try first; moves on
+ *             when that file has no room (so clusters stay sequential)
+ *   *_total — sums kept by add/remove/grow/shrink, ordered so that size
+ *             <= max at every instant (ntmm__pagefile_totals reads a
+ *             consistent pair); read with no lock, from any context
+ */
+struct ntmm__io {
+	pthread_mutex_t lock;
+	_Atomic(ntmm__pagefile_t *) files[NTMM__PF_MAX_FILES];
+	_Atomic(ntmm__bsdriver_t *) drivers;
+	_Atomic unsigned rotor;
+	_Atomic uint64_t size_pages_total; /* sum over files of size_pages - 1 */
+	_Atomic uint64_t max_pages_total;  /* sum over files of max_pages - 1 */
+	ntmm__ioring_pool_t rings;
+	ntmm__bsdriver_t file_driver; /* "file", always registered */
+	ntmm__stats_t *stats;         /* the engine's counters */
+};
+
+/* Sets up an io with no paging files. backend: enum ntmm__io_backend;
+   nrings 0 = one per CPU. Errors: NTMM_ENOMEM, NTMM_ENOTSUP (io_uring forced
+   but unavailable), NTMM_EINVAL. */
+int ntmm__io_setup(ntmm__io_t *io, ntmm__stats_t *stats, int backend, unsigned nrings);
+/* Removes every paging file (whatever is in use) and frees everything. */
+void ntmm__io_teardown(ntmm__io_t *io);
+
+/* Engine glue: setup from e->cfg, and the first paging file when
+   cfg.pagefile_path is set (NTMM_EIO etc. as ntmm__pagefile_add). */
+int ntmm__io_init(ntmm_engine_t *e);
+void ntmm__io_fini(ntmm_engine_t *e);
+void ntmm__io_fill_gauges(ntmm_engine_t *e, ntmm_stats_t *out);
+
+/* "io_uring" or "preadv/pwritev", and why. */
+static inline const char *ntmm__io_backend(const ntmm__io_t *io)
+{
+	return ntmm__io_backend_name(io->rings.backend);
+}
+
+#endif
