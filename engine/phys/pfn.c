@@ -6,6 +6,9 @@
  */
 #include "engine.h"
 
+_Static_assert(sizeof(ntmm__pfn_entry_t) <= 32,
+               "PFN entry must stay within 32 bytes (DESIGN.md §3)");
+
 #define L(x) (1u << NTMM__LOC_##x)
 
 /* Locations each location may move to (a change of location bumps the
