@@ -76,17 +76,21 @@ static inline ntmm__pfn_t mag_pop(const ntmm__phys_t *ph, ntmm__pfn_t *mag, _Ato
 static uint32_t mag_refill(ntmm__phys_t *ph, ntmm__node_t *n, ntmm__pfn_t *mag,
                            _Atomic uint32_t *cnt, bool zeroed)
 {
-	uint32_t k = cnt_get(cnt);
+	uint32_t have = cnt_get(cnt), k = 0;
+	ntmm__pfn_t got[NTMM__MAG_BATCH];
 	pthread_mutex_lock(&n->free_lock);
-	while (k < NTMM__MAG_BATCH) {
+	while (k < NTMM__MAG_BATCH && have + k < NTMM__MAG) {
 		ntmm__pfn_t pfn = ntmm__freelist_take(ph, n, zeroed, NTMM__MAX_COLOURS);
 		if (pfn == NTMM__PFN_NONE)
 			break;
-		mag[k++] = pfn;
+		got[k++] = pfn;
 	}
 	ntmm__node_pub_free(n);
 	pthread_mutex_unlock(&n->free_lock);
-	cnt_set(cnt, k);
+	/* reversed, so that pops (from the top) follow the colour round-robin */
+	for (uint32_t i = 0; i < k; i++)
+		mag[have + i] = got[k - 1 - i];
+	cnt_set(cnt, have + k);
 	return k;
 }
 
