@@ -240,7 +240,8 @@ int ntmm__page_mark_bad(ntmm_engine_t *e, ntmm__pfn_t pfn);
 bool ntmm__pfn_legal(uint64_t from, uint64_t to);
 /* Checked transition that never aborts: if *expected → desired is legal,
    CAS the state word (the generation is bumped when the location changes).
-   0 on success; NTMM_EBUSY if the word was not *expected (*expected is
+   0 on success (*expected then holds the word written, so transitions
+   chain); NTMM_EBUSY if the word was not *expected (*expected is
    reloaded); NTMM_EINVAL if the transition is illegal (nothing changes).
    Used by tests and tools; the engine's own paths assert instead. It does
    not move the frame between lists: only for frames the caller owns. */
