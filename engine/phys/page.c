@@ -293,7 +293,9 @@ int ntmm__page_mark_bad(ntmm_engine_t *e, ntmm__pfn_t pfn)
 	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
 	int err = NTMM_EBUSY;
 	pthread_mutex_lock(&n->free_lock);
-	uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
+	/* acquire: the links were last written by whoever held the frame
+	   before; its release of the state word orders them before our read */
+	uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
 	unsigned loc = ntmm__pfn_loc(s);
 	if (loc == NTMM__LOC_ZEROED || loc == NTMM__LOC_FREE) {
 		bool zeroed = loc == NTMM__LOC_ZEROED;
