@@ -230,6 +230,13 @@ size_t ntmm__page_writer_take(ntmm_engine_t *e, int node, ntmm__pfn_t *pfns, siz
 void ntmm__page_writer_done(ntmm_engine_t *e, const ntmm__pfn_t *pfns, const uint64_t *new_original,
                             size_t n, bool ok);
 
+/* ModifiedNoWrite: a frame on the Modified list that must not be written
+   yet (a file system's log ordering) moves to ModifiedNoWrite, where the
+   writer does not see it, and back when writing is allowed again. A soft
+   fault reclaims it from either list. 0, or NTMM_EBUSY if the frame is not
+   on the list it should leave. */
+int ntmm__page_hold_write(ntmm_engine_t *e, ntmm__pfn_t pfn, bool hold);
+
 /* Retires a Free or Zeroed frame to the Bad list (a memory error); it is
    never handed out again. NTMM_EBUSY if the frame is not Free/Zeroed on a
    node list right now (in use or in a per-CPU cache: retry later). */
