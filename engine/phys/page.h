@@ -2,11 +2,13 @@
  * The physical layer's page API for the layers above (virt, io, section):
  * the PFN entry, its state word, and the page operations the fault handler,
  * the trimmer, the page writers and process teardown use. Implemented in
- * engine/phys/ (pfn.c, pagelist.c, alloc.c); this header is the contract
+ * engine/phys/ (pfn.c, alloc.c, page.c); this header is the contract
  * between the physical and virtual layers.
  *
- * PFN entry (32 bytes, static-asserted): one 64-bit state word changed only
- * by CAS, the owning PTE's host address, the OriginalPte, and list links.
+ * PFN entry (32 bytes, static-asserted): one 64-bit state word changed by
+ * CAS (or by a plain release store from the one thread that holds the frame
+ * exclusively: list lock, per-CPU cache, or an unreachable frame being
+ * freed), the owning PTE's host address, the OriginalPte, and list links.
  *
  * State word (NTMM__PFN_*):
  *   bits  0..3   location: ZEROED FREE STANDBY MODIFIED MODIFIED_NOWRITE BAD
@@ -35,6 +37,9 @@
  *                    the last unref of a share-0 page moves it on as above
  *   repurpose        the allocator taking a Standby page for a new owner
  *                    calls e->phys.repurpose(old pte, OriginalPte) first.
+ *                    It takes the front (head) of the lowest non-empty
+ *                    priority: "front" is the end repurposed first, "tail"
+ *                    the end repurposed last (NTMM-REFERENCE.md §1 wording).
  *   writer_take/done the modified page writer: Modified → TRANSITION
  *                    (WRITE_IN_PROGRESS, one I/O reference) → Standby tail,
  *                    or Modified again if re-dirtied or the write failed.
