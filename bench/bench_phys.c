@@ -300,7 +300,8 @@ static void pfn_run(ntmm_bench_state_t *st, void *ctx)
 	   change (legality check, generation bump, CAS), alternating
 	   ACTIVE → FREE and FREE → ACTIVE, so a Free→Active→Free round trip
 	   is two iterations; the frame ends ACTIVE again. */
-	uint64_t active = atomic_load(&ntmm__pfn(c->e, c->pfn)->state);
+	uint64_t active =
+	    atomic_load_explicit(&ntmm__pfn(c->e, c->pfn)->state, memory_order_relaxed);
 	uint64_t free_w = (active & ~(NTMM__PFN_LOC_MASK | NTMM__PFN_SHARE_MASK |
 	                              NTMM__PFN_REF_MASK | NTMM__PFN_FLAGS_MASK)) |
 	                  NTMM__LOC_FREE;
