@@ -331,6 +331,8 @@ void ntmm__page_free(ntmm_engine_t *e, ntmm__pfn_t pfn)
 {
 	ntmm__phys_t *ph = &e->phys;
 	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
+	/* acquire: pairs with the release of the frame's last change, so the
+	   owner's (and pinners') writes are ordered before we free it */
 	uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire), next;
 	ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE && ntmm__pfn_shares(s) <= 1);
 	if (ntmm__likely(ntmm__pfn_refs(s) == 0)) {

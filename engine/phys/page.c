@@ -127,6 +127,7 @@ int ntmm__page_reclaim(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr, boo
 			return NTMM_ECONFLICT;
 		ntmm__node_t *n = &ph->nodes[ntmm__pfn_node(ph, pfn)];
 		pthread_mutex_lock(&n->standby_lock);
+		/* acquire: as load_state; re-check under the list lock */
 		if (atomic_load_explicit(&p->state, memory_order_acquire) != s) {
 			pthread_mutex_unlock(&n->standby_lock);
 			continue;
@@ -166,6 +167,7 @@ bool ntmm__page_delete_transition(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pt
 			return false;
 		ntmm__node_t *n = &ph->nodes[ntmm__pfn_node(ph, pfn)];
 		pthread_mutex_lock(&n->standby_lock);
+		/* acquire: as load_state; re-check under the list lock */
 		if (atomic_load_explicit(&p->state, memory_order_acquire) != s) {
 			pthread_mutex_unlock(&n->standby_lock);
 			continue;
