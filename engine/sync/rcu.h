@@ -21,11 +21,11 @@
 #include <urcu/rculfhash.h>
 #include <urcu/lfstack.h>
 
-#define ntmm__rcu_read_lock() urcu_memb_read_lock()
-#define ntmm__rcu_read_unlock() urcu_memb_read_unlock()
-#define ntmm__rcu_synchronize() urcu_memb_synchronize_rcu()
+#define ntmm__rcu_read_lock()    urcu_memb_read_lock()
+#define ntmm__rcu_read_unlock()  urcu_memb_read_unlock()
+#define ntmm__rcu_synchronize()  urcu_memb_synchronize_rcu()
 #define ntmm__rcu_call(head, fn) urcu_memb_call_rcu((head), (fn))
-#define ntmm__rcu_barrier() urcu_memb_barrier()
+#define ntmm__rcu_barrier()      urcu_memb_barrier()
 
 /* Register the calling thread with liburcu (counted; nests). */
 void ntmm__rcu_thread_online(void);
