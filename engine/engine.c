@@ -37,11 +37,15 @@ int ntmm_engine_create(const ntmm_config_t *cfg, ntmm_engine_t **out)
 		goto fail;
 	if ((err = ntmm__phys_init(e)))
 		goto fail_stats;
-	if (e->cfg.start_threads && (err = ntmm__systhreads_start(e)))
+	if ((err = ntmm__virt_init(e)))
 		goto fail_phys;
+	if (e->cfg.start_threads && (err = ntmm__systhreads_start(e)))
+		goto fail_virt;
 	*out = e;
 	return 0;
 
+fail_virt:
+	ntmm__virt_fini(e);
 fail_phys:
 	ntmm__phys_fini(e);
 fail_stats:
@@ -61,6 +65,7 @@ void ntmm_engine_destroy(ntmm_engine_t *e)
 	if (!e)
 		return;
 	ntmm__systhreads_stop(e);
+	ntmm__virt_fini(e);
 	ntmm__phys_fini(e);
 	ntmm__stats_fini(&e->stats);
 	free(e->topology_str);
@@ -97,10 +102,13 @@ int ntmm_audit(ntmm_engine_t *e)
 {
 	if (!e)
 		return ntmm__error(NTMM_EINVAL, "engine is NULL");
-	return ntmm__phys_audit(e);
+	int virt = ntmm__virt_audit(e);
+	int phys = ntmm__phys_audit(e);
+	return virt ? virt : phys;
 }
 
 void ntmm__engine_fill_gauges(ntmm_engine_t *e, ntmm_stats_t *out)
 {
 	ntmm__phys_fill_gauges(e, out);
+	ntmm__virt_fill_gauges(e, out);
 }
