@@ -28,7 +28,7 @@
 static int guard_fault(ntmm_process_t *p, uint64_t page)
 {
 	ntmm__pushlock_acquire_exclusive(&p->as_lock);
-	ntmm__vad_map_t *m = p->vads; /* stable under as_lock */
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
 	long vi = ntmm__vad_find(m, page);
 	int ret = FAULT_RETRY;
 	if (vi >= 0) {
@@ -68,7 +68,8 @@ static int dispatch(ntmm_process_t *p, uint64_t page, bool write)
 	bool committed = false, found = false;
 
 	ntmm__rcu_read_lock();
-	ntmm__vad_map_t *m = rcu_dereference(p->vads);
+	/* acquire: pairs with the release store in ntmm__vad_publish */
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_acquire);
 	long vi = ntmm__vad_find(m, page);
 	if (vi >= 0) {
 		const ntmm__vad_t *v = m->vads[vi];

@@ -36,14 +36,15 @@ int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out)
 	if (!p)
 		return ntmm__error(NTMM_ENOMEM, "host memory for a process");
 	p->e = e;
-	p->vads = calloc(1, sizeof(ntmm__vad_map_t));
-	if (!p->vads) {
+	ntmm__vad_map_t *empty = calloc(1, sizeof(ntmm__vad_map_t));
+	atomic_store_explicit(&p->vads, empty, memory_order_relaxed);
+	if (!empty) {
 		free(p);
 		return ntmm__error(NTMM_ENOMEM, "host memory for a process");
 	}
 	int err = ntmm__page_alloc(e, NTMM__ALLOC_ZERO, NTMM__ALLOC_NODE_ANY, 0, &p->root);
 	if (err) {
-		free(p->vads);
+		free(empty);
 		free(p);
 		return ntmm__error(err, "no frame for the top-level page table");
 	}
@@ -88,8 +89,8 @@ static void process_teardown(ntmm_process_t *p)
 	p->magic = 0;
 	ntmm__pt_free_all(p, &s);
 	ntmm__commit_uncharge(p, atomic_load_explicit(&p->commit_pages, memory_order_relaxed));
-	ntmm__vad_map_t *m = p->vads;
-	p->vads = NULL;
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
+	atomic_store_explicit(&p->vads, NULL, memory_order_relaxed);
 	ntmm__pushlock_release_exclusive(&p->ws_lock);
 	ntmm__pushlock_release_exclusive(&p->as_lock);
 	ntmm__shootdown_finish(e, &s); /* the grace period also covers the map */
@@ -186,7 +187,7 @@ void ntmm__virt_fini(ntmm_engine_t *e)
 static int audit_vads(ntmm_process_t *p, uint64_t *committed)
 {
 	int bad = 0;
-	ntmm__vad_map_t *m = p->vads;
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
 	*committed = 0;
 	for (size_t i = 0; i < m->n; i++) {
 		ntmm__vad_t *v = m->vads[i];

@@ -192,6 +192,7 @@ ntmm__vad_map_t *ntmm__vad_map_replace(const ntmm__vad_map_t *m, size_t i, ntmm_
 static void map_free_rcu(struct rcu_head *h)
 {
 	ntmm__vad_map_t *m = caa_container_of(h, ntmm__vad_map_t, rcu);
+	ntmm__rcu_tsan_after_gp();
 	free(m->retired);
 	free(m);
 }
@@ -199,10 +200,11 @@ static void map_free_rcu(struct rcu_head *h)
 void ntmm__vad_publish(ntmm_process_t *p, ntmm__vad_map_t *next, ntmm__vad_t *gone)
 {
 	ntmm__assert(ntmm__pushlock_is_locked(&p->as_lock));
-	ntmm__vad_map_t *old = p->vads; /* as_lock exclusive: we are the only writer */
-	/* rcu_assign_pointer: release, pairs with rcu_dereference in readers so
-	   they see the new map's contents initialised */
-	rcu_assign_pointer(p->vads, next);
+	/* relaxed: as_lock exclusive, we are the only writer */
+	ntmm__vad_map_t *old = atomic_load_explicit(&p->vads, memory_order_relaxed);
+	/* release: pairs with the acquire load in fault.c, so readers see the
+	   new map's contents initialised */
+	atomic_store_explicit(&p->vads, next, memory_order_release);
 	old->retired = gone;
 	ntmm__rcu_call(&old->rcu, map_free_rcu);
 }

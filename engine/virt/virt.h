@@ -130,7 +130,7 @@ struct ntmm_process {
 	ntmm__pushlock_t as_lock;
 	ntmm__pushlock_t ws_lock;
 
-	ntmm__vad_map_t *vads; /* rcu_dereference / rcu_assign_pointer */
+	_Atomic(ntmm__vad_map_t *) vads; /* acquire loads on the fault path; release stores */
 	ntmm__pfn_t root;
 	_Atomic uint64_t *root_host;
 

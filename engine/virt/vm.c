@@ -39,7 +39,7 @@ static bool page_range(uint64_t base, uint64_t size, uint64_t *start, uint64_t *
 
 static int reserve(ntmm_process_t *p, uint64_t *base, size_t size, unsigned type, unsigned prot)
 {
-	ntmm__vad_map_t *m = p->vads;
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
 	uint64_t start, end;
 	if (*base == 0) {
 		if (size == 0 || size > NTMM__VA_END)
@@ -85,7 +85,7 @@ static int reserve(ntmm_process_t *p, uint64_t *base, size_t size, unsigned type
 
 static int commit(ntmm_process_t *p, uint64_t *base, size_t size, unsigned prot)
 {
-	ntmm__vad_map_t *m = p->vads;
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
 	uint64_t start, end;
 	if (*base == 0)
 		return ntmm__error(NTMM_EINVAL, "MEM_COMMIT without MEM_RESERVE needs a base");
@@ -163,7 +163,7 @@ int ntmm_free(ntmm_process_t *p, uint64_t base, size_t size, unsigned type)
 	ntmm__rcu_thread_online();
 	pthread_mutex_lock(&p->trim_lock);
 	ntmm__pushlock_acquire_exclusive(&p->as_lock);
-	ntmm__vad_map_t *m = p->vads;
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
 	long vi = ntmm__vad_find(m, base);
 	ntmm__vad_t *v = vi >= 0 ? m->vads[vi] : NULL;
 	uint64_t start = 0, end = 0;
@@ -238,7 +238,7 @@ int ntmm_protect(ntmm_process_t *p, uint64_t base, size_t size, unsigned prot, u
 
 	ntmm__rcu_thread_online();
 	ntmm__pushlock_acquire_exclusive(&p->as_lock);
-	ntmm__vad_map_t *m = p->vads;
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
 	long vi = ntmm__vad_find(m, start);
 	ntmm__vad_t *v = vi >= 0 ? m->vads[vi] : NULL;
 	uint32_t first = 0, count = 0;
@@ -288,7 +288,7 @@ int ntmm_query(ntmm_process_t *p, uint64_t va, ntmm_region_info_t *info)
 		                   (unsigned long long)va);
 	uint64_t page = va & ~(PAGE - 1);
 	ntmm__pushlock_acquire_shared(&p->as_lock);
-	ntmm__vad_map_t *m = p->vads;
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
 	long vi = ntmm__vad_find(m, page);
 	*info = (ntmm_region_info_t){0};
 	info->base = page;
