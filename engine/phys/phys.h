@@ -3,10 +3,8 @@
 #define NTMM_PHYS_PHYS_H
 #include <ntmm.h>
 #include <ntmm/stats.h>
-#include "phys/page.h"
 typedef struct ntmm__phys {
 	int placeholder;
-	ntmm__repurpose_fn repurpose; /* set by the virtual layer */
 } ntmm__phys_t;
 int ntmm__phys_init(ntmm_engine_t *e);
 void ntmm__phys_fini(ntmm_engine_t *e);
