@@ -23,8 +23,11 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "sync/event.h"
+
+struct hwloc_topology; /* hwloc_topology_t, see <hwloc.h> */
 
 typedef struct ntmm__thread ntmm__thread_t;
 typedef void (*ntmm__thread_fn)(ntmm__thread_t *self, void *arg);
@@ -36,17 +39,25 @@ enum ntmm__sched_policy {
 };
 
 typedef struct ntmm__thread_attr {
-	const char *name; /* ≤ 15 chars shown by the OS (pthread_setname_np) */
-	int nt_priority;  /* 0..31, else NTMM_EINVAL */
-	int cpu;	  /* OS CPU index to pin to; -1 = no pinning; a CPU the
+	const char *name;                /* ≤ 15 chars shown by the OS (pthread_setname_np) */
+	int nt_priority;                 /* 0..31, else NTMM_EINVAL */
+	int cpu;                         /* OS CPU index to pin to; -1 = no pinning; a CPU the
 			     process may not run on → NTMM_EINVAL */
+	struct hwloc_topology *topology; /* optional, borrowed: a loaded hwloc
+			     topology of this machine used to validate and bind
+			     `cpu`; NULL (or a synthetic one) = start loads its own */
 } ntmm__thread_attr_t;
 
 /*
- * Lifecycle: zeroed/unstarted → ntmm__thread_start → running →
- * ntmm__thread_stop (sets stop, signals the wake event, joins) → stopped.
- * Fields below `obtained` are written by the new thread before start
- * returns and are read-only afterwards.
+ * Lifecycle: zeroed/unstarted (state 0) → ntmm__thread_start → running
+ * (state 1) → ntmm__thread_stop (state 2 as soon as one caller wins the
+ * stop; it sets `stop`, signals the wake event and joins) → stopped. A
+ * stopped object is not restarted. Start and stop of one object are the
+ * owner's to serialize; wake may come from any thread at any time.
+ * Fields above `obtained` are written by start before the thread exists
+ * (pthread_create publishes them). Fields below `obtained` are written by
+ * the new thread before it opens `started` (release), so they are final
+ * when start returns, and read-only afterwards.
  */
 struct ntmm__thread {
 	char name[16];
@@ -55,36 +66,43 @@ struct ntmm__thread {
 	ntmm__thread_fn fn;
 	void *arg;
 	pthread_t tid;
-	ntmm__event_t wake;	  /* signalled by ntmm__thread_wake and stop */
-	_Atomic int stop;	  /* 1 once stop was requested (release/acquire) */
-	_Atomic int state;	  /* 0 never started, 1 running, 2 stopped */
-	ntmm__gate_t started;	  /* opened by the thread once `obtained` is filled */
-	_Atomic uint64_t wakeups; /* times the body returned from a wait signalled */
+	ntmm__event_t wake;       /* signalled by ntmm__thread_wake and stop */
+	_Atomic int stop;         /* 1 once stop was requested (release/acquire) */
+	_Atomic int state;        /* 0 never started, 1 running, 2 stopped */
+	ntmm__gate_t started;     /* opened by the thread once `obtained` is filled */
+	_Atomic uint64_t wakeups; /* times the body returned from a wait signalled
+				     (written by the thread, relaxed; read by anyone) */
+	uint32_t wake_key;        /* wake.seq last consumed by ntmm__thread_wait;
+				     owned by the thread itself */
 
 	/* obtained */
-	int policy;		 /* enum ntmm__sched_policy */
-	int rt_priority;	 /* SCHED_FIFO priority, else 0 */
-	int nice;		 /* SCHED_OTHER nice, else 0 */
-	int cpu;		 /* CPU pinned to, -1 if none */
-	bool degraded;		 /* policy or pin is not what was asked */
+	pid_t tid_os;             /* kernel thread id (gettid), for sched_getscheduler */
+	int policy;               /* enum ntmm__sched_policy */
+	int rt_priority;          /* SCHED_FIFO priority, else 0 */
+	int nice;                 /* SCHED_OTHER nice, else 0 */
+	int cpu;                  /* CPU pinned to, -1 if none */
+	bool degraded;            /* policy or pin is not what was asked */
 	char degraded_reason[96]; /* why, e.g. "SCHED_FIFO: Operation not permitted" */
 };
 
 /* Validates attr, starts the thread running fn(self, arg) and waits until it
    has applied its policy and pin. Errors: NTMM_EINVAL (priority outside
    0..31, CPU not usable by this process, NULL fn, thread already started),
-   NTMM_ENOMEM (pthread_create failed). */
+   NTMM_ENOMEM (pthread_create failed, or no hwloc topology could be
+   loaded to check a CPU). */
 int ntmm__thread_start(ntmm__thread_t *t, const ntmm__thread_attr_t *attr, ntmm__thread_fn fn,
-		       void *arg);
+                       void *arg);
 /* Requests stop, wakes the thread and joins it. NTMM_EINVAL if the thread
-   was never started or is already stopped. */
+   was never started, is already stopped (or being stopped by another
+   caller), or if called from the thread itself. */
 int ntmm__thread_stop(ntmm__thread_t *t);
 /* Wakes the thread if it is (or is about to be) in ntmm__thread_wait. */
 void ntmm__thread_wake(ntmm__thread_t *t);
-/* For the body: blocks until woken, stop is requested or timeout_ns passes
-   (< 0: no timeout). Returns false when the thread must stop. Wake-ups that
-   came while the body was working are not lost: the next wait returns at
-   once. */
+/* For the body only (the thread itself): blocks until woken, stop is
+   requested or timeout_ns passes (< 0: no timeout). Returns false when the
+   thread must stop, true when woken or timed out (`wakeups` tells which).
+   Wake-ups that came while the body was working are not lost: the next
+   wait returns at once; several of them count as one. */
 bool ntmm__thread_wait(ntmm__thread_t *t, int64_t timeout_ns);
 static inline bool ntmm__thread_should_stop(ntmm__thread_t *t)
 {

@@ -1,0 +1,34 @@
+/* Install test: a program that only sees the installed ntmm (public headers
+   and library) creates an engine with an 8 MiB frame pool and destroys it. */
+#include <ntmm.h>
+#include <ntmm/stats.h>
+#include <stdio.h>
+
+int main(void)
+{
+	ntmm_config_t cfg;
+	ntmm_config_init(&cfg);
+	cfg.physical_bytes = 8u << 20;
+	ntmm_engine_t *e = NULL;
+	int err = ntmm_engine_create(&cfg, &e);
+	if (err) {
+		fprintf(stderr, "ntmm_engine_create: %s (%s)\n", ntmm_strerror(err),
+		        ntmm_error_detail());
+		return 1;
+	}
+	ntmm_stats_t st;
+	err = ntmm_stats_get(e, &st);
+	if (err || st.version != NTMM_STATS_VERSION) {
+		fprintf(stderr, "ntmm_stats_get: %s\n", ntmm_strerror(err));
+		ntmm_engine_destroy(e);
+		return 1;
+	}
+	err = ntmm_audit(e);
+	ntmm_engine_destroy(e);
+	if (err) {
+		fprintf(stderr, "ntmm_audit: %s\n", ntmm_strerror(err));
+		return 1;
+	}
+	printf("consumer: engine of 8 MiB created and destroyed\n");
+	return 0;
+}
