@@ -143,7 +143,7 @@ int ntmm_pin(ntmm_process_t *p, uint64_t va, size_t len, unsigned access, ntmm_p
 		for (;;) {
 			/* shared ws_lock: no trim can invalidate the PTE between our
 			   check and the reference */
-			ntmm__pushlock_acquire_shared(&p->ws_lock);
+			unsigned ws = ntmm__ws_lock_shared(p);
 			_Atomic uint64_t *pte = ntmm__pt_lookup(p, a);
 			uint64_t old = pte ? atomic_load_explicit(pte, memory_order_acquire) : 0;
 			bool ok = false;
@@ -160,7 +160,7 @@ int ntmm_pin(ntmm_process_t *p, uint64_t va, size_t len, unsigned access, ntmm_p
 				ntmm__page_ref(p->e, pfn);
 				pin->pfns[pin->npages++] = pfn;
 			}
-			ntmm__pushlock_release_shared(&p->ws_lock);
+			ntmm__ws_unlock_shared(p, ws);
 			if (ok)
 				break;
 			if ((err = ntmm__fault(p, a, access)))

@@ -20,6 +20,8 @@
 #include "virt/virt.h"
 #include "engine.h"
 #include "sync/backoff.h"
+#include "sync/cpu.h"
+#include "sync/cpu.h"
 
 #include <stdlib.h>
 
@@ -190,21 +192,22 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 {
 	uint64_t page = va & ~(uint64_t)(NTMM_PAGE_SIZE - 1);
 	bool write = access == NTMM_ACCESS_WRITE;
-	atomic_fetch_add_explicit(&p->page_faults, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->cpu[ntmm__cpu_current(p->ncpu)].page_faults, 1,
+	                          memory_order_relaxed);
 	NTMM__STAT_ADD(&p->e->stats, page_faults, 1);
+	bool compacted = false;
 	for (;;) {
-		ntmm__pushlock_acquire_shared(&p->ws_lock);
+		unsigned slot = ntmm__ws_lock_shared(p);
 		int r = dispatch(p, page, write);
-		ntmm__pushlock_release_shared(&p->ws_lock);
-		if (r == NTMM_ENOMEM && ntmm__pushlock_try_acquire_exclusive(&p->ws_lock)) {
-			/* a full working-set list may only hold holes: compact once */
-			uint32_t before = atomic_load_explicit(&p->wsl.next, memory_order_relaxed);
+		ntmm__ws_unlock_shared(p, slot);
+		if (r == NTMM_ENOMEM && !compacted) {
+			/* a full working-set list may only hold holes: compact once
+			   (exclusive, no grace period involved) and retry */
+			ntmm__ws_lock_exclusive(p);
 			ntmm__wsl_compact(p);
-			bool freed =
-			    atomic_load_explicit(&p->wsl.next, memory_order_relaxed) < before;
-			ntmm__pushlock_release_exclusive(&p->ws_lock);
-			if (freed)
-				continue;
+			ntmm__ws_unlock_exclusive(p);
+			compacted = true;
+			continue;
 		}
 		if (r != -1000)
 			return r;

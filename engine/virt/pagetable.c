@@ -268,6 +268,30 @@ bool ntmm__pt_reprotect(ntmm_process_t *p, uint64_t start, uint64_t end, unsigne
 	return r.removed;
 }
 
+uint64_t ntmm__pt_next_present(ntmm_process_t *p, uint64_t va, uint64_t end)
+{
+	while (va < end) {
+		_Atomic uint64_t *t = p->root_host;
+		int lvl;
+		for (lvl = NTMM__PT_LEVELS - 1; lvl > 0; lvl--) {
+			/* acquire: pairs with the release CAS that linked the table */
+			uint64_t ent =
+			    atomic_load_explicit(&t[ntmm__pt_index(va, lvl)], memory_order_acquire);
+			if (!(ent & NTMM__PTE_VALID))
+				break;
+			t = table_of(p->e, ntmm__pte_pfn(ent));
+		}
+		if (lvl == 0)
+			return va;
+		uint64_t span = 1ull << (NTMM__PAGE_SHIFT + 9u * (unsigned)lvl);
+		uint64_t next = (va + span) & ~(span - 1);
+		if (next <= va)
+			return end;
+		va = next;
+	}
+	return end;
+}
+
 void ntmm__pt_free_all(ntmm_process_t *p, ntmm__shootdown_t *s)
 {
 	ntmm__pt_teardown(p, 0, NTMM__VA_END, s);

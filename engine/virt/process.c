@@ -54,7 +54,17 @@ int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out)
 	p->root_host = ntmm__pfn_host(e, p->root);
 	pthread_mutex_init(&p->trim_lock, NULL);
 	ntmm__pushlock_init(&p->as_lock);
-	ntmm__pushlock_init(&p->ws_lock);
+	p->ncpu = e->ncpus;
+	p->cpu = aligned_alloc(NTMM__CACHELINE, sizeof(*p->cpu) * p->ncpu);
+	if (!p->cpu || ntmm__cache_pushlock_init(&p->ws_lock, 0)) {
+		free(p->cpu);
+		pthread_mutex_destroy(&p->trim_lock);
+		ntmm__page_free(e, p->root);
+		free(empty);
+		free(p);
+		return ntmm__error(NTMM_ENOMEM, "host memory for a process");
+	}
+	memset(p->cpu, 0, sizeof(*p->cpu) * p->ncpu);
 	ntmm__wsl_init(&p->wsl, e->cfg.ws_min_pages, e->cfg.ws_max_pages);
 
 	pthread_mutex_lock(&e->virt.lock);
@@ -85,19 +95,21 @@ static void process_teardown(ntmm_process_t *p)
 	ntmm__shootdown_t s = {0};
 	pthread_mutex_lock(&p->trim_lock);
 	ntmm__pushlock_acquire_exclusive(&p->as_lock);
-	ntmm__pushlock_acquire_exclusive(&p->ws_lock);
+	ntmm__ws_lock_exclusive(p);
 	p->magic = 0;
 	ntmm__pt_free_all(p, &s);
 	ntmm__commit_uncharge(p, atomic_load_explicit(&p->commit_pages, memory_order_relaxed));
 	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
 	atomic_store_explicit(&p->vads, NULL, memory_order_relaxed);
-	ntmm__pushlock_release_exclusive(&p->ws_lock);
+	ntmm__ws_unlock_exclusive(p);
 	ntmm__pushlock_release_exclusive(&p->as_lock);
 	ntmm__shootdown_finish(e, &s); /* the grace period also covers the map */
 	pthread_mutex_unlock(&p->trim_lock);
 	ntmm__vad_map_free_now(m);
 	ntmm__wsl_fini(&p->wsl);
 	pthread_mutex_destroy(&p->trim_lock);
+	ntmm__cache_pushlock_destroy(&p->ws_lock);
+	free(p->cpu);
 	free(p);
 }
 
@@ -124,10 +136,15 @@ int ntmm_process_info(ntmm_process_t *p, ntmm_process_info_t *out)
 		return err;
 	if (!out)
 		return ntmm__error(NTMM_EINVAL, "out is NULL");
-	out->ws_pages = atomic_load_explicit(&p->wsl.ws_pages, memory_order_relaxed);
-	out->ws_peak_pages = atomic_load_explicit(&p->wsl.ws_peak, memory_order_relaxed);
+	uint64_t ws = ntmm__ws_pages(p),
+	         peak = atomic_load_explicit(&p->wsl.ws_peak, memory_order_relaxed);
+	uint64_t faults = 0;
+	for (unsigned c = 0; c < p->ncpu; c++)
+		faults += atomic_load_explicit(&p->cpu[c].page_faults, memory_order_relaxed);
+	out->ws_pages = ws;
+	out->ws_peak_pages = ws > peak ? ws : peak;
 	out->commit_pages = atomic_load_explicit(&p->commit_pages, memory_order_relaxed);
-	out->page_faults = atomic_load_explicit(&p->page_faults, memory_order_relaxed);
+	out->page_faults = faults;
 	out->hard_faults = atomic_load_explicit(&p->hard_faults, memory_order_relaxed);
 	return 0;
 }
@@ -224,7 +241,7 @@ int ntmm__virt_audit(ntmm_engine_t *e)
 	cds_list_for_each_entry(p, &v->processes, link)
 	{
 		ntmm__pushlock_acquire_exclusive(&p->as_lock);
-		ntmm__pushlock_acquire_exclusive(&p->ws_lock);
+		ntmm__ws_lock_exclusive(p);
 		uint64_t committed, valid;
 		bad += audit_vads(p, &committed);
 		uint64_t charged = atomic_load_explicit(&p->commit_pages, memory_order_relaxed);
@@ -237,13 +254,13 @@ int ntmm__virt_audit(ntmm_engine_t *e)
 		total += charged;
 		bad += ntmm__pt_audit(p, &valid);
 		bad += ntmm__wsl_audit(p);
-		uint64_t ws = atomic_load_explicit(&p->wsl.ws_pages, memory_order_relaxed);
+		uint64_t ws = ntmm__ws_pages(p);
 		if (valid != ws) {
 			fprintf(stderr, "ntmm audit: process %u: %llu valid PTEs, ws_pages %llu\n",
 			        p->id, (unsigned long long)valid, (unsigned long long)ws);
 			bad++;
 		}
-		ntmm__pushlock_release_exclusive(&p->ws_lock);
+		ntmm__ws_unlock_exclusive(p);
 		ntmm__pushlock_release_exclusive(&p->as_lock);
 	}
 	pthread_mutex_unlock(&v->lock);

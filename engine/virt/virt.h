@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "phys/page.h"
+#include "sync/cache_pushlock.h"
 #include "sync/pushlock.h"
 #include "sync/rcu.h"
 #include "virt/pte.h"
@@ -91,22 +92,36 @@ typedef struct ntmm__vad_map {
 
 /*
  * Working-set list: a dense array of entries [0, next); slot i is named by
- * the wsi field of the valid PTE it describes. Faults (ws_lock shared)
- * append with fetch_add on `next`; a fault that loses its PTE race leaves a
- * hole (entry 0). Removal and compaction (moving the last entry into a hole
- * and rewriting that PTE's wsi by CAS) run under ws_lock exclusive.
- *   ws_pages == number of non-hole entries in [0, next)   (audited)
+ * the wsi field of the valid PTE it describes. Faults (ws_lock shared) take
+ * slots from a per-CPU batch (ntmm__proc_cpu_t.wsl_cache), refilled by CAS
+ * on `next` 64 slots at a time, so concurrent faults do not share a line; a
+ * fault that loses its PTE race leaves a hole (entry 0), and so does an
+ * unused batch when an exclusive holder empties the per-CPU batches.
+ * Removal and compaction (moving the last entry into a hole and rewriting
+ * that PTE's wsi by CAS) run under ws_lock exclusive.
+ *   ws_pages = Σ cpu[c].ws_delta == non-hole entries in [0, next) (audited)
+ *   ws_peak ≥ every value ws_pages had: sampled by each exclusive holder
+ *   before it removes entries (ws_pages only falls under ws_lock exclusive)
  */
 typedef struct ntmm__wsl {
 	_Atomic(_Atomic uint64_t *) chunk[NTMM__WSL_NCHUNKS]; /* allocated on demand, CAS */
-	_Atomic uint32_t next;       /* slots handed out; fetch_add under shared */
-	_Atomic uint64_t ws_pages;   /* resident pages */
+	_Atomic uint32_t next;       /* slots handed out; CAS under shared */
 	_Atomic uint64_t ws_peak;    /* peak of ws_pages */
 	size_t min_pages, max_pages; /* limits; ws_lock exclusive */
 	uint32_t hand;               /* trim clock hand; ws_lock exclusive */
 } ntmm__wsl_t;
 
 /* ------------------------------------------------------------- processes */
+
+#define NTMM__WSL_BATCH 64u
+
+/* Per-CPU part of a process (its own cache line): what faults on that CPU
+   write. A slot may be shared by threads after a migration: all atomic. */
+typedef struct ntmm__proc_cpu {
+	_Atomic uint64_t wsl_cache;   /* WSL batch: next slot (low 32) | end (high 32) */
+	_Atomic int64_t ws_delta;     /* this slot's share of ws_pages */
+	_Atomic uint64_t page_faults; /* this slot's share of the fault count */
+} NTMM__ALIGNED_CL ntmm__proc_cpu_t;
 
 #define NTMM__PROCESS_MAGIC 0x6e746d6d50726f63ull /* "ntmmProc" */
 
@@ -115,9 +130,13 @@ typedef struct ntmm__wsl {
  *   magic        — NTMM__PROCESS_MAGIC while alive (handle check)
  *   vads         — RCU-published VAD map; written under as_lock exclusive
  *   root         — PFN of the top-level table; fixed for the process's life
+ *   ws_lock      — cache-aware pushlock: a fault takes only its CPU's slot
+ *                  shared, so faults on several cores write no common line;
+ *                  exclusive holders (trim, teardown) take every slot
  *   wsl          — see above (ws_lock)
+ *   cpu[ncpu]    — per-CPU counters and WSL batches (see ntmm__proc_cpu_t)
  *   commit_pages — pages charged; changed under as_lock exclusive, read freely
- *   page_faults, hard_faults — relaxed counters
+ *   hard_faults  — relaxed counter
  *   link         — in e->virt.processes, under e->virt.lock
  */
 struct ntmm_process {
@@ -128,7 +147,9 @@ struct ntmm_process {
 
 	pthread_mutex_t trim_lock;
 	ntmm__pushlock_t as_lock;
-	ntmm__pushlock_t ws_lock;
+	ntmm__cache_pushlock_t ws_lock;
+	ntmm__proc_cpu_t *cpu;
+	unsigned ncpu;
 
 	_Atomic(ntmm__vad_map_t *) vads; /* acquire loads on the fault path; release stores */
 	ntmm__pfn_t root;
@@ -136,7 +157,6 @@ struct ntmm_process {
 
 	ntmm__wsl_t wsl;
 	_Atomic uint64_t commit_pages;
-	_Atomic uint64_t page_faults;
 	_Atomic uint64_t hard_faults;
 
 	struct cds_list_head link;
@@ -252,12 +272,30 @@ typedef void (*ntmm__pte_visit_fn)(ntmm_process_t *p, uint64_t va, _Atomic uint6
                                    void *arg);
 void ntmm__pt_walk(ntmm_process_t *p, uint64_t start, uint64_t end, ntmm__pte_visit_fn fn,
                    void *arg);
+/* The first va in [va, end) whose leaf table exists, or end (holder of
+   trim_lock: no table can vanish meanwhile). */
+#define NTMM__PT_LEAF_SPAN (1ull << (NTMM__PAGE_SHIFT + 9))
+uint64_t ntmm__pt_next_present(ntmm_process_t *p, uint64_t va, uint64_t end);
 /* Frees the whole tree (destroy; after teardown of all user space). */
 void ntmm__pt_free_all(ntmm_process_t *p, ntmm__shootdown_t *s);
 /* audit: checks the tables; returns the number of problems */
 int ntmm__pt_audit(ntmm_process_t *p, uint64_t *valid_out);
 
 /* wsl.c */
+/* ws_lock in shared mode (faults, pins): returns the slot handle. */
+static inline unsigned ntmm__ws_lock_shared(ntmm_process_t *p)
+{
+	return ntmm__cache_pushlock_acquire_shared(&p->ws_lock);
+}
+static inline void ntmm__ws_unlock_shared(ntmm_process_t *p, unsigned slot)
+{
+	ntmm__cache_pushlock_release_shared(&p->ws_lock, slot);
+}
+/* ws_lock exclusive; also empties the per-CPU WSL batches and samples the
+   peak, so the holder may remove and move entries. */
+void ntmm__ws_lock_exclusive(ntmm_process_t *p);
+void ntmm__ws_unlock_exclusive(ntmm_process_t *p);
+uint64_t ntmm__ws_pages(ntmm_process_t *p); /* Σ of the per-CPU deltas */
 int ntmm__wsl_init(ntmm__wsl_t *w, size_t min_pages, size_t max_pages);
 void ntmm__wsl_fini(ntmm__wsl_t *w);
 /* A slot for a new entry (ws_lock shared); NTMM_ENOMEM when full. */

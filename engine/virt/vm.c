@@ -204,10 +204,19 @@ int ntmm_free(ntmm_process_t *p, uint64_t base, size_t size, unsigned type)
 	ntmm__vad_publish(p, nm, v);
 	ntmm__commit_uncharge(p, uncharge);
 
+	/* The new map is published, so no fault can map the range again: tear
+	   it down one leaf table (2 MiB) per exclusive hold, skipping absent
+	   tables, so faults elsewhere in the process wait briefly each time. */
 	ntmm__shootdown_t s = {0};
-	ntmm__pushlock_acquire_exclusive(&p->ws_lock);
-	ntmm__pt_teardown(p, start, end, &s);
-	ntmm__pushlock_release_exclusive(&p->ws_lock);
+	for (uint64_t va = ntmm__pt_next_present(p, start, end); va < end;) {
+		uint64_t stop = (va + NTMM__PT_LEAF_SPAN) & ~(NTMM__PT_LEAF_SPAN - 1);
+		if (stop > end)
+			stop = end;
+		ntmm__ws_lock_exclusive(p);
+		ntmm__pt_teardown(p, va, stop, &s);
+		ntmm__ws_unlock_exclusive(p);
+		va = ntmm__pt_next_present(p, stop, end);
+	}
 	ntmm__pushlock_release_exclusive(&p->as_lock);
 	ntmm__shootdown_finish(p->e, &s);
 	pthread_mutex_unlock(&p->trim_lock);
@@ -263,9 +272,9 @@ int ntmm_protect(ntmm_process_t *p, uint64_t base, size_t size, unsigned prot, u
 		return ntmm__error(NTMM_ENOMEM, "host memory for the VAD map");
 	}
 	ntmm__vad_publish(p, nm, v);
-	ntmm__pushlock_acquire_exclusive(&p->ws_lock);
+	ntmm__ws_lock_exclusive(p);
 	bool removed = ntmm__pt_reprotect(p, start, end, prot);
-	ntmm__pushlock_release_exclusive(&p->ws_lock);
+	ntmm__ws_unlock_exclusive(p);
 	ntmm__pushlock_release_exclusive(&p->as_lock);
 	if (removed) { /* no translated pointer from before survives the call */
 		ntmm__rcu_synchronize();

@@ -13,6 +13,7 @@
  */
 #include "virt/virt.h"
 #include "engine.h"
+#include "sync/cpu.h"
 
 #include <stdlib.h>
 
@@ -21,7 +22,6 @@ int ntmm__wsl_init(ntmm__wsl_t *w, size_t min_pages, size_t max_pages)
 	for (unsigned i = 0; i < NTMM__WSL_NCHUNKS; i++)
 		atomic_store_explicit(&w->chunk[i], NULL, memory_order_relaxed);
 	atomic_store_explicit(&w->next, 0, memory_order_relaxed);
-	atomic_store_explicit(&w->ws_pages, 0, memory_order_relaxed);
 	atomic_store_explicit(&w->ws_peak, 0, memory_order_relaxed);
 	w->min_pages = min_pages;
 	w->max_pages = max_pages;
@@ -35,44 +35,67 @@ void ntmm__wsl_fini(ntmm__wsl_t *w)
 		free((void *)atomic_load_explicit(&w->chunk[i], memory_order_relaxed));
 }
 
+static int ensure_chunk(ntmm__wsl_t *w, uint32_t slot)
+{
+	unsigned c = slot / NTMM__WSL_CHUNK;
+	if (atomic_load_explicit(&w->chunk[c], memory_order_acquire))
+		return 0;
+	_Atomic uint64_t *n = calloc(NTMM__WSL_CHUNK, sizeof(*n));
+	_Atomic uint64_t *expect = NULL;
+	if (!n)
+		return NTMM_ENOMEM;
+	/* release: the zeroed chunk is visible to whoever loads it (acquire in
+	   ntmm__wsl_entry) */
+	if (!atomic_compare_exchange_strong_explicit(&w->chunk[c], &expect, n, memory_order_acq_rel,
+	                                             memory_order_acquire))
+		free(n);
+	return 0;
+}
+
 int ntmm__wsl_reserve(ntmm_process_t *p, uint32_t *slot)
 {
 	ntmm__wsl_t *w = &p->wsl;
-	uint32_t i = atomic_load_explicit(&w->next, memory_order_relaxed);
-	do {
-		if (i >= NTMM__WSL_CAPACITY)
-			return NTMM_ENOMEM;
-		/* relaxed: the slot number is all we take; its entry is written
-		   by us alone and read under ws_lock exclusive later */
-	} while (!atomic_compare_exchange_weak_explicit(&w->next, &i, i + 1, memory_order_relaxed,
-	                                                memory_order_relaxed));
-	unsigned c = i / NTMM__WSL_CHUNK;
-	if (!atomic_load_explicit(&w->chunk[c], memory_order_acquire)) {
-		_Atomic uint64_t *n = calloc(NTMM__WSL_CHUNK, sizeof(*n));
-		_Atomic uint64_t *expect = NULL;
-		if (!n) {
-			atomic_store_explicit(&w->next, i, memory_order_relaxed); /* best effort */
-			return NTMM_ENOMEM;
+	_Atomic uint64_t *cache = &p->cpu[ntmm__cpu_current(p->ncpu)].wsl_cache;
+	uint64_t v = atomic_load_explicit(cache, memory_order_relaxed);
+	for (;;) {
+		uint32_t nx = (uint32_t)v, end = (uint32_t)(v >> 32);
+		if (nx < end) {
+			/* relaxed: the slot number is all we take; its entry is written
+			   by us alone and read under ws_lock exclusive later */
+			if (atomic_compare_exchange_weak_explicit(
+			        cache, &v, v + 1, memory_order_relaxed, memory_order_relaxed)) {
+				*slot = nx;
+				return 0;
+			}
+			continue;
 		}
-		/* release: the zeroed chunk is visible to whoever loads it (acquire
-		   in ntmm__wsl_entry) */
-		if (!atomic_compare_exchange_strong_explicit(
-		        &w->chunk[c], &expect, n, memory_order_acq_rel, memory_order_acquire))
-			free(n);
+		uint32_t i = atomic_load_explicit(&w->next, memory_order_relaxed), n;
+		do {
+			if (i >= NTMM__WSL_CAPACITY)
+				return NTMM_ENOMEM;
+			n = NTMM__WSL_CAPACITY - i < NTMM__WSL_BATCH ? NTMM__WSL_CAPACITY - i
+			                                             : NTMM__WSL_BATCH;
+		} while (!atomic_compare_exchange_weak_explicit(
+		    &w->next, &i, i + n, memory_order_relaxed, memory_order_relaxed));
+		if (ensure_chunk(w, i) || ensure_chunk(w, i + n - 1))
+			return NTMM_ENOMEM; /* the batch stays holes */
+		uint64_t want = (uint64_t)(i + 1) | ((uint64_t)(i + n) << 32);
+		/* if another thread on this CPU slot refilled first, our batch
+		   becomes holes and we take from theirs */
+		if (atomic_compare_exchange_strong_explicit(cache, &v, want, memory_order_relaxed,
+		                                            memory_order_relaxed)) {
+			*slot = i;
+			return 0;
+		}
 	}
-	*slot = i;
-	return 0;
 }
 
 void ntmm__wsl_fill(ntmm_process_t *p, uint32_t slot, uint64_t va)
 {
 	ntmm__wsl_t *w = &p->wsl;
 	atomic_store_explicit(ntmm__wsl_entry(w, slot), va, memory_order_relaxed);
-	uint64_t n = atomic_fetch_add_explicit(&w->ws_pages, 1, memory_order_relaxed) + 1;
-	uint64_t peak = atomic_load_explicit(&w->ws_peak, memory_order_relaxed);
-	while (n > peak && !atomic_compare_exchange_weak_explicit(
-	                       &w->ws_peak, &peak, n, memory_order_relaxed, memory_order_relaxed))
-		;
+	atomic_fetch_add_explicit(&p->cpu[ntmm__cpu_current(p->ncpu)].ws_delta, 1,
+	                          memory_order_relaxed);
 }
 
 void ntmm__wsl_hole(ntmm_process_t *p, uint32_t slot)
@@ -106,7 +129,7 @@ void ntmm__wsl_remove(ntmm_process_t *p, uint32_t slot)
 	ntmm__wsl_t *w = &p->wsl;
 	ntmm__assert(slot < atomic_load_explicit(&w->next, memory_order_relaxed));
 	atomic_store_explicit(ntmm__wsl_entry(w, slot), 0, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&w->ws_pages, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&p->cpu[0].ws_delta, 1, memory_order_relaxed);
 	uint32_t n = trim_tail(w, atomic_load_explicit(&w->next, memory_order_relaxed));
 	if (slot < n) { /* move the last entry into the hole */
 		uint64_t ent =
@@ -136,6 +159,8 @@ void ntmm__wsl_compact(ntmm_process_t *p)
 	atomic_store_explicit(&w->next, n, memory_order_relaxed);
 }
 
+#define NTMM__TRIM_HOLD 2048u /* WSL entries looked at per exclusive hold */
+
 size_t ntmm__ws_trim(ntmm_process_t *p, size_t max_trim, unsigned min_age)
 {
 	ntmm_engine_t *e = p->e;
@@ -144,9 +169,17 @@ size_t ntmm__ws_trim(ntmm_process_t *p, size_t max_trim, unsigned min_age)
 	size_t trimmed = 0;
 
 	pthread_mutex_lock(&p->trim_lock);
-	ntmm__pushlock_acquire_exclusive(&p->ws_lock);
-	uint32_t i = 0;
+	ntmm__ws_lock_exclusive(p);
+	uint32_t i = 0, held = 0;
 	while (trimmed < max_trim && i < atomic_load_explicit(&w->next, memory_order_relaxed)) {
+		if (++held == NTMM__TRIM_HOLD) {
+			/* let waiting faults in now and then; the batch stays open and
+			   its grace period comes once, at the end */
+			ntmm__ws_unlock_exclusive(p);
+			ntmm__ws_lock_exclusive(p);
+			held = 0;
+			continue;
+		}
 		uint64_t ent = atomic_load_explicit(ntmm__wsl_entry(w, i), memory_order_relaxed);
 		if (!ent || (ent & NTMM__WSLE_AGE_MASK) < min_age) {
 			i++;
@@ -175,7 +208,7 @@ size_t ntmm__ws_trim(ntmm_process_t *p, size_t max_trim, unsigned min_age)
 			ntmm__shootdown_add_release(&s, pfn);
 		trimmed++;
 	}
-	ntmm__pushlock_release_exclusive(&p->ws_lock);
+	ntmm__ws_unlock_exclusive(p);
 	ntmm__shootdown_finish(e, &s);
 	pthread_mutex_unlock(&p->trim_lock);
 	if (trimmed)
@@ -186,7 +219,7 @@ size_t ntmm__ws_trim(ntmm_process_t *p, size_t max_trim, unsigned min_age)
 void ntmm__ws_age(ntmm_process_t *p)
 {
 	ntmm__wsl_t *w = &p->wsl;
-	ntmm__pushlock_acquire_exclusive(&p->ws_lock);
+	ntmm__ws_lock_exclusive(p);
 	uint32_t n = atomic_load_explicit(&w->next, memory_order_relaxed);
 	for (uint32_t i = 0; i < n; i++) {
 		_Atomic uint64_t *slot = ntmm__wsl_entry(w, i);
@@ -205,7 +238,39 @@ void ntmm__ws_age(ntmm_process_t *p)
 		atomic_store_explicit(slot, (ent & ~NTMM__WSLE_AGE_MASK) | age,
 		                      memory_order_relaxed);
 	}
-	ntmm__pushlock_release_exclusive(&p->ws_lock);
+	ntmm__ws_unlock_exclusive(p);
+}
+
+uint64_t ntmm__ws_pages(ntmm_process_t *p)
+{
+	int64_t sum = 0;
+	for (unsigned c = 0; c < p->ncpu; c++)
+		sum += atomic_load_explicit(&p->cpu[c].ws_delta, memory_order_relaxed);
+	return sum > 0 ? (uint64_t)sum : 0;
+}
+
+void ntmm__ws_lock_exclusive(ntmm_process_t *p)
+{
+	ntmm__cache_pushlock_acquire_exclusive(&p->ws_lock);
+	ntmm__wsl_t *w = &p->wsl;
+	/* no fault runs now: unused batch slots become holes */
+	for (unsigned c = 0; c < p->ncpu; c++)
+		atomic_store_explicit(&p->cpu[c].wsl_cache, 0, memory_order_relaxed);
+	atomic_store_explicit(&w->next,
+	                      trim_tail(w, atomic_load_explicit(&w->next, memory_order_relaxed)),
+	                      memory_order_relaxed);
+	uint64_t ws = ntmm__ws_pages(p);
+	if (ws > atomic_load_explicit(&w->ws_peak, memory_order_relaxed))
+		atomic_store_explicit(&w->ws_peak, ws, memory_order_relaxed);
+}
+
+void ntmm__ws_unlock_exclusive(ntmm_process_t *p)
+{
+	ntmm__wsl_t *w = &p->wsl;
+	uint32_t next = atomic_load_explicit(&w->next, memory_order_relaxed);
+	if (next - ntmm__ws_pages(p) > 4 * NTMM__WSL_BATCH * p->ncpu)
+		ntmm__wsl_compact(p);
+	ntmm__cache_pushlock_release_exclusive(&p->ws_lock);
 }
 
 int ntmm__wsl_audit(ntmm_process_t *p)
@@ -216,7 +281,7 @@ int ntmm__wsl_audit(ntmm_process_t *p)
 	for (uint32_t i = 0; i < n; i++)
 		if (atomic_load_explicit(ntmm__wsl_entry(w, i), memory_order_relaxed))
 			live++;
-	uint64_t ws = atomic_load_explicit(&w->ws_pages, memory_order_relaxed);
+	uint64_t ws = ntmm__ws_pages(p);
 	if (live != ws) {
 		fprintf(stderr, "ntmm audit: process %u: %llu working-set entries, ws_pages %llu\n",
 		        p->id, (unsigned long long)live, (unsigned long long)ws);
@@ -235,10 +300,10 @@ int ntmm_ws_set_limits(ntmm_process_t *p, size_t min_pages, size_t max_pages)
 	if (min_pages == 0 || min_pages > max_pages || max_pages > NTMM__WSL_CAPACITY)
 		return ntmm__error(NTMM_EINVAL, "working-set limits %zu..%zu (1..%u, min <= max)",
 		                   min_pages, max_pages, NTMM__WSL_CAPACITY);
-	ntmm__pushlock_acquire_exclusive(&p->ws_lock);
+	ntmm__ws_lock_exclusive(p);
 	p->wsl.min_pages = min_pages;
 	p->wsl.max_pages = max_pages;
-	ntmm__pushlock_release_exclusive(&p->ws_lock);
+	ntmm__ws_unlock_exclusive(p);
 	return 0;
 }
 
