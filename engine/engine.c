@@ -6,6 +6,7 @@
  */
 #include "engine.h"
 #include "sync/rcu.h"
+#include "virt/tlb.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -83,18 +84,23 @@ int ntmm_thread_register(ntmm_engine_t *e)
 
 void ntmm_thread_unregister(ntmm_engine_t *e)
 {
-	if (e)
-		ntmm__rcu_thread_offline();
+	if (!e)
+		return;
+	ntmm__rcu_thread_offline();
+	if (!ntmm__rcu_thread_registered())
+		ntmm__tlb_thread_exit();
 }
 
 void ntmm_access_begin(ntmm_engine_t *e)
 {
 	ntmm__assert(ntmm__rcu_thread_registered());
 	ntmm__rcu_read_lock();
+	ntmm__tlb_section_begin();
 }
 
 void ntmm_access_end(ntmm_engine_t *e)
 {
+	ntmm__tlb_section_end();
 	ntmm__rcu_read_unlock();
 }
 

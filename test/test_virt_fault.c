@@ -386,6 +386,45 @@ static void prototype_and_pagefile_ptes_are_enotsup_for_now(void **s)
 	virt_engine_done(e);
 }
 
+/* The software TLB keeps the grace-period rule: its entries do not outlive
+   the access section that filled them, and a read fill does not allow a
+   write that has not set Dirty. */
+static void tlb_entries_die_with_their_access_section(void **s)
+{
+	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_process_t *p = virt_process(e);
+	uint64_t a = commit_region(p, 4, NTMM_PAGE_READWRITE);
+	void *h1, *h2;
+	ntmm_access_begin(e);
+	assert_int_equal(ntmm_translate(p, a + 8, NTMM_ACCESS_READ, &h1), 0);
+	assert_int_equal(ntmm_translate(p, a + 8, NTMM_ACCESS_READ, &h2), 0); /* hit */
+	assert_ptr_equal(h1, h2);
+	assert_false(atomic_load(ntmm__pt_lookup(p, a)) & NTMM__PTE_DIRTY);
+	assert_int_equal(ntmm_translate(p, a + 8, NTMM_ACCESS_WRITE, &h2), 0);
+	assert_true(atomic_load(ntmm__pt_lookup(p, a)) & NTMM__PTE_DIRTY); /* not a TLB hit */
+	*(char *)h2 = 5;
+	ntmm_access_end(e);
+	assert_int_equal(ntmm_ws_empty(p), 0);
+	uint64_t soft = STAT(e, soft_faults);
+	ntmm_access_begin(e);
+	assert_int_equal(ntmm_translate(p, a + 8, NTMM_ACCESS_READ, &h1), 0);
+	assert_int_equal(STAT(e, soft_faults), soft + 1); /* the old entry was not used */
+	assert_int_equal(*(char *)h1, 5);
+	ntmm_access_end(e);
+	/* a nested section shares its outer section's entries */
+	ntmm_access_begin(e);
+	assert_int_equal(ntmm_translate(p, a + PG, NTMM_ACCESS_WRITE, &h1), 0);
+	ntmm_access_begin(e);
+	uint64_t faults = STAT(e, page_faults);
+	assert_int_equal(ntmm_translate(p, a + PG, NTMM_ACCESS_WRITE, &h2), 0);
+	assert_int_equal(STAT(e, page_faults), faults);
+	assert_ptr_equal(h1, h2);
+	ntmm_access_end(e);
+	ntmm_access_end(e);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	virt_engine_done(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -402,6 +441,7 @@ int main(void)
 	    cmocka_unit_test(processes_never_see_each_others_pages),
 	    cmocka_unit_test(calls_that_need_a_grace_period_refuse_inside_an_access_section),
 	    cmocka_unit_test(prototype_and_pagefile_ptes_are_enotsup_for_now),
+	    cmocka_unit_test(tlb_entries_die_with_their_access_section),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,9 +11,33 @@
  */
 #include "virt/virt.h"
 #include "engine.h"
+#include "virt/tlb.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+__thread ntmm__tlb_t ntmm__tlb __attribute__((tls_model("initial-exec")));
+
+void ntmm__tlb_thread_exit(void)
+{
+	free(ntmm__tlb.e);
+	ntmm__tlb.e = NULL;
+}
+
+static inline void tlb_fill(ntmm_process_t *p, uint64_t va, uint64_t pte)
+{
+	ntmm__tlb_t *t = &ntmm__tlb;
+	if (!t->depth)
+		return; /* not inside ntmm_access_begin: nothing to scope it to */
+	if (ntmm__unlikely(!t->e) && !(t->e = calloc(NTMM__TLB_ENTRIES, sizeof(*t->e))))
+		return;
+	ntmm__tlb_entry_t *en = &t->e[(va >> NTMM__PAGE_SHIFT) % NTMM__TLB_ENTRIES];
+	uint64_t wd = NTMM__PTE_WRITE | NTMM__PTE_DIRTY;
+	en->page = va & ~(uint64_t)(NTMM_PAGE_SIZE - 1);
+	en->p = p;
+	en->host = (uintptr_t)ntmm__pfn_host(p->e, ntmm__pte_pfn(pte)) | ((pte & wd) == wd);
+	en->gen = t->gen;
+}
 
 /* The fast path: true and *host set if va's PTE is valid with the access
    bits needed (Accessed, and Dirty on a write, are set by CAS if missing). */
@@ -38,6 +62,7 @@ static inline bool translate_fast(ntmm_process_t *p, uint64_t va, bool write, vo
 			break;
 	}
 	*host = (char *)ntmm__pfn_host(p->e, ntmm__pte_pfn(old)) + (va & (NTMM_PAGE_SIZE - 1));
+	tlb_fill(p, va, old | flags);
 	return true;
 }
 
@@ -51,6 +76,19 @@ static int check_va(uint64_t va)
 
 int ntmm_translate(ntmm_process_t *p, uint64_t va, unsigned access, void **host)
 {
+	bool write = access == NTMM_ACCESS_WRITE;
+	ntmm__tlb_t *t = &ntmm__tlb;
+	if (t->depth && t->e && host) {
+		/* TLB hit (tlb.h): an entry naming p was filled in this section,
+		   after p and va were checked, so they need no check again */
+		const ntmm__tlb_entry_t *en = &t->e[(va >> NTMM__PAGE_SHIFT) % NTMM__TLB_ENTRIES];
+		if (en->page == (va & ~(uint64_t)(NTMM_PAGE_SIZE - 1)) && en->p == p &&
+		    en->gen == t->gen && access <= NTMM_ACCESS_WRITE &&
+		    (!write || (en->host & 1))) {
+			*host = (char *)(en->host & ~(uintptr_t)1) + (va & (NTMM_PAGE_SIZE - 1));
+			return 0;
+		}
+	}
 	int err = ntmm__process_check(p);
 	if (err)
 		return err;
@@ -59,7 +97,6 @@ int ntmm_translate(ntmm_process_t *p, uint64_t va, unsigned access, void **host)
 		                   access);
 	if ((err = check_va(va)))
 		return err;
-	bool write = access == NTMM_ACCESS_WRITE;
 	ntmm__rcu_read_lock(); /* nests inside the caller's access section */
 	while (!translate_fast(p, va, write, host)) {
 		if ((err = ntmm__fault(p, va, access)))
