@@ -106,8 +106,8 @@ static void many_threads_and_processes_keep_their_data_under_trimming(void **s)
 {
 	shared_t sh = {0};
 	sh.e = virt_engine(32 * MiB, 7);
-	sh.pages_per_thread = (size_t)scaled(256);
-	sh.rounds = (int)scaled(8);
+	sh.pages_per_thread = (size_t)scaled(1024);
+	sh.rounds = (int)scaled(40);
 	size_t per_proc = sh.pages_per_thread * (NTHREADS / NPROC);
 	for (int i = 0; i < NPROC; i++) {
 		sh.p[i] = virt_process(sh.e);
@@ -197,11 +197,11 @@ static void *collide_worker(void *arg)
 static void collided_faults_resolve_once_without_leaking(void **s)
 {
 	collide_t c = {0};
-	c.e = virt_engine(16 * MiB, 0);
+	c.e = virt_engine(64 * MiB, 0);
 	ntmm_stats_t st0;
 	assert_int_equal(ntmm_stats_get(c.e, &st0), 0);
 	c.p = virt_process(c.e);
-	c.pages = (size_t)scaled(1024);
+	c.pages = (size_t)scaled(4096);
 	assert_int_equal(ntmm_allocate(c.p, &c.base, c.pages * PG,
 	                               NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
 	                 0);
@@ -252,7 +252,7 @@ static void *churn_faulter(void *arg)
 	churn_t *c = arg;
 	ntmm_thread_register(c->e);
 	uint64_t seed = (uint64_t)(uintptr_t)&seed;
-	for (int r = 0; r < scaled(2000); r++) {
+	for (int r = 0; r < scaled(20000); r++) {
 		size_t i = test_rand(&seed) % c->pages;
 		uint32_t v = (uint32_t)i * 3u + 1;
 		int err = ntmm_write(c->p, c->fixed + i * PG + (seed & 0xff) * 4, &v, 4);
