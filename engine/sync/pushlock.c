@@ -329,7 +329,7 @@ static void acquire_slow(ntmm__pushlock_t *pl, bool exclusive)
 	uintptr_t old = atomic_load_explicit(&pl->value, memory_order_acquire);
 	for (;;) {
 		if (exclusive ? !(old & L) : ntmm__pushlock_shared_can_enter(old)) {
-			uintptr_t want = exclusive ? old | L : (old | L) + SHARE;
+			uintptr_t want = exclusive ? old | L : ntmm__pushlock_one_sharer_more(old);
 			/* acquire: pairs with the previous holder's release */
 			if (atomic_compare_exchange_weak_explicit(
 			        &pl->value, &old, want, memory_order_acquire, memory_order_acquire))
@@ -410,14 +410,10 @@ void ntmm__pushlock_release_shared_slow(ntmm__pushlock_t *pl)
 	/* acquire: we may walk the blocks the word points to */
 	uintptr_t old = atomic_load_explicit(&pl->value, memory_order_acquire);
 	while (!(old & W)) {
-		ntmm__assert((old & L) && "release_shared of an unlocked pushlock");
-		ntmm__assert(old != L && "release_shared of a pushlock held exclusive");
-		uintptr_t next = old - SHARE;
-		if (next == L)
-			next = 0;
 		/* release: as in the inline path */
 		if (atomic_compare_exchange_weak_explicit(
-		        &pl->value, &old, next, memory_order_release, memory_order_acquire))
+		        &pl->value, &old, ntmm__pushlock_one_sharer_less(old), memory_order_release,
+		        memory_order_acquire))
 			return;
 	}
 	ntmm__assert((old & L) && "release_shared of an unlocked pushlock");
