@@ -205,6 +205,42 @@ static void writer_moves_modified_to_standby_tail(void **state)
 	ntmm_engine_destroy(e);
 }
 
+static void modified_nowrite_holds_frames_back_from_the_writer(void **state)
+{
+	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm__pfn_t a = owned(e, PTE_A, 0), b = owned(e, PTE_B, 0);
+	assert_true(ntmm__page_unmap(e, a, true, false));
+	assert_true(ntmm__page_unmap(e, b, true, false));
+	ntmm__pfn_t both[2] = {a, b};
+	ntmm__page_release_batch(e, both, 2);
+	assert_int_equal(ntmm__page_hold_write(e, a, true), 0);
+	assert_int_equal(ntmm__page_hold_write(e, a, true), NTMM_EBUSY);
+	assert_int_equal(loc(e, a), NTMM__LOC_MODIFIED_NOWRITE);
+	ntmm_stats_t s;
+	ntmm_stats_get(e, &s);
+	assert_int_equal(s.modified_nowrite_pages, 1);
+	assert_int_equal(s.modified_pages, 1);
+	ntmm__pfn_t w[4];
+	assert_int_equal(ntmm__page_writer_take(e, NTMM__ALLOC_NODE_ANY, w, 4), 1);
+	assert_int_equal(w[0], b);
+	ntmm__page_writer_done(e, w, NULL, 1, true);
+	assert_int_equal(ntmm_audit(e), 0);
+	/* released for writing, it is the writer's again */
+	assert_int_equal(ntmm__page_hold_write(e, a, false), 0);
+	assert_int_equal(ntmm__page_writer_take(e, NTMM__ALLOC_NODE_ANY, w, 4), 1);
+	assert_int_equal(w[0], a);
+	ntmm__page_writer_done(e, w, NULL, 1, true);
+	/* a soft fault takes a held frame back, still dirty */
+	assert_int_equal(ntmm__page_reclaim(e, b, PTE_B, false), 0);
+	assert_true(ntmm__page_unmap(e, b, true, false));
+	ntmm__page_release_batch(e, &b, 1);
+	assert_int_equal(ntmm__page_hold_write(e, b, true), 0);
+	assert_int_equal(ntmm__page_reclaim(e, b, PTE_B, true), 0);
+	assert_true(st(e, b) & NTMM__PFN_MODIFIED);
+	assert_int_equal(ntmm_audit(e), 0);
+	ntmm_engine_destroy(e);
+}
+
 typedef struct seen_repurpose {
 	int calls;
 	ntmm__pfn_t pfn;
@@ -321,6 +357,7 @@ int main(void)
 	    cmocka_unit_test(pinned_frame_moves_on_at_last_unref),
 	    cmocka_unit_test(delete_transition_frees_listed_and_marks_in_flight),
 	    cmocka_unit_test(writer_moves_modified_to_standby_tail),
+	    cmocka_unit_test(modified_nowrite_holds_frames_back_from_the_writer),
 	    cmocka_unit_test(standby_is_repurposed_last_with_callback_and_zeroed),
 	    cmocka_unit_test(bad_frames_are_never_handed_out),
 	    cmocka_unit_test(audit_catches_a_corrupted_frame),

@@ -75,7 +75,7 @@ static void many_threads_never_share_a_frame(void **state)
 	ntmm_engine_t *e = phys_engine(8, NULL, NTMM_BACKING_AUTO, 1);
 	worker_t w[THREADS];
 	for (int i = 0; i < THREADS; i++)
-		w[i] = (worker_t){e, i, scaled(40000)};
+		w[i] = (worker_t){e, i, scaled(100000)};
 	atomic_store(&test_failures, 0);
 	run_threads(THREADS, alloc_free_worker, w, sizeof(w[0]));
 	assert_int_equal(atomic_load(&test_failures), 0);
@@ -266,7 +266,7 @@ static void trim_reclaim_repurpose_and_write_race_safely(void **state)
 	for (int i = 0; i < THREADS; i++) {
 		o[i].e = e;
 		o[i].id = i;
-		o[i].iters = scaled(60000);
+		o[i].iters = scaled(150000);
 	}
 	atomic_store(&test_failures, 0);
 	pthread_t wt;

@@ -15,7 +15,19 @@
 #include "sync/backoff.h"
 #include "sync/cpu.h"
 
+#include <sched.h>
+
 #include <string.h>
+
+/* The CPU slot: sched_getcpu() answers below the configured CPU count, so
+   the modulo (a division on the hot path) is only a fallback. */
+static inline unsigned cpu_slot(const ntmm__phys_t *ph)
+{
+	int c = sched_getcpu();
+	if (ntmm__likely((unsigned)c < ph->ncpus))
+		return (unsigned)c;
+	return c < 0 ? 0u : (unsigned)c % ph->ncpus;
+}
 
 static inline bool slot_try(ntmm__pcpu_t *s)
 {
@@ -241,7 +253,7 @@ int ntmm__page_alloc(ntmm_engine_t *e, unsigned flags, int node, uint32_t colour
                      ntmm__pfn_t *out)
 {
 	ntmm__phys_t *ph = &e->phys;
-	unsigned cpu = ntmm__cpu_current(ph->ncpus);
+	unsigned cpu = cpu_slot(ph);
 	ntmm__pcpu_t *s = &ph->pcpu[cpu];
 	unsigned home;
 	if (node == NTMM__ALLOC_NODE_ANY)
@@ -319,20 +331,30 @@ void ntmm__page_free(ntmm_engine_t *e, ntmm__pfn_t pfn)
 {
 	ntmm__phys_t *ph = &e->phys;
 	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
+	/* acquire: pairs with the release of the frame's last change, so the
+	   owner's (and pinners') writes are ordered before we free it */
 	uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire), next;
-	for (;;) {
-		ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE && ntmm__pfn_shares(s) <= 1);
-		if (ntmm__unlikely(ntmm__pfn_refs(s) > 0)) {
+	ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE && ntmm__pfn_shares(s) <= 1);
+	if (ntmm__likely(ntmm__pfn_refs(s) == 0)) {
+		/* No reference: by the contract no other thread can reach the
+		   frame any more (no PTE, no pin, past the grace period), so no
+		   one else writes this word and a store replaces the CAS. */
+		next = ntmm__pfn_listed(s, NTMM__LOC_FREE);
+		ntmm__pfn_store(p, s, next);
+	} else {
+		for (;;) {
 			/* still referenced (pinned or in I/O): the last unref frees it */
 			next = ntmm__pfn_relocate((s & ~NTMM__PFN_SHARE_MASK) | NTMM__PFN_DELETED,
 			                          NTMM__LOC_TRANSITION);
 			if (ntmm__pfn_cas(p, &s, next))
 				return;
-			continue;
+			if (ntmm__pfn_refs(s) == 0) {
+				/* the last reference went meanwhile */
+				next = ntmm__pfn_listed(s, NTMM__LOC_FREE);
+				if (ntmm__pfn_cas(p, &s, next))
+					break;
+			}
 		}
-		next = ntmm__pfn_listed(s, NTMM__LOC_FREE);
-		if (ntmm__pfn_cas(p, &s, next))
-			break;
 	}
 	/* relaxed: the frame is FREE and ours until it is on a list or in a
 	   magazine, whose lock/flag publishes these stores */
@@ -340,7 +362,7 @@ void ntmm__page_free(ntmm_engine_t *e, ntmm__pfn_t pfn)
 	atomic_store_explicit(&p->original_pte, 0, memory_order_relaxed);
 
 	unsigned node = ntmm__pfn_node(ph, pfn);
-	ntmm__pcpu_t *sl = &ph->pcpu[ntmm__cpu_current(ph->ncpus)];
+	ntmm__pcpu_t *sl = &ph->pcpu[cpu_slot(ph)];
 	if (sl->node == node && slot_try(sl)) {
 		uint32_t k = cnt_get(&sl->nfree);
 		if (k == NTMM__MAG) {

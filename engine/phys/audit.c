@@ -12,6 +12,7 @@
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <time.h>
 
 typedef struct audit {
 	ntmm__phys_t *ph;
@@ -90,12 +91,16 @@ static size_t walk(audit_t *a, ntmm__plist_t *l, unsigned node, unsigned loc, un
 	return k;
 }
 
+/* Waits for a CPU slot (held only for a few instructions at a time). After
+   the spin budget it sleeps rather than yields, so that a real-time caller
+   lets a preempted lower-priority holder on its CPU finish. */
 static void lock_slot(ntmm__pcpu_t *s)
 {
 	ntmm__backoff_t b = NTMM__BACKOFF_INIT;
 	/* acquire: as slot_try in alloc.c */
 	while (atomic_exchange_explicit(&s->busy, 1, memory_order_acquire))
-		ntmm__backoff(&b);
+		if (!ntmm__backoff_spin_bounded(&b))
+			nanosleep(&(struct timespec){0, 50000}, NULL);
 }
 
 int ntmm__phys_audit(ntmm_engine_t *e)

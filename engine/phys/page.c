@@ -127,6 +127,7 @@ int ntmm__page_reclaim(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr, boo
 			return NTMM_ECONFLICT;
 		ntmm__node_t *n = &ph->nodes[ntmm__pfn_node(ph, pfn)];
 		pthread_mutex_lock(&n->standby_lock);
+		/* acquire: as load_state; re-check under the list lock */
 		if (atomic_load_explicit(&p->state, memory_order_acquire) != s) {
 			pthread_mutex_unlock(&n->standby_lock);
 			continue;
@@ -166,6 +167,7 @@ bool ntmm__page_delete_transition(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pt
 			return false;
 		ntmm__node_t *n = &ph->nodes[ntmm__pfn_node(ph, pfn)];
 		pthread_mutex_lock(&n->standby_lock);
+		/* acquire: as load_state; re-check under the list lock */
 		if (atomic_load_explicit(&p->state, memory_order_acquire) != s) {
 			pthread_mutex_unlock(&n->standby_lock);
 			continue;
@@ -284,6 +286,28 @@ void ntmm__page_writer_done(ntmm_engine_t *e, const ntmm__pfn_t *pfns, const uin
 	}
 }
 
+int ntmm__page_hold_write(ntmm_engine_t *e, ntmm__pfn_t pfn, bool hold)
+{
+	ntmm__phys_t *ph = &e->phys;
+	ntmm__node_t *n = &ph->nodes[ntmm__pfn_node(ph, pfn)];
+	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
+	unsigned from = hold ? NTMM__LOC_MODIFIED : NTMM__LOC_MODIFIED_NOWRITE;
+	unsigned to = hold ? NTMM__LOC_MODIFIED_NOWRITE : NTMM__LOC_MODIFIED;
+	int err = NTMM_EBUSY;
+	pthread_mutex_lock(&n->standby_lock);
+	/* acquire: as load_state */
+	uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
+	if (ntmm__pfn_loc(s) == from) {
+		ntmm__plist_unlink(ph, ntmm__node_list(n, from, 0), pfn);
+		ntmm__pfn_store(p, s, ntmm__pfn_relocate(s, to));
+		ntmm__plist_push_tail(ph, ntmm__node_list(n, to, 0), pfn);
+		ntmm__node_pub_standby(n);
+		err = 0;
+	}
+	pthread_mutex_unlock(&n->standby_lock);
+	return err;
+}
+
 int ntmm__page_mark_bad(ntmm_engine_t *e, ntmm__pfn_t pfn)
 {
 	ntmm__phys_t *ph = &e->phys;
@@ -293,7 +317,9 @@ int ntmm__page_mark_bad(ntmm_engine_t *e, ntmm__pfn_t pfn)
 	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
 	int err = NTMM_EBUSY;
 	pthread_mutex_lock(&n->free_lock);
-	uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
+	/* acquire: the links were last written by whoever held the frame
+	   before; its release of the state word orders them before our read */
+	uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
 	unsigned loc = ntmm__pfn_loc(s);
 	if (loc == NTMM__LOC_ZEROED || loc == NTMM__LOC_FREE) {
 		bool zeroed = loc == NTMM__LOC_ZEROED;

@@ -2,11 +2,13 @@
  * The physical layer's page API for the layers above (virt, io, section):
  * the PFN entry, its state word, and the page operations the fault handler,
  * the trimmer, the page writers and process teardown use. Implemented in
- * engine/phys/ (pfn.c, pagelist.c, alloc.c); this header is the contract
+ * engine/phys/ (pfn.c, alloc.c, page.c); this header is the contract
  * between the physical and virtual layers.
  *
- * PFN entry (32 bytes, static-asserted): one 64-bit state word changed only
- * by CAS, the owning PTE's host address, the OriginalPte, and list links.
+ * PFN entry (32 bytes, static-asserted): one 64-bit state word changed by
+ * CAS (or by a plain release store from the one thread that holds the frame
+ * exclusively: list lock, per-CPU cache, or an unreachable frame being
+ * freed), the owning PTE's host address, the OriginalPte, and list links.
  *
  * State word (NTMM__PFN_*):
  *   bits  0..3   location: ZEROED FREE STANDBY MODIFIED MODIFIED_NOWRITE BAD
@@ -35,6 +37,9 @@
  *                    the last unref of a share-0 page moves it on as above
  *   repurpose        the allocator taking a Standby page for a new owner
  *                    calls e->phys.repurpose(old pte, OriginalPte) first.
+ *                    It takes the front (head) of the lowest non-empty
+ *                    priority: "front" is the end repurposed first, "tail"
+ *                    the end repurposed last (NTMM-REFERENCE.md §1 wording).
  *   writer_take/done the modified page writer: Modified → TRANSITION
  *                    (WRITE_IN_PROGRESS, one I/O reference) → Standby tail,
  *                    or Modified again if re-dirtied or the write failed.
@@ -230,6 +235,13 @@ size_t ntmm__page_writer_take(ntmm_engine_t *e, int node, ntmm__pfn_t *pfns, siz
 void ntmm__page_writer_done(ntmm_engine_t *e, const ntmm__pfn_t *pfns, const uint64_t *new_original,
                             size_t n, bool ok);
 
+/* ModifiedNoWrite: a frame on the Modified list that must not be written
+   yet (a file system's log ordering) moves to ModifiedNoWrite, where the
+   writer does not see it, and back when writing is allowed again. A soft
+   fault reclaims it from either list. 0, or NTMM_EBUSY if the frame is not
+   on the list it should leave. */
+int ntmm__page_hold_write(ntmm_engine_t *e, ntmm__pfn_t pfn, bool hold);
+
 /* Retires a Free or Zeroed frame to the Bad list (a memory error); it is
    never handed out again. NTMM_EBUSY if the frame is not Free/Zeroed on a
    node list right now (in use or in a per-CPU cache: retry later). */
@@ -240,7 +252,8 @@ int ntmm__page_mark_bad(ntmm_engine_t *e, ntmm__pfn_t pfn);
 bool ntmm__pfn_legal(uint64_t from, uint64_t to);
 /* Checked transition that never aborts: if *expected → desired is legal,
    CAS the state word (the generation is bumped when the location changes).
-   0 on success; NTMM_EBUSY if the word was not *expected (*expected is
+   0 on success (*expected then holds the word written, so transitions
+   chain); NTMM_EBUSY if the word was not *expected (*expected is
    reloaded); NTMM_EINVAL if the transition is illegal (nothing changes).
    Used by tests and tools; the engine's own paths assert instead. It does
    not move the frame between lists: only for frames the caller owns. */

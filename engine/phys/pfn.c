@@ -101,8 +101,10 @@ int ntmm__pfn_transition(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t *expected, 
 		return NTMM_EINVAL;
 	/* acq_rel / acquire: as ntmm__pfn_cas */
 	if (atomic_compare_exchange_strong_explicit(&e->phys.pfndb[pfn].state, expected, desired,
-	                                            memory_order_acq_rel, memory_order_acquire))
+	                                            memory_order_acq_rel, memory_order_acquire)) {
+		*expected = desired;
 		return 0;
+	}
 	return NTMM_EBUSY;
 }
 
