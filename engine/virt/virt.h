@@ -5,16 +5,19 @@
  * files of engine/virt/; the public API is in include/ntmm.h.
  *
  * Locks of a process, in acquisition order (never the reverse):
- *   trim_lock (mutex) → as_lock (pushlock) → ws_lock (pushlock)
+ *   trim_lock (mutex) → as_lock (pushlock) → ws_lock (cache-aware pushlock)
  * Who takes what:
- *   - translate of a valid PTE: nothing (RCU read side only).
- *   - a fault: ws_lock SHARED; PTEs change by CAS, so faults on several
- *     threads of one process run together. A guard-page fault drops
- *     ws_lock before it takes as_lock to clear the guard.
+ *   - translate of a valid PTE: nothing (RCU read side only; a hit in the
+ *     per-thread software TLB, tlb.h, does not even walk the tables).
+ *   - a fault: ws_lock SHARED (its CPU's slot only); PTEs change by CAS, so
+ *     faults on several threads of one process run together. A guard-page
+ *     fault drops ws_lock before it takes as_lock to clear the guard.
  *   - allocate/free/protect: as_lock EXCLUSIVE to publish a new VAD map,
  *     then ws_lock EXCLUSIVE to fix PTEs of the range.
  *   - trim/decommit/release/destroy: also trim_lock, held across the RCU
- *     grace period that ends the episode (see the TLB rule below).
+ *     grace period that ends the episode (see the TLB rule below). Long
+ *     episodes drop and retake ws_lock every few thousand pages so faults
+ *     elsewhere in the process are not held up; the batch stays open.
  * The TLB rule (DESIGN.md §2): a frame whose PTE was invalidated is handed
  * to the physical layer (release_batch / page_free) only after a grace
  * period, and nobody waits for a grace period while holding as_lock or
