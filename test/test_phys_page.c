@@ -241,6 +241,46 @@ static void modified_nowrite_holds_frames_back_from_the_writer(void **state)
 	ntmm_engine_destroy(e);
 }
 
+static void hard_fault_read_collides_then_maps(void **state)
+{
+	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm__pfn_t pfn = must_alloc(e, 0);
+	ntmm__page_read_begin(e, pfn, PTE_A, 0xf00d);
+	uint64_t s = st(e, pfn);
+	assert_int_equal(ntmm__pfn_loc(s), NTMM__LOC_TRANSITION);
+	assert_true(s & NTMM__PFN_READ_IN_PROGRESS);
+	/* a collided fault must wait for the read */
+	assert_int_equal(ntmm__page_reclaim(e, pfn, PTE_A, false), NTMM_EBUSY);
+	assert_int_equal(ntmm__page_read_done(e, pfn, true), 0);
+	s = st(e, pfn);
+	assert_int_equal(ntmm__pfn_loc(s), NTMM__LOC_ACTIVE);
+	assert_int_equal(ntmm__pfn_shares(s), 1);
+	assert_int_equal(ntmm__pfn_refs(s), 0);
+	assert_false(s & NTMM__PFN_READ_IN_PROGRESS);
+	assert_int_equal(atomic_load(&ntmm__pfn(e, pfn)->original_pte), 0xf00d);
+	/* clean after the read: trimmed to Standby */
+	assert_true(ntmm__page_unmap(e, pfn, false, false));
+	ntmm__page_release_batch(e, &pfn, 1);
+	assert_int_equal(loc(e, pfn), NTMM__LOC_STANDBY);
+	assert_int_equal(ntmm_audit(e), 0);
+	ntmm_engine_destroy(e);
+}
+
+static void failed_or_orphaned_read_frees_the_frame(void **state)
+{
+	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm__pfn_t a = must_alloc(e, 0), b = must_alloc(e, 0);
+	ntmm__page_read_begin(e, a, PTE_A, 1);
+	assert_int_equal(ntmm__page_read_done(e, a, false), NTMM_EIO);
+	assert_int_equal(loc(e, a), NTMM__LOC_FREE);
+	ntmm__page_read_begin(e, b, PTE_B, 2);
+	assert_true(ntmm__page_delete_transition(e, b, PTE_B)); /* owner torn down */
+	assert_int_equal(ntmm__page_read_done(e, b, true), NTMM_ECONFLICT);
+	assert_int_equal(loc(e, b), NTMM__LOC_FREE);
+	assert_int_equal(ntmm_audit(e), 0);
+	ntmm_engine_destroy(e);
+}
+
 typedef struct seen_repurpose {
 	int calls;
 	ntmm__pfn_t pfn;
@@ -357,6 +397,8 @@ int main(void)
 	    cmocka_unit_test(pinned_frame_moves_on_at_last_unref),
 	    cmocka_unit_test(delete_transition_frees_listed_and_marks_in_flight),
 	    cmocka_unit_test(writer_moves_modified_to_standby_tail),
+	    cmocka_unit_test(hard_fault_read_collides_then_maps),
+	    cmocka_unit_test(failed_or_orphaned_read_frees_the_frame),
 	    cmocka_unit_test(modified_nowrite_holds_frames_back_from_the_writer),
 	    cmocka_unit_test(standby_is_repurposed_last_with_callback_and_zeroed),
 	    cmocka_unit_test(bad_frames_are_never_handed_out),

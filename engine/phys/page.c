@@ -286,6 +286,50 @@ void ntmm__page_writer_done(ntmm_engine_t *e, const ntmm__pfn_t *pfns, const uin
 	}
 }
 
+void ntmm__page_read_begin(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr,
+                           uint64_t original_pte)
+{
+	ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfn);
+	/* relaxed: published by the release CAS below */
+	atomic_store_explicit(&p->pte, pte_addr, memory_order_relaxed);
+	atomic_store_explicit(&p->original_pte, original_pte, memory_order_relaxed);
+	uint64_t s = load_state(p);
+	for (;;) {
+		ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE && ntmm__pfn_shares(s) == 1 &&
+		             ntmm__pfn_refs(s) == 0);
+		uint64_t next =
+		    ntmm__pfn_relocate((s & ~NTMM__PFN_SHARE_MASK) | NTMM__PFN_READ_IN_PROGRESS,
+		                       NTMM__LOC_TRANSITION) +
+		    NTMM__PFN_REF_ONE;
+		if (ntmm__pfn_cas(p, &s, next))
+			return;
+	}
+}
+
+int ntmm__page_read_done(ntmm_engine_t *e, ntmm__pfn_t pfn, bool ok)
+{
+	ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfn);
+	uint64_t s = load_state(p);
+	for (;;) {
+		ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_TRANSITION &&
+		             (s & NTMM__PFN_READ_IN_PROGRESS));
+		uint64_t cleared = s & ~NTMM__PFN_READ_IN_PROGRESS;
+		if (ok && !(s & NTMM__PFN_DELETED)) {
+			/* the I/O reference becomes the faulting thread's share */
+			uint64_t next = ntmm__pfn_relocate(cleared, NTMM__LOC_ACTIVE) -
+			                NTMM__PFN_REF_ONE + NTMM__PFN_SHARE_ONE;
+			if (ntmm__pfn_cas(p, &s, next))
+				return 0;
+			continue;
+		}
+		uint64_t next = cleared | NTMM__PFN_DELETED | (ok ? 0 : NTMM__PFN_IN_PAGE_ERROR);
+		if (ntmm__pfn_cas(p, &s, next))
+			break;
+	}
+	drop_ref(e, pfn, false); /* frees it unless someone still holds a reference */
+	return ok ? NTMM_ECONFLICT : NTMM_EIO;
+}
+
 int ntmm__page_hold_write(ntmm_engine_t *e, ntmm__pfn_t pfn, bool hold)
 {
 	ntmm__phys_t *ph = &e->phys;

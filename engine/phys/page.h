@@ -40,6 +40,8 @@
  *                    It takes the front (head) of the lowest non-empty
  *                    priority: "front" is the end repurposed first, "tail"
  *                    the end repurposed last (NTMM-REFERENCE.md §1 wording).
+ *   read_begin/done  hard fault: fresh frame → TRANSITION (READ_IN_PROGRESS,
+ *                    one I/O reference) → ACTIVE share 1, or Free on error
  *   writer_take/done the modified page writer: Modified → TRANSITION
  *                    (WRITE_IN_PROGRESS, one I/O reference) → Standby tail,
  *                    or Modified again if re-dirtied or the write failed.
@@ -234,6 +236,20 @@ void ntmm__page_set_priority(ntmm_engine_t *e, ntmm__pfn_t pfn, unsigned prio);
 size_t ntmm__page_writer_take(ntmm_engine_t *e, int node, ntmm__pfn_t *pfns, size_t max);
 void ntmm__page_writer_done(ntmm_engine_t *e, const ntmm__pfn_t *pfns, const uint64_t *new_original,
                             size_t n, bool ok);
+
+/* Hard faults (in-page reads). begin: a frame just allocated (ACTIVE,
+   share 1, ref 0) becomes TRANSITION with READ_IN_PROGRESS and one I/O
+   reference, owned by pte_addr, with original_pte as the PTE to restore if
+   it leaves memory. The caller then publishes a transition PTE naming it;
+   collided faults get NTMM_EBUSY from reclaim until the read is done.
+   done: ok → the frame becomes ACTIVE with share 1 (the faulting thread's
+   mapping), READ_IN_PROGRESS cleared and the I/O reference dropped: 0.
+   !ok → IN_PAGE_ERROR, the frame is freed once unreferenced: NTMM_EIO (the
+   caller restores the PTE to original_pte). If the owner deleted the frame
+   during the read (delete_transition), it is freed: NTMM_ECONFLICT. */
+void ntmm__page_read_begin(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr,
+                           uint64_t original_pte);
+int ntmm__page_read_done(ntmm_engine_t *e, ntmm__pfn_t pfn, bool ok);
 
 /* ModifiedNoWrite: a frame on the Modified list that must not be written
    yet (a file system's log ordering) moves to ModifiedNoWrite, where the
