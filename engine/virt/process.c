@@ -66,6 +66,8 @@ int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out)
 	}
 	memset(p->cpu, 0, sizeof(*p->cpu) * p->ncpu);
 	ntmm__wsl_init(&p->wsl, e->cfg.ws_min_pages, e->cfg.ws_max_pages);
+	atomic_store_explicit(&p->users, 0, memory_order_relaxed);
+	ntmm__event_init(&p->users_done);
 
 	pthread_mutex_lock(&e->virt.lock);
 	p->id = ++e->virt.next_id;
@@ -113,6 +115,19 @@ static void process_teardown(ntmm_process_t *p)
 	free(p);
 }
 
+/* Waits until no engine-wide pass works on p any more (p is unlinked, so
+   none can start). */
+static void wait_for_users(ntmm_process_t *p)
+{
+	for (;;) {
+		uint32_t key = ntmm__event_prepare(&p->users_done);
+		/* acquire: pairs with the release decrement of the last user */
+		if (atomic_load_explicit(&p->users, memory_order_acquire) == 0)
+			return;
+		ntmm__event_wait(&p->users_done, key, -1);
+	}
+}
+
 int ntmm_process_destroy(ntmm_process_t *p)
 {
 	int err = ntmm__process_check(p);
@@ -125,8 +140,35 @@ int ntmm_process_destroy(ntmm_process_t *p)
 	cds_list_del(&p->link);
 	e->virt.nprocesses--;
 	pthread_mutex_unlock(&e->virt.lock);
+	wait_for_users(p);
 	process_teardown(p);
 	return 0;
+}
+
+size_t ntmm__virt_ws_manager_pass(ntmm_engine_t *e, bool pressure)
+{
+	ntmm__virt_t *v = &e->virt;
+	size_t n = 0, trimmed = 0;
+	pthread_mutex_lock(&v->lock);
+	ntmm_process_t **list = malloc(sizeof(*list) * (v->nprocesses ? v->nprocesses : 1));
+	ntmm_process_t *p;
+	if (list)
+		cds_list_for_each_entry(p, &v->processes, link)
+		{
+			/* relaxed: the list lock orders it against destroy's unlink */
+			atomic_fetch_add_explicit(&p->users, 1, memory_order_relaxed);
+			list[n++] = p;
+		}
+	pthread_mutex_unlock(&v->lock);
+	for (size_t i = 0; i < n; i++) {
+		trimmed += ntmm__ws_manage(list[i], pressure);
+		/* release: our work on the process happens before destroy's
+		   teardown (it loads users with acquire) */
+		if (atomic_fetch_sub_explicit(&list[i]->users, 1, memory_order_release) == 1)
+			ntmm__event_signal(&list[i]->users_done);
+	}
+	free(list);
+	return trimmed;
 }
 
 int ntmm_process_info(ntmm_process_t *p, ntmm_process_info_t *out)
@@ -194,6 +236,7 @@ void ntmm__virt_fini(ntmm_engine_t *e)
 		pthread_mutex_unlock(&v->lock);
 		if (!p)
 			break;
+		wait_for_users(p);
 		process_teardown(p);
 	}
 	ntmm__rcu_barrier(); /* retired VAD maps */

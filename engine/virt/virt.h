@@ -40,6 +40,7 @@
 
 #include "phys/page.h"
 #include "sync/cache_pushlock.h"
+#include "sync/event.h"
 #include "sync/pushlock.h"
 #include "sync/rcu.h"
 #include "virt/pte.h"
@@ -140,6 +141,10 @@ typedef struct ntmm__proc_cpu {
  *   cpu[ncpu]    — per-CPU counters and WSL batches (see ntmm__proc_cpu_t)
  *   commit_pages — pages charged; changed under as_lock exclusive, read freely
  *   hard_faults  — relaxed counter
+ *   users, users_done — references taken under e->virt.lock by engine-wide
+ *                  passes (the working-set manager) that then work on the
+ *                  process without that lock; destroy unlinks the process
+ *                  and waits (on users_done) until users is 0
  *   link         — in e->virt.processes, under e->virt.lock
  */
 struct ntmm_process {
@@ -161,6 +166,8 @@ struct ntmm_process {
 	ntmm__wsl_t wsl;
 	_Atomic uint64_t commit_pages;
 	_Atomic uint64_t hard_faults;
+	_Atomic uint32_t users;
+	ntmm__event_t users_done;
 
 	struct cds_list_head link;
 };
@@ -322,6 +329,10 @@ void ntmm__ws_age(ntmm_process_t *p);
    Outside any read-side section. Returns pages trimmed. */
 #define NTMM__WS_TRIM_AGE 3u
 size_t ntmm__ws_manage(ntmm_process_t *p, bool pressure);
+/* ntmm__ws_manage over every process of the engine (the balance set
+   manager's working-set manager step); returns pages trimmed. Outside any
+   read-side section. */
+size_t ntmm__virt_ws_manager_pass(ntmm_engine_t *e, bool pressure);
 int ntmm__wsl_audit(ntmm_process_t *p);
 static inline _Atomic uint64_t *ntmm__wsl_entry(ntmm__wsl_t *w, uint32_t slot)
 {
