@@ -214,9 +214,12 @@ int ntmm__virt_init(ntmm_engine_t *e)
 	v->nprocesses = 0;
 	v->next_id = 0;
 	atomic_store_explicit(&v->commit_pages, 0, memory_order_relaxed);
-	v->commit_limit = e->cfg.physical_bytes / NTMM_PAGE_SIZE;
-	if (e->cfg.pagefile_path)
-		v->commit_limit += e->cfg.pagefile_maximum / NTMM_PAGE_SIZE;
+	v->frame_limit = e->cfg.physical_bytes / NTMM_PAGE_SIZE;
+	/* until the io layer reports its files, the configured first paging
+	   file's maximum counts */
+	atomic_store_explicit(&v->pagefile_limit,
+	                      e->cfg.pagefile_path ? e->cfg.pagefile_maximum / NTMM_PAGE_SIZE : 0,
+	                      memory_order_relaxed);
 	e->phys.repurpose = ntmm__virt_repurpose;
 	return 0;
 }
@@ -313,9 +316,9 @@ int ntmm__virt_audit(ntmm_engine_t *e)
 		        (unsigned long long)sys, (unsigned long long)total);
 		bad++;
 	}
-	if (sys > v->commit_limit) {
+	if (sys > ntmm__commit_limit(e)) {
 		fprintf(stderr, "ntmm audit: commit %llu past limit %llu\n",
-		        (unsigned long long)sys, (unsigned long long)v->commit_limit);
+		        (unsigned long long)sys, (unsigned long long)ntmm__commit_limit(e));
 		bad++;
 	}
 	return bad ? NTMM_EINVAL : 0;
@@ -324,7 +327,7 @@ int ntmm__virt_audit(ntmm_engine_t *e)
 void ntmm__virt_fill_gauges(ntmm_engine_t *e, ntmm_stats_t *out)
 {
 	out->commit_pages = atomic_load_explicit(&e->virt.commit_pages, memory_order_relaxed);
-	out->commit_limit_pages = e->virt.commit_limit;
+	out->commit_limit_pages = ntmm__commit_limit(e);
 	pthread_mutex_lock(&e->virt.lock);
 	out->processes = e->virt.nprocesses;
 	pthread_mutex_unlock(&e->virt.lock);

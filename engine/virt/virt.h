@@ -185,7 +185,10 @@ struct ntmm_pin {
  * Engine-wide state of the virtual layer.
  *   lock         — guards processes, nprocesses, next_id
  *   commit_pages — system commit charge; CAS so it never passes the limit
- *   commit_limit — frames in the pool + paging-file maximum (pages)
+ *   frame_limit  — frames in the pool (fixed at init)
+ *   pagefile_limit — paging-file maximum in pages; set by the io layer as
+ *                  paging files come and go (ntmm__commit_set_pagefile_limit)
+ *   commit limit = frame_limit + pagefile_limit
  */
 typedef struct ntmm__virt {
 	pthread_mutex_t lock;
@@ -193,7 +196,8 @@ typedef struct ntmm__virt {
 	size_t nprocesses;
 	uint32_t next_id;
 	_Atomic uint64_t commit_pages;
-	uint64_t commit_limit;
+	uint64_t frame_limit;
+	_Atomic uint64_t pagefile_limit;
 } ntmm__virt_t;
 
 int ntmm__virt_init(ntmm_engine_t *e);
@@ -245,6 +249,11 @@ uint64_t ntmm__vad_place(const ntmm_process_t *p, const ntmm__vad_map_t *m, uint
 /* commit.c */
 int ntmm__commit_charge(ntmm_process_t *p, uint64_t pages);
 void ntmm__commit_uncharge(ntmm_process_t *p, uint64_t pages);
+uint64_t ntmm__commit_limit(ntmm_engine_t *e);
+/* The paging files' part of the commit limit (pages), for the io layer when
+   files are added, grown to a new maximum or removed. NTMM_ECOMMIT (nothing
+   changes) if the limit would fall below the current charge. */
+int ntmm__commit_set_pagefile_limit(ntmm_engine_t *e, uint64_t pages);
 
 /* pagetable.c */
 /* Pointer to the leaf PTE of va, or NULL if a table on the way is missing.
