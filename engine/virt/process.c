@@ -8,6 +8,7 @@
  */
 #include "virt/virt.h"
 #include "engine.h"
+#include "virt/frame.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -48,10 +49,10 @@ int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out)
 		free(p);
 		return ntmm__error(err, "no frame for the top-level page table");
 	}
-	ntmm__pfn_entry_t *pe = ntmm__pfn(e, p->root);
+	ntmm__pfn_entry_t *pe = ntmm__vpfn(e, p->root);
 	atomic_store_explicit(&pe->pte, 0, memory_order_relaxed);
 	atomic_store_explicit(&pe->original_pte, 0, memory_order_relaxed); /* used entries */
-	p->root_host = ntmm__pfn_host(e, p->root);
+	p->root_host = ntmm__vframe(e, p->root);
 	pthread_mutex_init(&p->trim_lock, NULL);
 	ntmm__pushlock_init(&p->as_lock);
 	p->ncpu = e->ncpus;
