@@ -23,7 +23,8 @@ extern "C" {
 	X(frames_zeroed_inline, "frames zeroed inline by an allocator") \
 	X(standby_repurposed, "standby pages taken for another use")   \
 	X(chunk_commits, "2 MiB chunks committed (MADV_POPULATE_WRITE)") \
-	X(chunk_releases, "2 MiB chunks returned to the OS")
+	X(chunk_releases, "2 MiB chunks returned to the OS")           \
+	X(frame_alloc_fails, "frame allocations refused (NTMM_ENOMEM)")
 
 #define NTMM_STATS_COUNTERS_VIRT(X)                                   \
 	X(page_faults, "faults of every kind")                       \

@@ -1,0 +1,383 @@
+/*
+ * Frame allocation and free: the NT allocation order, local node first and
+ * then by distance, and the per-CPU caches (magazines) in front of the node
+ * lists.
+ *
+ * The per-CPU path: take the CPU's slot with one uncontended exchange, pop
+ * a frame from its Zeroed or Free magazine (refilled from the node lists,
+ * colour-interleaved, NTMM__MAG_BATCH at a time), give the slot back, and
+ * store the frame's new state word — the frame is ours alone, so no CAS.
+ * Frees push onto the Free magazine and drain the oldest half to the node
+ * lists when it is full. A busy slot (another thread got the same CPU
+ * number) is never waited for: the node lists serve instead.
+ */
+#include "engine.h"
+#include "sync/backoff.h"
+#include "sync/cpu.h"
+
+#include <sched.h>
+
+#include <string.h>
+
+/* The CPU slot: sched_getcpu() answers below the configured CPU count, so
+   the modulo (a division on the hot path) is only a fallback. */
+static inline unsigned cpu_slot(const ntmm__phys_t *ph)
+{
+	int c = sched_getcpu();
+	if (ntmm__likely((unsigned)c < ph->ncpus))
+		return (unsigned)c;
+	return c < 0 ? 0u : (unsigned)c % ph->ncpus;
+}
+
+static inline bool slot_try(ntmm__pcpu_t *s)
+{
+	/* acquire: pairs with slot_put's release, so the magazine contents the
+	   previous holder wrote are visible */
+	return atomic_exchange_explicit(&s->busy, 1, memory_order_acquire) == 0;
+}
+
+static inline void slot_put(ntmm__pcpu_t *s)
+{
+	/* release: publishes our magazine writes to the next holder */
+	atomic_store_explicit(&s->busy, 0, memory_order_release);
+}
+
+static inline uint64_t active_word(uint64_t s)
+{
+	uint64_t gen = (s & ~((1ull << NTMM__PFN_GEN_SHIFT) - 1)) + NTMM__PFN_GEN_ONE;
+	return gen | NTMM__LOC_ACTIVE | NTMM__PFN_SHARE_ONE |
+	       ((uint64_t)NTMM__PFN_PRIO_DEFAULT << NTMM__PFN_PRIO_SHIFT);
+}
+
+static inline uint32_t cnt_get(_Atomic uint32_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+static inline void cnt_set(_Atomic uint32_t *c, uint32_t v)
+{
+	/* relaxed: only the slot holder writes; gauges read it approximately */
+	atomic_store_explicit(c, v, memory_order_relaxed);
+}
+
+/* Pops from a magazine, preferring colour (searching NTMM__MAG_SCAN entries
+   down from the top). Slot held. */
+static inline ntmm__pfn_t mag_pop(const ntmm__phys_t *ph, ntmm__pfn_t *mag, _Atomic uint32_t *cnt,
+                                  uint32_t colour)
+{
+	uint32_t n = cnt_get(cnt);
+	if (!n)
+		return NTMM__PFN_NONE;
+	uint32_t top = n - 1;
+	if (colour != NTMM__COLOUR_ANY) {
+		uint32_t want = colour & ph->colour_mask;
+		uint32_t lim = n > NTMM__MAG_SCAN ? n - NTMM__MAG_SCAN : 0;
+		for (uint32_t i = n; i-- > lim;) {
+			if ((mag[i] & ph->colour_mask) == want) {
+				ntmm__pfn_t t = mag[i];
+				mag[i] = mag[top];
+				mag[top] = t;
+				break;
+			}
+		}
+	}
+	cnt_set(cnt, top);
+	return mag[top];
+}
+
+/* Refills an empty magazine from the node lists. Slot held. */
+static uint32_t mag_refill(ntmm__phys_t *ph, ntmm__node_t *n, ntmm__pfn_t *mag,
+                           _Atomic uint32_t *cnt, bool zeroed)
+{
+	uint32_t have = cnt_get(cnt), k = 0;
+	ntmm__pfn_t got[NTMM__MAG_BATCH];
+	pthread_mutex_lock(&n->free_lock);
+	while (k < NTMM__MAG_BATCH && have + k < NTMM__MAG) {
+		ntmm__pfn_t pfn = ntmm__freelist_take(ph, n, zeroed, NTMM__MAX_COLOURS);
+		if (pfn == NTMM__PFN_NONE)
+			break;
+		got[k++] = pfn;
+	}
+	ntmm__node_pub_free(n);
+	pthread_mutex_unlock(&n->free_lock);
+	/* reversed, so that pops (from the top) follow the colour round-robin */
+	for (uint32_t i = 0; i < k; i++)
+		mag[have + i] = got[k - 1 - i];
+	cnt_set(cnt, have + k);
+	return k;
+}
+
+void ntmm__zero_wake(ntmm__node_t *n)
+{
+	/* acquire: pairs with the release in ntmm__phys_set_zero_wake, so the
+	   event is initialised before we signal it */
+	ntmm__event_t *ev = atomic_load_explicit(&n->zero_wake, memory_order_acquire);
+	if (ev)
+		ntmm__event_signal(ev);
+}
+
+/* Moves frames [0, k) of a magazine to the node lists and slides the rest
+   down. Slot held. */
+static void mag_drain(ntmm__phys_t *ph, ntmm__node_t *n, ntmm__pfn_t *mag, _Atomic uint32_t *cnt,
+                      uint32_t k, bool zeroed)
+{
+	uint32_t have = cnt_get(cnt);
+	if (k > have)
+		k = have;
+	pthread_mutex_lock(&n->free_lock);
+	for (uint32_t i = 0; i < k; i++)
+		ntmm__freelist_put(ph, n, zeroed, mag[i]);
+	bool wake = !zeroed && n->zeroed_count < n->zero_high;
+	ntmm__node_pub_free(n);
+	pthread_mutex_unlock(&n->free_lock);
+	memmove(mag, mag + k, (have - k) * sizeof(*mag));
+	cnt_set(cnt, have - k);
+	if (wake)
+		ntmm__zero_wake(n);
+}
+
+static void flush_slot(ntmm__phys_t *ph, ntmm__pcpu_t *s)
+{
+	ntmm__node_t *n = &ph->nodes[s->node];
+	mag_drain(ph, n, s->zmag, &s->nzero, NTMM__MAG, true);
+	mag_drain(ph, n, s->fmag, &s->nfree, NTMM__MAG, false);
+}
+
+void ntmm__phys_flush_caches(ntmm_engine_t *e, int node)
+{
+	ntmm__phys_t *ph = &e->phys;
+	for (unsigned c = 0; c < ph->ncpus; c++) {
+		ntmm__pcpu_t *s = &ph->pcpu[c];
+		if (node != NTMM__ALLOC_NODE_ANY && s->node != (unsigned)node)
+			continue;
+		if (!cnt_get(&s->nzero) && !cnt_get(&s->nfree))
+			continue;
+		if (!slot_try(s))
+			continue; /* in use right now: it will be flushed another time */
+		flush_slot(ph, s);
+		slot_put(s);
+	}
+}
+
+/* Takes one frame off node n's lists in the NT order for `zero`. */
+static ntmm__pfn_t take_node(ntmm__phys_t *ph, unsigned node, bool zero, uint32_t colour,
+                             bool *from_free)
+{
+	ntmm__node_t *n = &ph->nodes[node];
+	unsigned c = colour == NTMM__COLOUR_ANY ? NTMM__MAX_COLOURS : (colour & ph->colour_mask);
+	pthread_mutex_lock(&n->free_lock);
+	ntmm__pfn_t pfn = ntmm__freelist_take(ph, n, zero, c);
+	*from_free = !zero;
+	if (pfn == NTMM__PFN_NONE) {
+		pfn = ntmm__freelist_take(ph, n, !zero, c);
+		*from_free = zero;
+	}
+	ntmm__node_pub_free(n);
+	pthread_mutex_unlock(&n->free_lock);
+	return pfn;
+}
+
+/* Repurposes the oldest frame of the lowest Standby priority of node. */
+static ntmm__pfn_t take_standby(ntmm_engine_t *e, unsigned node)
+{
+	ntmm__phys_t *ph = &e->phys;
+	ntmm__node_t *n = &ph->nodes[node];
+	ntmm__pfn_t pfn = NTMM__PFN_NONE;
+	uint64_t pte = 0, orig = 0;
+	pthread_mutex_lock(&n->standby_lock);
+	for (unsigned prio = 0; prio < NTMM__STANDBY_PRIOS && pfn == NTMM__PFN_NONE; prio++)
+		pfn = ntmm__plist_pop_head(ph, &n->standby[prio]);
+	if (pfn != NTMM__PFN_NONE) {
+		ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
+		uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
+		ntmm__pfn_store(p, s, active_word(s));
+		pte = atomic_load_explicit(&p->pte, memory_order_relaxed);
+		orig = atomic_load_explicit(&p->original_pte, memory_order_relaxed);
+		ntmm__node_pub_standby(n);
+	}
+	pthread_mutex_unlock(&n->standby_lock);
+	if (pfn == NTMM__PFN_NONE)
+		return pfn;
+	/* outside the lock: the callback takes the old owner's locks */
+	if (ph->repurpose && pte)
+		ph->repurpose(e, pfn, pte, orig);
+	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
+	/* relaxed: the frame is ours; the new owner publishes by its own means */
+	atomic_store_explicit(&p->pte, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->original_pte, 0, memory_order_relaxed);
+	NTMM__STAT_ADD(&e->stats, standby_repurposed, 1);
+	return pfn;
+}
+
+static int alloc_slow(ntmm_engine_t *e, unsigned flags, unsigned home, uint32_t colour,
+                      ntmm__pfn_t *out)
+{
+	ntmm__phys_t *ph = &e->phys;
+	bool zero = flags & NTMM__ALLOC_ZERO, from_free = false;
+	ntmm__pfn_t pfn = NTMM__PFN_NONE;
+	for (int pass = 0; pass < 2 && pfn == NTMM__PFN_NONE; pass++) {
+		if (pass == 1)
+			ntmm__phys_flush_caches(e, NTMM__ALLOC_NODE_ANY); /* last resort */
+		for (unsigned i = 0; i < ph->nnodes && pfn == NTMM__PFN_NONE; i++) {
+			unsigned node = ph->topo.order[home][i];
+			for (int tries = 0; tries < 8; tries++) {
+				pfn = take_node(ph, node, zero, colour, &from_free);
+				if (pfn != NTMM__PFN_NONE || !ntmm__pool_grow(e, node))
+					break;
+			}
+		}
+	}
+	if (pfn != NTMM__PFN_NONE) {
+		ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
+		uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
+		ntmm__pfn_store(p, s, active_word(s));
+	} else if (!(flags & NTMM__ALLOC_NO_STANDBY)) {
+		for (unsigned i = 0; i < ph->nnodes && pfn == NTMM__PFN_NONE; i++)
+			pfn = take_standby(e, ph->topo.order[home][i]);
+		from_free = zero; /* a repurposed frame holds its old owner's bytes */
+	}
+	if (pfn == NTMM__PFN_NONE) {
+		NTMM__STAT_ADD(&e->stats, frame_alloc_fails, 1);
+		return NTMM_ENOMEM;
+	}
+	if (zero && from_free) {
+		memset(ntmm__frame(ph, pfn), 0, 4096);
+		NTMM__STAT_ADD(&e->stats, frames_zeroed_inline, 1);
+		NTMM__STAT_ADD(&e->stats, frames_zeroed, 1);
+	}
+	NTMM__STAT_ADD(&e->stats, frame_allocs, 1);
+	*out = pfn;
+	return 0;
+}
+
+int ntmm__page_alloc(ntmm_engine_t *e, unsigned flags, int node, uint32_t colour_hint,
+                     ntmm__pfn_t *out)
+{
+	ntmm__phys_t *ph = &e->phys;
+	unsigned cpu = cpu_slot(ph);
+	ntmm__pcpu_t *s = &ph->pcpu[cpu];
+	unsigned home;
+	if (node == NTMM__ALLOC_NODE_ANY)
+		home = s->node;
+	else if (node < 0 || (unsigned)node >= ph->nnodes)
+		return ntmm__error(NTMM_EINVAL, "node %d outside the topology (%u nodes)", node,
+		                   ph->nnodes);
+	else
+		home = (unsigned)node;
+
+	bool zero = flags & NTMM__ALLOC_ZERO, from_free = false;
+	ntmm__pfn_t pfn = NTMM__PFN_NONE;
+	if (s->node == home && slot_try(s)) {
+		ntmm__node_t *n = &ph->nodes[home];
+		if (zero) {
+			pfn = mag_pop(ph, s->zmag, &s->nzero, colour_hint);
+			if (pfn == NTMM__PFN_NONE && mag_refill(ph, n, s->zmag, &s->nzero, true))
+				pfn = mag_pop(ph, s->zmag, &s->nzero, colour_hint);
+			if (pfn == NTMM__PFN_NONE) {
+				pfn = mag_pop(ph, s->fmag, &s->nfree, colour_hint);
+				if (pfn == NTMM__PFN_NONE &&
+				    mag_refill(ph, n, s->fmag, &s->nfree, false))
+					pfn = mag_pop(ph, s->fmag, &s->nfree, colour_hint);
+				from_free = true;
+			}
+		} else {
+			pfn = mag_pop(ph, s->fmag, &s->nfree, colour_hint);
+			if (pfn == NTMM__PFN_NONE && mag_refill(ph, n, s->fmag, &s->nfree, false))
+				pfn = mag_pop(ph, s->fmag, &s->nfree, colour_hint);
+			if (pfn == NTMM__PFN_NONE) {
+				pfn = mag_pop(ph, s->zmag, &s->nzero, colour_hint);
+				if (pfn == NTMM__PFN_NONE &&
+				    mag_refill(ph, n, s->zmag, &s->nzero, true))
+					pfn = mag_pop(ph, s->zmag, &s->nzero, colour_hint);
+			}
+		}
+		if (pfn != NTMM__PFN_NONE)
+			/* relaxed: only the slot holder writes; summed by the gauges */
+			atomic_store_explicit(
+			    &s->allocs, atomic_load_explicit(&s->allocs, memory_order_relaxed) + 1,
+			    memory_order_relaxed);
+		slot_put(s);
+	}
+	if (pfn == NTMM__PFN_NONE)
+		return alloc_slow(e, flags, home, colour_hint, out);
+
+	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
+	uint64_t st = atomic_load_explicit(&p->state, memory_order_relaxed);
+	ntmm__pfn_store(p, st, active_word(st));
+	if (zero && from_free) {
+		memset(ntmm__frame(ph, pfn), 0, 4096);
+		NTMM__STAT_ADD(&e->stats, frames_zeroed_inline, 1);
+		NTMM__STAT_ADD(&e->stats, frames_zeroed, 1);
+	}
+	*out = pfn;
+	return 0;
+}
+
+void ntmm__free_to_node(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t s)
+{
+	ntmm__phys_t *ph = &e->phys;
+	ntmm__node_t *n = &ph->nodes[ntmm__pfn_node(ph, pfn)];
+	(void)s;
+	pthread_mutex_lock(&n->free_lock);
+	ntmm__freelist_put(ph, n, false, pfn);
+	bool wake = n->zeroed_count < n->zero_high;
+	ntmm__node_pub_free(n);
+	pthread_mutex_unlock(&n->free_lock);
+	NTMM__STAT_ADD(&e->stats, frame_frees, 1);
+	if (wake)
+		ntmm__zero_wake(n);
+}
+
+void ntmm__page_free(ntmm_engine_t *e, ntmm__pfn_t pfn)
+{
+	ntmm__phys_t *ph = &e->phys;
+	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
+	/* acquire: pairs with the release of the frame's last change, so the
+	   owner's (and pinners') writes are ordered before we free it */
+	uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire), next;
+	ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE && ntmm__pfn_shares(s) <= 1);
+	if (ntmm__likely(ntmm__pfn_refs(s) == 0)) {
+		/* No reference: by the contract no other thread can reach the
+		   frame any more (no PTE, no pin, past the grace period), so no
+		   one else writes this word and a store replaces the CAS. */
+		next = ntmm__pfn_listed(s, NTMM__LOC_FREE);
+		ntmm__pfn_store(p, s, next);
+	} else {
+		for (;;) {
+			/* still referenced (pinned or in I/O): the last unref frees it */
+			next = ntmm__pfn_relocate((s & ~NTMM__PFN_SHARE_MASK) | NTMM__PFN_DELETED,
+			                          NTMM__LOC_TRANSITION);
+			if (ntmm__pfn_cas(p, &s, next))
+				return;
+			if (ntmm__pfn_refs(s) == 0) {
+				/* the last reference went meanwhile */
+				next = ntmm__pfn_listed(s, NTMM__LOC_FREE);
+				if (ntmm__pfn_cas(p, &s, next))
+					break;
+			}
+		}
+	}
+	/* relaxed: the frame is FREE and ours until it is on a list or in a
+	   magazine, whose lock/flag publishes these stores */
+	atomic_store_explicit(&p->pte, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->original_pte, 0, memory_order_relaxed);
+
+	unsigned node = ntmm__pfn_node(ph, pfn);
+	ntmm__pcpu_t *sl = &ph->pcpu[cpu_slot(ph)];
+	if (sl->node == node && slot_try(sl)) {
+		uint32_t k = cnt_get(&sl->nfree);
+		if (k == NTMM__MAG) {
+			mag_drain(ph, &ph->nodes[node], sl->fmag, &sl->nfree, NTMM__MAG_BATCH,
+			          false);
+			k = cnt_get(&sl->nfree);
+		}
+		sl->fmag[k] = pfn;
+		cnt_set(&sl->nfree, k + 1);
+		/* relaxed: holder-only counter, as allocs */
+		atomic_store_explicit(&sl->frees,
+		                      atomic_load_explicit(&sl->frees, memory_order_relaxed) + 1,
+		                      memory_order_relaxed);
+		slot_put(sl);
+		return;
+	}
+	ntmm__free_to_node(e, pfn, next);
+}

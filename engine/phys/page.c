@@ -1,0 +1,383 @@
+/*
+ * The page operations the layers above drive on frames they own or find
+ * through a PTE (page.h): unmap into TRANSITION, release after the grace
+ * period, soft-fault reclaim, teardown of transition frames, pin and I/O
+ * references, the Modified flag and standby priority, the modified page
+ * writer's take/done, and retiring bad frames.
+ *
+ * ACTIVE and TRANSITION words change by CAS from any thread; a move onto a
+ * list happens with that list's lock held (the CAS decides against racing
+ * reclaims and references, and on failure the loop re-reads and retries).
+ */
+#include "engine.h"
+
+static inline bool on_standby_lists(unsigned loc)
+{
+	return loc == NTMM__LOC_STANDBY || loc == NTMM__LOC_MODIFIED ||
+	       loc == NTMM__LOC_MODIFIED_NOWRITE;
+}
+
+static inline uint64_t load_state(ntmm__pfn_entry_t *p)
+{
+	/* acquire: pairs with the release of the last change (CAS or store),
+	   so pte/original_pte written before it are seen */
+	return atomic_load_explicit(&p->state, memory_order_acquire);
+}
+
+/* Drops one reference. The last reference of a share-0 TRANSITION frame
+   moves it to Free (DELETED), Modified (MODIFIED) or Standby (front, or
+   tail after a write). */
+static void drop_ref(ntmm_engine_t *e, ntmm__pfn_t pfn, bool tail)
+{
+	ntmm__phys_t *ph = &e->phys;
+	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
+	ntmm__node_t *n = &ph->nodes[ntmm__pfn_node(ph, pfn)];
+	uint64_t s = load_state(p);
+	for (;;) {
+		unsigned loc = ntmm__pfn_loc(s);
+		ntmm__assert((loc == NTMM__LOC_ACTIVE || loc == NTMM__LOC_TRANSITION) &&
+		             ntmm__pfn_refs(s) > 0);
+		if (loc != NTMM__LOC_TRANSITION || ntmm__pfn_refs(s) > 1) {
+			if (ntmm__pfn_cas(p, &s, s - NTMM__PFN_REF_ONE))
+				return;
+			continue;
+		}
+		if (s & NTMM__PFN_DELETED) {
+			uint64_t next = ntmm__pfn_listed(s, NTMM__LOC_FREE);
+			pthread_mutex_lock(&n->free_lock);
+			if (!ntmm__pfn_cas(p, &s, next)) {
+				pthread_mutex_unlock(&n->free_lock);
+				continue;
+			}
+			/* relaxed: the frame is FREE and held under free_lock */
+			atomic_store_explicit(&p->pte, 0, memory_order_relaxed);
+			atomic_store_explicit(&p->original_pte, 0, memory_order_relaxed);
+			ntmm__freelist_put(ph, n, false, pfn);
+			bool wake = n->zeroed_count < n->zero_high;
+			ntmm__node_pub_free(n);
+			pthread_mutex_unlock(&n->free_lock);
+			NTMM__STAT_ADD(&e->stats, frame_frees, 1);
+			if (wake)
+				ntmm__zero_wake(n);
+			return;
+		}
+		bool dirty = s & NTMM__PFN_MODIFIED;
+		uint64_t next = ntmm__pfn_listed(s, dirty ? NTMM__LOC_MODIFIED : NTMM__LOC_STANDBY);
+		if (dirty)
+			next |= NTMM__PFN_MODIFIED;
+		pthread_mutex_lock(&n->standby_lock);
+		if (!ntmm__pfn_cas(p, &s, next)) {
+			pthread_mutex_unlock(&n->standby_lock);
+			continue;
+		}
+		ntmm__plist_t *l = dirty ? &n->modified : &n->standby[ntmm__pfn_prio(s)];
+		if (tail || dirty)
+			ntmm__plist_push_tail(ph, l, pfn);
+		else
+			ntmm__plist_push_head(ph, l, pfn);
+		ntmm__node_pub_standby(n);
+		pthread_mutex_unlock(&n->standby_lock);
+		return;
+	}
+}
+
+bool ntmm__page_unmap(ntmm_engine_t *e, ntmm__pfn_t pfn, bool dirty, bool deleted)
+{
+	ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfn);
+	uint64_t s = load_state(p);
+	for (;;) {
+		ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE && ntmm__pfn_shares(s) > 0);
+		uint64_t next = (s - NTMM__PFN_SHARE_ONE) | (dirty ? NTMM__PFN_MODIFIED : 0) |
+		                (deleted ? NTMM__PFN_DELETED : 0);
+		bool last = ntmm__pfn_shares(next) == 0;
+		if (last) /* TRANSITION with the grace reference release_batch drops */
+			next = ntmm__pfn_relocate(next, NTMM__LOC_TRANSITION) + NTMM__PFN_REF_ONE;
+		if (ntmm__pfn_cas(p, &s, next))
+			return last;
+	}
+}
+
+void ntmm__page_release_batch(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		drop_ref(e, pfns[i], false);
+}
+
+int ntmm__page_reclaim(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr, bool write)
+{
+	ntmm__phys_t *ph = &e->phys;
+	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
+	for (;;) {
+		uint64_t s = load_state(p);
+		unsigned loc = ntmm__pfn_loc(s);
+		if (loc == NTMM__LOC_TRANSITION) {
+			if ((s & NTMM__PFN_DELETED) ||
+			    atomic_load_explicit(&p->pte, memory_order_relaxed) != pte_addr)
+				return NTMM_ECONFLICT;
+			if ((s & NTMM__PFN_READ_IN_PROGRESS) ||
+			    (write && (s & NTMM__PFN_WRITE_IN_PROGRESS)))
+				return NTMM_EBUSY;
+			uint64_t next =
+			    ntmm__pfn_relocate(s, NTMM__LOC_ACTIVE) + NTMM__PFN_SHARE_ONE;
+			if (ntmm__pfn_cas(p, &s, next))
+				return 0;
+			continue;
+		}
+		if (!on_standby_lists(loc))
+			return NTMM_ECONFLICT;
+		ntmm__node_t *n = &ph->nodes[ntmm__pfn_node(ph, pfn)];
+		pthread_mutex_lock(&n->standby_lock);
+		/* acquire: as load_state; re-check under the list lock */
+		if (atomic_load_explicit(&p->state, memory_order_acquire) != s) {
+			pthread_mutex_unlock(&n->standby_lock);
+			continue;
+		}
+		if (atomic_load_explicit(&p->pte, memory_order_relaxed) != pte_addr) {
+			pthread_mutex_unlock(&n->standby_lock);
+			return NTMM_ECONFLICT;
+		}
+		ntmm__plist_unlink(ph, ntmm__node_list(n, loc, ntmm__pfn_prio(s)), pfn);
+		uint64_t next = ntmm__pfn_relocate(s, NTMM__LOC_ACTIVE) + NTMM__PFN_SHARE_ONE;
+		if (loc != NTMM__LOC_STANDBY)
+			next |= NTMM__PFN_MODIFIED;
+		ntmm__pfn_store(p, s, next);
+		ntmm__node_pub_standby(n);
+		pthread_mutex_unlock(&n->standby_lock);
+		return 0;
+	}
+}
+
+bool ntmm__page_delete_transition(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr)
+{
+	ntmm__phys_t *ph = &e->phys;
+	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
+	for (;;) {
+		uint64_t s = load_state(p);
+		unsigned loc = ntmm__pfn_loc(s);
+		if (loc == NTMM__LOC_TRANSITION) {
+			if ((s & NTMM__PFN_DELETED) ||
+			    atomic_load_explicit(&p->pte, memory_order_relaxed) != pte_addr)
+				return false;
+			/* referenced (grace, pin or I/O): the last drop frees it */
+			if (ntmm__pfn_cas(p, &s, s | NTMM__PFN_DELETED))
+				return true;
+			continue;
+		}
+		if (!on_standby_lists(loc))
+			return false;
+		ntmm__node_t *n = &ph->nodes[ntmm__pfn_node(ph, pfn)];
+		pthread_mutex_lock(&n->standby_lock);
+		/* acquire: as load_state; re-check under the list lock */
+		if (atomic_load_explicit(&p->state, memory_order_acquire) != s) {
+			pthread_mutex_unlock(&n->standby_lock);
+			continue;
+		}
+		if (atomic_load_explicit(&p->pte, memory_order_relaxed) != pte_addr) {
+			pthread_mutex_unlock(&n->standby_lock);
+			return false;
+		}
+		ntmm__plist_unlink(ph, ntmm__node_list(n, loc, ntmm__pfn_prio(s)), pfn);
+		ntmm__node_pub_standby(n);
+		pthread_mutex_lock(&n->free_lock); /* order: standby_lock → free_lock */
+		ntmm__pfn_store(p, s, ntmm__pfn_listed(s, NTMM__LOC_FREE));
+		/* relaxed: held under both locks */
+		atomic_store_explicit(&p->pte, 0, memory_order_relaxed);
+		atomic_store_explicit(&p->original_pte, 0, memory_order_relaxed);
+		ntmm__freelist_put(ph, n, false, pfn);
+		bool wake = n->zeroed_count < n->zero_high;
+		ntmm__node_pub_free(n);
+		pthread_mutex_unlock(&n->free_lock);
+		pthread_mutex_unlock(&n->standby_lock);
+		NTMM__STAT_ADD(&e->stats, frame_frees, 1);
+		if (wake)
+			ntmm__zero_wake(n);
+		return true;
+	}
+}
+
+void ntmm__page_ref(ntmm_engine_t *e, ntmm__pfn_t pfn)
+{
+	ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfn);
+	uint64_t s = load_state(p);
+	do {
+		ntmm__assert((ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE ||
+		              ntmm__pfn_loc(s) == NTMM__LOC_TRANSITION) &&
+		             ntmm__pfn_refs(s) < 0xffff);
+	} while (!ntmm__pfn_cas(p, &s, s + NTMM__PFN_REF_ONE));
+}
+
+void ntmm__page_unref(ntmm_engine_t *e, ntmm__pfn_t pfn)
+{
+	drop_ref(e, pfn, false);
+}
+
+void ntmm__page_set_modified(ntmm_engine_t *e, ntmm__pfn_t pfn)
+{
+	ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfn);
+	uint64_t s = load_state(p);
+	while (!(s & NTMM__PFN_MODIFIED)) {
+		ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE);
+		if (ntmm__pfn_cas(p, &s, s | NTMM__PFN_MODIFIED))
+			break;
+	}
+}
+
+void ntmm__page_set_priority(ntmm_engine_t *e, ntmm__pfn_t pfn, unsigned prio)
+{
+	ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfn);
+	uint64_t s = load_state(p);
+	for (;;) {
+		unsigned loc = ntmm__pfn_loc(s);
+		if (loc != NTMM__LOC_ACTIVE && loc != NTMM__LOC_TRANSITION)
+			return;
+		uint64_t next =
+		    (s & ~NTMM__PFN_PRIO_MASK) | ((uint64_t)(prio & 7) << NTMM__PFN_PRIO_SHIFT);
+		if (next == s || ntmm__pfn_cas(p, &s, next))
+			return;
+	}
+}
+
+size_t ntmm__page_writer_take(ntmm_engine_t *e, int node, ntmm__pfn_t *pfns, size_t max)
+{
+	ntmm__phys_t *ph = &e->phys;
+	size_t k = 0;
+	for (unsigned i = 0; i < ph->nnodes && k < max; i++) {
+		if (node != NTMM__ALLOC_NODE_ANY && (unsigned)node != i)
+			continue;
+		ntmm__node_t *n = &ph->nodes[i];
+		pthread_mutex_lock(&n->standby_lock);
+		while (k < max) {
+			ntmm__pfn_t pfn = ntmm__plist_pop_head(ph, &n->modified);
+			if (pfn == NTMM__PFN_NONE)
+				break;
+			ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
+			uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
+			uint64_t next = ntmm__pfn_relocate((s & ~NTMM__PFN_MODIFIED) |
+			                                       NTMM__PFN_WRITE_IN_PROGRESS,
+			                                   NTMM__LOC_TRANSITION) +
+			                NTMM__PFN_REF_ONE;
+			ntmm__pfn_store(p, s, next);
+			pfns[k++] = pfn;
+		}
+		ntmm__node_pub_standby(n);
+		pthread_mutex_unlock(&n->standby_lock);
+	}
+	return k;
+}
+
+void ntmm__page_writer_done(ntmm_engine_t *e, const ntmm__pfn_t *pfns, const uint64_t *new_original,
+                            size_t n, bool ok)
+{
+	for (size_t i = 0; i < n; i++) {
+		ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfns[i]);
+		if (ok && new_original)
+			/* relaxed: published by the release CAS below */
+			atomic_store_explicit(&p->original_pte, new_original[i],
+			                      memory_order_relaxed);
+		uint64_t s = load_state(p);
+		for (;;) {
+			ntmm__assert(s & NTMM__PFN_WRITE_IN_PROGRESS);
+			uint64_t next =
+			    (s & ~NTMM__PFN_WRITE_IN_PROGRESS) | (ok ? 0 : NTMM__PFN_MODIFIED);
+			if (ntmm__pfn_cas(p, &s, next))
+				break;
+		}
+		drop_ref(e, pfns[i], true);
+	}
+}
+
+void ntmm__page_read_begin(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr,
+                           uint64_t original_pte)
+{
+	ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfn);
+	/* relaxed: published by the release CAS below */
+	atomic_store_explicit(&p->pte, pte_addr, memory_order_relaxed);
+	atomic_store_explicit(&p->original_pte, original_pte, memory_order_relaxed);
+	uint64_t s = load_state(p);
+	for (;;) {
+		ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE && ntmm__pfn_shares(s) == 1 &&
+		             ntmm__pfn_refs(s) == 0);
+		uint64_t next =
+		    ntmm__pfn_relocate((s & ~NTMM__PFN_SHARE_MASK) | NTMM__PFN_READ_IN_PROGRESS,
+		                       NTMM__LOC_TRANSITION) +
+		    NTMM__PFN_REF_ONE;
+		if (ntmm__pfn_cas(p, &s, next))
+			return;
+	}
+}
+
+int ntmm__page_read_done(ntmm_engine_t *e, ntmm__pfn_t pfn, bool ok)
+{
+	ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfn);
+	uint64_t s = load_state(p);
+	for (;;) {
+		ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_TRANSITION &&
+		             (s & NTMM__PFN_READ_IN_PROGRESS));
+		uint64_t cleared = s & ~NTMM__PFN_READ_IN_PROGRESS;
+		if (ok && !(s & NTMM__PFN_DELETED)) {
+			/* the I/O reference becomes the faulting thread's share */
+			uint64_t next = ntmm__pfn_relocate(cleared, NTMM__LOC_ACTIVE) -
+			                NTMM__PFN_REF_ONE + NTMM__PFN_SHARE_ONE;
+			if (ntmm__pfn_cas(p, &s, next))
+				return 0;
+			continue;
+		}
+		uint64_t next = cleared | NTMM__PFN_DELETED | (ok ? 0 : NTMM__PFN_IN_PAGE_ERROR);
+		if (ntmm__pfn_cas(p, &s, next))
+			break;
+	}
+	drop_ref(e, pfn, false); /* frees it unless someone still holds a reference */
+	return ok ? NTMM_ECONFLICT : NTMM_EIO;
+}
+
+int ntmm__page_hold_write(ntmm_engine_t *e, ntmm__pfn_t pfn, bool hold)
+{
+	ntmm__phys_t *ph = &e->phys;
+	ntmm__node_t *n = &ph->nodes[ntmm__pfn_node(ph, pfn)];
+	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
+	unsigned from = hold ? NTMM__LOC_MODIFIED : NTMM__LOC_MODIFIED_NOWRITE;
+	unsigned to = hold ? NTMM__LOC_MODIFIED_NOWRITE : NTMM__LOC_MODIFIED;
+	int err = NTMM_EBUSY;
+	pthread_mutex_lock(&n->standby_lock);
+	/* acquire: as load_state */
+	uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
+	if (ntmm__pfn_loc(s) == from) {
+		ntmm__plist_unlink(ph, ntmm__node_list(n, from, 0), pfn);
+		ntmm__pfn_store(p, s, ntmm__pfn_relocate(s, to));
+		ntmm__plist_push_tail(ph, ntmm__node_list(n, to, 0), pfn);
+		ntmm__node_pub_standby(n);
+		err = 0;
+	}
+	pthread_mutex_unlock(&n->standby_lock);
+	return err;
+}
+
+int ntmm__page_mark_bad(ntmm_engine_t *e, ntmm__pfn_t pfn)
+{
+	ntmm__phys_t *ph = &e->phys;
+	if (pfn >= ph->nframes)
+		return ntmm__error(NTMM_EINVAL, "pfn %u outside the pool", pfn);
+	ntmm__node_t *n = &ph->nodes[ntmm__pfn_node(ph, pfn)];
+	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
+	int err = NTMM_EBUSY;
+	pthread_mutex_lock(&n->free_lock);
+	/* acquire: the links were last written by whoever held the frame
+	   before; its release of the state word orders them before our read */
+	uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
+	unsigned loc = ntmm__pfn_loc(s);
+	if (loc == NTMM__LOC_ZEROED || loc == NTMM__LOC_FREE) {
+		bool zeroed = loc == NTMM__LOC_ZEROED;
+		ntmm__plist_t *l = zeroed ? &n->zeroed[ntmm__pfn_colour(ph, pfn)]
+		                          : &n->free_[ntmm__pfn_colour(ph, pfn)];
+		/* on the list (not in a magazine or the zero batch): linked or head */
+		if (p->prev != NTMM__PFN_NONE || l->head == pfn) {
+			ntmm__freelist_remove(ph, n, zeroed, pfn);
+			ntmm__pfn_store(p, s, ntmm__pfn_listed(s, NTMM__LOC_BAD));
+			ntmm__plist_push_tail(ph, &n->bad, pfn);
+			ntmm__node_pub_free(n);
+			err = 0;
+		}
+	}
+	pthread_mutex_unlock(&n->free_lock);
+	return err;
+}

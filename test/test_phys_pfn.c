@@ -1,0 +1,148 @@
+/* The PFN state machine: every legal transition of NTMM-REFERENCE.md §1 is
+   accepted, everything else is refused, and the checked transition never
+   changes a word it refuses. */
+#include "phys_testutil.h"
+
+#define L(x) NTMM__LOC_##x
+#define NLOC 9
+
+/* a canonical word for a location: counts that satisfy its invariants */
+static uint64_t word(unsigned loc, uint64_t gen)
+{
+	uint64_t s = loc | (gen << NTMM__PFN_GEN_SHIFT);
+	if (loc == L(ACTIVE))
+		s += NTMM__PFN_SHARE_ONE;
+	if (loc == L(TRANSITION))
+		s += NTMM__PFN_REF_ONE;
+	return s;
+}
+
+static const bool legal[NLOC][NLOC] = {
+    /* to: Z  F  S  M  MNW B  A  T  OFF */
+    [L(ZEROED)] = {0, 0, 0, 0, 0, 1, 1, 0, 1},
+    [L(FREE)] = {1, 0, 0, 0, 0, 1, 1, 0, 1},
+    [L(STANDBY)] = {0, 1, 0, 0, 0, 0, 1, 0, 0},
+    [L(MODIFIED)] = {0, 1, 0, 0, 1, 0, 1, 1, 0},
+    [L(MODIFIED_NOWRITE)] = {0, 1, 0, 1, 0, 0, 1, 0, 0},
+    [L(BAD)] = {0, 0, 0, 0, 0, 0, 0, 0, 0},
+    [L(ACTIVE)] = {0, 1, 0, 0, 0, 0, 1, 1, 0},
+    [L(TRANSITION)] = {0, 1, 1, 1, 1, 0, 1, 1, 0},
+    [L(OFFLINE)] = {1, 0, 0, 0, 0, 0, 0, 0, 0},
+};
+
+static void every_location_pair_follows_the_table(void **state)
+{
+	for (unsigned a = 0; a < NLOC; a++)
+		for (unsigned b = 0; b < NLOC; b++) {
+			uint64_t from = word(a, 7), to = word(b, a == b ? 7 : 8);
+			bool ok = ntmm__pfn_legal(from, to);
+			if (ok != legal[a][b])
+				fprintf(stderr, "%u -> %u: %d, expected %d\n", a, b, ok,
+				        legal[a][b]);
+			assert_int_equal(ok, legal[a][b]);
+		}
+}
+
+static void a_location_change_must_bump_the_generation(void **state)
+{
+	assert_true(ntmm__pfn_legal(word(L(FREE), 3), word(L(ACTIVE), 4)));
+	assert_false(ntmm__pfn_legal(word(L(FREE), 3), word(L(ACTIVE), 3)));
+	assert_false(ntmm__pfn_legal(word(L(FREE), 3), word(L(ACTIVE), 5)));
+	/* count changes keep the generation */
+	assert_true(ntmm__pfn_legal(word(L(ACTIVE), 3), word(L(ACTIVE), 3) + NTMM__PFN_SHARE_ONE));
+	assert_false(ntmm__pfn_legal(word(L(ACTIVE), 3), word(L(ACTIVE), 4) + NTMM__PFN_SHARE_ONE));
+	/* the generation wraps */
+	uint64_t top = (1ull << (64 - NTMM__PFN_GEN_SHIFT)) - 1;
+	assert_true(ntmm__pfn_legal(word(L(FREE), top), word(L(ACTIVE), 0)));
+}
+
+static void count_invariants_are_enforced(void **state)
+{
+	uint64_t f = word(L(FREE), 1);
+	/* list locations hold no counts and (Free/Zeroed) no flags */
+	assert_false(
+	    ntmm__pfn_legal(word(L(TRANSITION), 0), word(L(STANDBY), 1) + NTMM__PFN_REF_ONE));
+	assert_false(ntmm__pfn_legal(word(L(ACTIVE), 0), f | NTMM__PFN_MODIFIED));
+	/* ACTIVE needs a share or a reference */
+	assert_false(ntmm__pfn_legal(word(L(ACTIVE), 0), word(L(ACTIVE), 0) - NTMM__PFN_SHARE_ONE));
+	assert_true(ntmm__pfn_legal(word(L(ACTIVE), 0),
+	                            word(L(ACTIVE), 0) - NTMM__PFN_SHARE_ONE + NTMM__PFN_REF_ONE));
+	/* TRANSITION: no shares, at least one reference */
+	assert_false(
+	    ntmm__pfn_legal(word(L(ACTIVE), 0), word(L(TRANSITION), 1) - NTMM__PFN_REF_ONE));
+	assert_false(
+	    ntmm__pfn_legal(word(L(ACTIVE), 0), word(L(TRANSITION), 1) + NTMM__PFN_SHARE_ONE));
+	/* Standby frames are clean; Modified frames may say so */
+	assert_false(
+	    ntmm__pfn_legal(word(L(TRANSITION), 0), (word(L(STANDBY), 1)) | NTMM__PFN_MODIFIED));
+	assert_true(
+	    ntmm__pfn_legal(word(L(TRANSITION), 0), (word(L(MODIFIED), 1)) | NTMM__PFN_MODIFIED));
+	/* no location beyond OFFLINE */
+	assert_false(ntmm__pfn_legal(word(L(FREE), 0), 9 | (1ull << NTMM__PFN_GEN_SHIFT)));
+}
+
+static void checked_transition_refuses_without_changing(void **state)
+{
+	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm__pfn_t pfn = must_alloc(e, NTMM__ALLOC_ZERO);
+	uint64_t s = st(e, pfn), exp = s;
+	/* ACTIVE → STANDBY skips TRANSITION: illegal */
+	assert_int_equal(ntmm__pfn_transition(e, pfn, &exp, word(L(STANDBY), 0)), NTMM_EINVAL);
+	assert_int_equal(st(e, pfn), s);
+	/* ACTIVE → ZEROED: illegal */
+	assert_int_equal(ntmm__pfn_transition(e, pfn, &exp, word(L(ZEROED), 0)), NTMM_EINVAL);
+	assert_int_equal(st(e, pfn), s);
+	/* legal: share 1 → 2 (generation unchanged) and back */
+	assert_int_equal(ntmm__pfn_transition(e, pfn, &exp, s + NTMM__PFN_SHARE_ONE), 0);
+	assert_int_equal(ntmm__pfn_shares(st(e, pfn)), 2);
+	/* a stale expectation is EBUSY and reloads */
+	uint64_t stale = s;
+	assert_int_equal(ntmm__pfn_transition(e, pfn, &stale, s), NTMM_EBUSY);
+	assert_int_equal(stale, s + NTMM__PFN_SHARE_ONE);
+	assert_int_equal(ntmm__pfn_transition(e, pfn, &stale, s), 0);
+	/* legal location change: ACTIVE → TRANSITION bumps the generation */
+	exp = s;
+	uint64_t t =
+	    (s & ~(NTMM__PFN_LOC_MASK | NTMM__PFN_SHARE_MASK)) | L(TRANSITION) | NTMM__PFN_REF_ONE;
+	assert_int_equal(ntmm__pfn_transition(e, pfn, &exp, t), 0);
+	assert_int_equal(loc(e, pfn), L(TRANSITION));
+	assert_int_equal(st(e, pfn) >> NTMM__PFN_GEN_SHIFT, (s >> NTMM__PFN_GEN_SHIFT) + 1);
+	/* and back, so the frame can be freed normally */
+	exp = st(e, pfn);
+	assert_int_equal(ntmm__pfn_transition(e, pfn, &exp, s), 0);
+	ntmm__page_free(e, pfn);
+	assert_int_equal(ntmm_audit(e), 0);
+	assert_int_equal(ntmm__pfn_transition(e, (ntmm__pfn_t)e->phys.nframes, &exp, s),
+	                 NTMM_EINVAL);
+	ntmm_engine_destroy(e);
+}
+
+static void pfn_entry_is_at_most_32_bytes(void **state)
+{
+	assert_true(sizeof(ntmm__pfn_entry_t) <= 32);
+}
+
+static void host_and_pfn_translate_both_ways(void **state)
+{
+	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm__pfn_t pfn = must_alloc(e, 0);
+	uint8_t *h = ntmm__pfn_host(e, pfn);
+	assert_int_equal(ntmm__host_pfn(e, h), pfn);
+	assert_int_equal(ntmm__host_pfn(e, h + 4095), pfn);
+	assert_int_equal(ntmm__host_pfn(e, &pfn), NTMM__PFN_NONE);
+	ntmm__page_free(e, pfn);
+	ntmm_engine_destroy(e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(every_location_pair_follows_the_table),
+	    cmocka_unit_test(a_location_change_must_bump_the_generation),
+	    cmocka_unit_test(count_invariants_are_enforced),
+	    cmocka_unit_test(checked_transition_refuses_without_changing),
+	    cmocka_unit_test(pfn_entry_is_at_most_32_bytes),
+	    cmocka_unit_test(host_and_pfn_translate_both_ways),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,237 @@
+/* The frame pool: each backing (hugetlb, THP, 4 KiB) works when this
+   machine can give it and is skipped with the reason printed when not; a
+   forced backing the machine cannot give is a clear error; chunks go back
+   to the OS after a large free, and RSS shows it. */
+#include "phys_testutil.h"
+
+#include <unistd.h>
+
+static long read_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+#define HP "/sys/kernel/mm/hugepages/hugepages-2048kB/"
+
+static long huge_available(void)
+{
+	long fr = read_long(HP "free_hugepages"), rs = read_long(HP "resv_hugepages");
+	return fr < 0 ? 0 : fr - (rs > 0 ? rs : 0);
+}
+
+static size_t rss_bytes(void)
+{
+	long size, resident;
+	FILE *f = fopen("/proc/self/statm", "r");
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%ld %ld", &size, &resident), 2);
+	fclose(f);
+	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static bool thp_enabled(void)
+{
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+	char buf[128] = "";
+	if (!f)
+		return false;
+	bool ok = fgets(buf, sizeof(buf), f) && !strstr(buf, "[never]");
+	fclose(f);
+	return ok;
+}
+
+/* Allocates every frame zeroed, writes, checks, frees, releases. */
+static void exercise(ntmm_engine_t *e)
+{
+	size_t n = e->phys.nframes;
+	ntmm__pfn_t *f = calloc(n, sizeof(*f));
+	for (size_t i = 0; i < n; i++) {
+		f[i] = must_alloc(e, NTMM__ALLOC_ZERO);
+		assert_true(frame_is(e, f[i], 0));
+		memset(ntmm__pfn_host(e, f[i]), (int)(i & 0xff), 4096);
+	}
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(((uint8_t *)ntmm__pfn_host(e, f[i]))[4095], i & 0xff);
+		ntmm__page_free(e, f[i]);
+	}
+	assert_int_equal(ntmm__phys_release_chunks(e, NTMM__ALLOC_NODE_ANY, 0), e->phys.nchunks);
+	ntmm_stats_t s;
+	ntmm_stats_get(e, &s);
+	assert_int_equal(s.committed_chunk_frames, 0);
+	assert_int_equal(s.chunk_releases, e->phys.nchunks);
+	assert_int_equal(ntmm_audit(e), 0);
+	/* recommitted chunks come back zero */
+	for (size_t i = 0; i < n; i++) {
+		f[i] = must_alloc(e, 0);
+		assert_true(frame_is(e, f[i], 0));
+	}
+	for (size_t i = 0; i < n; i++)
+		ntmm__page_free(e, f[i]);
+	assert_int_equal(ntmm_audit(e), 0);
+	free(f);
+}
+
+static void backing_4k_works(void **state)
+{
+	ntmm_engine_t *e = phys_engine(8, NULL, NTMM_BACKING_4K, 0);
+	assert_int_equal(e->phys.backing, NTMM_BACKING_4K);
+	exercise(e);
+	ntmm_engine_destroy(e);
+}
+
+static void backing_thp_works(void **state)
+{
+	if (!thp_enabled()) {
+		fprintf(stderr, "skipped: transparent huge pages are disabled on this machine\n");
+		skip();
+	}
+	ntmm_engine_t *e = phys_engine(8, NULL, NTMM_BACKING_THP, 0);
+	assert_int_equal(e->phys.backing, NTMM_BACKING_THP);
+	exercise(e);
+	ntmm_engine_destroy(e);
+}
+
+static void backing_hugetlb_works(void **state)
+{
+	enum { PAGES = 4 };
+	long old = read_long("/proc/sys/vm/nr_hugepages");
+	bool raised = false;
+	if (huge_available() < PAGES && old >= 0) {
+		/* as root, reserve a few for this test and give them back after */
+		FILE *f = fopen("/proc/sys/vm/nr_hugepages", "w");
+		if (f) {
+			fprintf(f, "%ld\n", old + PAGES);
+			raised = fclose(f) == 0;
+		}
+	}
+	if (huge_available() < PAGES) {
+		fprintf(stderr,
+		        "skipped: fewer than %d free 2 MiB hugetlb pages and none could be "
+		        "reserved (/proc/sys/vm/nr_hugepages)\n",
+		        PAGES);
+		skip();
+	}
+	ntmm_engine_t *e = phys_engine(PAGES * 2, NULL, NTMM_BACKING_HUGETLB, 0);
+	assert_int_equal(e->phys.backing, NTMM_BACKING_HUGETLB);
+	assert_true(e->phys.memfd >= 0);
+	exercise(e);
+	ntmm_engine_destroy(e);
+	if (raised) {
+		FILE *f = fopen("/proc/sys/vm/nr_hugepages", "w");
+		if (f) {
+			fprintf(f, "%ld\n", old);
+			fclose(f);
+		}
+	}
+}
+
+static void forced_hugetlb_beyond_reservation_is_a_clear_error(void **state)
+{
+	ntmm_config_t c;
+	ntmm_config_init(&c);
+	long avail = huge_available();
+	c.physical_bytes = (size_t)(avail + 16) << 21;
+	c.backing = NTMM_BACKING_HUGETLB;
+	ntmm_engine_t *e = (ntmm_engine_t *)1;
+	int err = ntmm_engine_create(&c, &e);
+	fprintf(stderr, "%ld huge pages free: %s (%s)\n", avail, ntmm_strerror(err),
+	        ntmm_error_detail());
+	/* none at all: NTMM_ENOTSUP; some but too few: NTMM_ENOMEM */
+	assert_true(err == NTMM_ENOTSUP || err == NTMM_ENOMEM);
+	assert_null(e);
+	assert_non_null(strstr(ntmm_error_detail(), "huge"));
+}
+
+static void auto_backing_is_reported(void **state)
+{
+	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	assert_true(e->phys.backing >= NTMM_BACKING_HUGETLB && e->phys.backing <= NTMM_BACKING_4K);
+	assert_true(strlen(e->phys.backing_note) > 0);
+	fprintf(stderr, "auto chose %s: %s\n", ntmm__backing_name(e->phys.backing),
+	        e->phys.backing_note);
+	ntmm_engine_destroy(e);
+}
+
+static void rss_follows_use(int backing)
+{
+	size_t mib = 64;
+	ntmm_engine_t *e = phys_engine(mib, NULL, backing, 0);
+	size_t n = e->phys.nframes;
+	ntmm__pfn_t *f = calloc(n, sizeof(*f));
+	size_t rss0 = rss_bytes();
+	for (size_t i = 0; i < n; i++) {
+		f[i] = must_alloc(e, 0);
+		((volatile uint8_t *)ntmm__pfn_host(e, f[i]))[100] = 1;
+	}
+	size_t rss1 = rss_bytes();
+	for (size_t i = 0; i < n; i++)
+		ntmm__page_free(e, f[i]);
+	/* keep 8 MiB for reuse, give the rest back */
+	size_t released = ntmm__phys_release_chunks(e, NTMM__ALLOC_NODE_ANY, 2048);
+	size_t rss2 = rss_bytes();
+	fprintf(stderr, "%s: RSS %zu MiB → %zu MiB in use → %zu MiB after releasing %zu chunks\n",
+	        ntmm__backing_name(backing), rss0 >> 20, rss1 >> 20, rss2 >> 20, released);
+	assert_true(rss1 >= rss0 + ((mib - 8) << 20));
+	assert_int_equal(released, (mib - 8) / 2);
+	assert_true(rss2 + ((mib - 16) << 20) <= rss1);
+	assert_int_equal(ntmm_audit(e), 0);
+	free(f);
+	ntmm_engine_destroy(e);
+}
+
+static void rss_drops_after_a_large_free_4k(void **state)
+{
+	rss_follows_use(NTMM_BACKING_4K);
+}
+
+static void rss_drops_after_a_large_free_thp(void **state)
+{
+	if (!thp_enabled()) {
+		fprintf(stderr, "skipped: transparent huge pages are disabled on this machine\n");
+		skip();
+	}
+	rss_follows_use(NTMM_BACKING_THP);
+}
+
+static void release_keeps_chunks_in_use(void **state)
+{
+	ntmm_engine_t *e = phys_engine(8, NULL, NTMM_BACKING_4K, 0);
+	ntmm__pfn_t *f = calloc(e->phys.nframes, sizeof(*f));
+	for (size_t i = 0; i < e->phys.nframes; i++)
+		f[i] = must_alloc(e, 0);
+	/* one frame of each chunk stays in use: nothing can be released */
+	for (size_t i = 0; i < e->phys.nframes; i++)
+		if (f[i] % NTMM__CHUNK_FRAMES != 17)
+			ntmm__page_free(e, f[i]);
+	assert_int_equal(ntmm__phys_release_chunks(e, NTMM__ALLOC_NODE_ANY, 0), 0);
+	assert_int_equal(ntmm_audit(e), 0);
+	for (size_t i = 0; i < e->phys.nframes; i++)
+		if (f[i] % NTMM__CHUNK_FRAMES == 17)
+			ntmm__page_free(e, f[i]);
+	assert_int_equal(ntmm__phys_release_chunks(e, NTMM__ALLOC_NODE_ANY, 0), 4);
+	assert_int_equal(ntmm_audit(e), 0);
+	free(f);
+	ntmm_engine_destroy(e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(backing_4k_works),
+	    cmocka_unit_test(backing_thp_works),
+	    cmocka_unit_test(backing_hugetlb_works),
+	    cmocka_unit_test(forced_hugetlb_beyond_reservation_is_a_clear_error),
+	    cmocka_unit_test(auto_backing_is_reported),
+	    cmocka_unit_test(rss_drops_after_a_large_free_4k),
+	    cmocka_unit_test(rss_drops_after_a_large_free_thp),
+	    cmocka_unit_test(release_keeps_chunks_in_use),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

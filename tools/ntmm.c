@@ -1,0 +1,85 @@
+/*
+ * The `ntmm` command: a dispatcher over subcommands that look into an
+ * engine the way the Windows tools look into Windows. So far `info`, which
+ * creates an engine as configured and reports what it got; `demo`, `vm`,
+ * `rammap`, `vmmap` and `top` come with later issues.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools.h"
+
+typedef struct subcommand {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *help;
+} subcommand_t;
+
+static const subcommand_t subcommands[] = {
+    {"info", ntmm__tool_info,
+     "[--json] [--physical=SIZE] [--topology=STR] [--backing=auto|hugetlb|thp|4k] "
+     "[--no-threads]\n"
+     "        create an engine and report its backing, nodes, frames, PFN entry size\n"
+     "        and system threads (policy and priority obtained)"},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: ntmm COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		fprintf(out, "  %s %s\n", subcommands[i].name, subcommands[i].help);
+	fprintf(out, "\nEngine settings also come from NTMM_* environment variables "
+	             "(e.g. NTMM_PHYSICAL_BYTES=512M).\n");
+}
+
+const char *ntmm__tool_opt(const char *arg, const char *name)
+{
+	size_t n = strlen(name);
+	if (strncmp(arg, "--", 2) || strncmp(arg + 2, name, n) || arg[2 + n] != '=')
+		return NULL;
+	return arg + 3 + n;
+}
+
+size_t ntmm__tool_size(const char *s)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (end == s)
+		return 0;
+	switch (toupper((unsigned char)*end)) {
+	case 'K':
+		v <<= 10, end++;
+		break;
+	case 'M':
+		v <<= 20, end++;
+		break;
+	case 'G':
+		v <<= 30, end++;
+		break;
+	case 'T':
+		v <<= 40, end++;
+		break;
+	}
+	if (*end == 'i' || *end == 'I')
+		end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	return *end ? 0 : (size_t)v;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "-h")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		if (!strcmp(argv[1], subcommands[i].name))
+			return subcommands[i].run(argc - 2, argv + 2);
+	fprintf(stderr, "ntmm: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
