@@ -6,6 +6,7 @@
  */
 #include "engine.h"
 #include "sync/rcu.h"
+#include "virt/tlb.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -39,11 +40,15 @@ int ntmm_engine_create(const ntmm_config_t *cfg, ntmm_engine_t **out)
 		goto fail_stats;
 	if ((err = ntmm__io_init(e)))
 		goto fail_phys;
-	if (e->cfg.start_threads && (err = ntmm__systhreads_start(e)))
+	if ((err = ntmm__virt_init(e)))
 		goto fail_io;
+	if (e->cfg.start_threads && (err = ntmm__systhreads_start(e)))
+		goto fail_virt;
 	*out = e;
 	return 0;
 
+fail_virt:
+	ntmm__virt_fini(e);
 fail_io:
 	ntmm__io_fini(e);
 fail_phys:
@@ -65,6 +70,7 @@ void ntmm_engine_destroy(ntmm_engine_t *e)
 	if (!e)
 		return;
 	ntmm__systhreads_stop(e);
+	ntmm__virt_fini(e);
 	ntmm__io_fini(e);
 	ntmm__phys_fini(e);
 	ntmm__stats_fini(&e->stats);
@@ -83,18 +89,23 @@ int ntmm_thread_register(ntmm_engine_t *e)
 
 void ntmm_thread_unregister(ntmm_engine_t *e)
 {
-	if (e)
-		ntmm__rcu_thread_offline();
+	if (!e)
+		return;
+	ntmm__rcu_thread_offline();
+	if (!ntmm__rcu_thread_registered())
+		ntmm__tlb_thread_exit();
 }
 
 void ntmm_access_begin(ntmm_engine_t *e)
 {
 	ntmm__assert(ntmm__rcu_thread_registered());
 	ntmm__rcu_read_lock();
+	ntmm__tlb_section_begin();
 }
 
 void ntmm_access_end(ntmm_engine_t *e)
 {
+	ntmm__tlb_section_end();
 	ntmm__rcu_read_unlock();
 }
 
@@ -102,11 +113,14 @@ int ntmm_audit(ntmm_engine_t *e)
 {
 	if (!e)
 		return ntmm__error(NTMM_EINVAL, "engine is NULL");
-	return ntmm__phys_audit(e);
+	int virt = ntmm__virt_audit(e);
+	int phys = ntmm__phys_audit(e);
+	return virt ? virt : phys;
 }
 
 void ntmm__engine_fill_gauges(ntmm_engine_t *e, ntmm_stats_t *out)
 {
 	ntmm__phys_fill_gauges(e, out);
 	ntmm__io_fill_gauges(e, out);
+	ntmm__virt_fill_gauges(e, out);
 }

@@ -18,6 +18,7 @@
 #include "stats/stats.h"
 #include "phys/phys.h"
 #include "io/io.h"
+#include "virt/virt.h"
 #include "threads/systhreads.h"
 
 struct ntmm_engine {
@@ -27,6 +28,7 @@ struct ntmm_engine {
 	unsigned ncpus;	     /* CPUs of this machine (configured), for per-CPU slots */
 	ntmm__stats_t stats; /* per-CPU counters */
 	ntmm__phys_t phys;   /* frame pool, PFN database, page lists (phys/) */
+	ntmm__virt_t virt;   /* processes, commit charge (virt/) */
 	ntmm__io_t io;	     /* paging files, backing-store drivers, I/O rings (io/) */
 	ntmm__systhreads_t systhreads; /* the system threads (threads/) */
 };

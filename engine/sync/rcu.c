@@ -7,6 +7,10 @@
 
 static _Thread_local unsigned rcu_registrations;
 
+#ifdef NTMM_TSAN
+char ntmm__rcu_tsan_token; /* an address for TSan annotations only; never written */
+#endif
+
 void ntmm__rcu_thread_online(void)
 {
 	if (rcu_registrations++ == 0)

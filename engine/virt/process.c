@@ -1,0 +1,288 @@
+/*
+ * Processes: creation (an empty VAD map, a root table, a working set),
+ * destruction (every frame, table page and unit of commit given back, one
+ * grace period for the lot), process information, and the layer's engine
+ * hooks: init/fini, the audit of page tables ↔ PFN database ↔ working sets
+ * ↔ commit, the gauges, and the repurpose callback the physical layer calls
+ * when it takes one of our Standby pages for someone else.
+ */
+#include "virt/virt.h"
+#include "engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int ntmm__process_check(const ntmm_process_t *p)
+{
+	if (!p || p->magic != NTMM__PROCESS_MAGIC)
+		return ntmm__error(NTMM_EINVAL, "not a live process handle");
+	return 0;
+}
+
+static uint64_t splitmix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out)
+{
+	if (!e || !out)
+		return ntmm__error(NTMM_EINVAL, "engine or out is NULL");
+	*out = NULL;
+	ntmm_process_t *p = calloc(1, sizeof(*p));
+	if (!p)
+		return ntmm__error(NTMM_ENOMEM, "host memory for a process");
+	p->e = e;
+	ntmm__vad_map_t *empty = calloc(1, sizeof(ntmm__vad_map_t));
+	atomic_store_explicit(&p->vads, empty, memory_order_relaxed);
+	if (!empty) {
+		free(p);
+		return ntmm__error(NTMM_ENOMEM, "host memory for a process");
+	}
+	int err = ntmm__page_alloc(e, NTMM__ALLOC_ZERO, NTMM__ALLOC_NODE_ANY, 0, &p->root);
+	if (err) {
+		free(empty);
+		free(p);
+		return ntmm__error(err, "no frame for the top-level page table");
+	}
+	ntmm__pfn_entry_t *pe = ntmm__pfn(e, p->root);
+	atomic_store_explicit(&pe->pte, 0, memory_order_relaxed);
+	atomic_store_explicit(&pe->original_pte, 0, memory_order_relaxed); /* used entries */
+	p->root_host = ntmm__pfn_host(e, p->root);
+	pthread_mutex_init(&p->trim_lock, NULL);
+	ntmm__pushlock_init(&p->as_lock);
+	p->ncpu = e->ncpus;
+	p->cpu = aligned_alloc(NTMM__CACHELINE, sizeof(*p->cpu) * p->ncpu);
+	if (!p->cpu || ntmm__cache_pushlock_init(&p->ws_lock, 0)) {
+		free(p->cpu);
+		pthread_mutex_destroy(&p->trim_lock);
+		ntmm__page_free(e, p->root);
+		free(empty);
+		free(p);
+		return ntmm__error(NTMM_ENOMEM, "host memory for a process");
+	}
+	memset(p->cpu, 0, sizeof(*p->cpu) * p->ncpu);
+	ntmm__wsl_init(&p->wsl, e->cfg.ws_min_pages, e->cfg.ws_max_pages);
+
+	pthread_mutex_lock(&e->virt.lock);
+	p->id = ++e->virt.next_id;
+	cds_list_add_tail(&p->link, &e->virt.processes);
+	e->virt.nprocesses++;
+	pthread_mutex_unlock(&e->virt.lock);
+
+	/* ASLR (seeded, repeatable): each process starts bottom-up placement
+	   at a random granule in its first 64 GiB and top-down placement at a
+	   random granule in its last 64 GiB; seed 0 = no randomization */
+	p->bias_bottom_up = NTMM__VA_START;
+	p->bias_top_down = NTMM__VA_END;
+	if (e->cfg.aslr_seed) {
+		uint64_t h = splitmix64(e->cfg.aslr_seed ^ splitmix64(p->id));
+		p->bias_bottom_up += (h & 0xfffff) * NTMM_ALLOCATION_GRANULARITY;
+		p->bias_top_down -= ((h >> 32) & 0xfffff) * NTMM_ALLOCATION_GRANULARITY;
+	}
+	p->magic = NTMM__PROCESS_MAGIC;
+	*out = p;
+	return 0;
+}
+
+/* Frees everything of p; the caller holds no lock of p. */
+static void process_teardown(ntmm_process_t *p)
+{
+	ntmm_engine_t *e = p->e;
+	ntmm__shootdown_t s = {0};
+	pthread_mutex_lock(&p->trim_lock);
+	ntmm__pushlock_acquire_exclusive(&p->as_lock);
+	ntmm__ws_lock_exclusive(p);
+	p->magic = 0;
+	ntmm__pt_free_all(p, &s);
+	ntmm__commit_uncharge(p, atomic_load_explicit(&p->commit_pages, memory_order_relaxed));
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
+	atomic_store_explicit(&p->vads, NULL, memory_order_relaxed);
+	ntmm__ws_unlock_exclusive(p);
+	ntmm__pushlock_release_exclusive(&p->as_lock);
+	ntmm__shootdown_finish(e, &s); /* the grace period also covers the map */
+	pthread_mutex_unlock(&p->trim_lock);
+	ntmm__vad_map_free_now(m);
+	ntmm__wsl_fini(&p->wsl);
+	pthread_mutex_destroy(&p->trim_lock);
+	ntmm__cache_pushlock_destroy(&p->ws_lock);
+	free(p->cpu);
+	free(p);
+}
+
+int ntmm_process_destroy(ntmm_process_t *p)
+{
+	int err = ntmm__process_check(p);
+	if (err)
+		return err;
+	if (urcu_memb_read_ongoing())
+		return ntmm__error(NTMM_EBUSY, "process destroy inside an access section");
+	ntmm_engine_t *e = p->e;
+	pthread_mutex_lock(&e->virt.lock);
+	cds_list_del(&p->link);
+	e->virt.nprocesses--;
+	pthread_mutex_unlock(&e->virt.lock);
+	process_teardown(p);
+	return 0;
+}
+
+int ntmm_process_info(ntmm_process_t *p, ntmm_process_info_t *out)
+{
+	int err = ntmm__process_check(p);
+	if (err)
+		return err;
+	if (!out)
+		return ntmm__error(NTMM_EINVAL, "out is NULL");
+	uint64_t ws = ntmm__ws_pages(p),
+	         peak = atomic_load_explicit(&p->wsl.ws_peak, memory_order_relaxed);
+	uint64_t faults = 0;
+	for (unsigned c = 0; c < p->ncpu; c++)
+		faults += atomic_load_explicit(&p->cpu[c].page_faults, memory_order_relaxed);
+	out->ws_pages = ws;
+	out->ws_peak_pages = ws > peak ? ws : peak;
+	out->commit_pages = atomic_load_explicit(&p->commit_pages, memory_order_relaxed);
+	out->page_faults = faults;
+	out->hard_faults = atomic_load_explicit(&p->hard_faults, memory_order_relaxed);
+	return 0;
+}
+
+/* ------------------------------------------------------------ the layer */
+
+void ntmm__virt_repurpose(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr,
+                          uint64_t original_pte)
+{
+	_Atomic uint64_t *pte = (_Atomic uint64_t *)(uintptr_t)pte_addr;
+	uint64_t old = atomic_load_explicit(pte, memory_order_acquire);
+	/* Only a transition PTE still naming this frame goes back; if the owner
+	   has already torn it down the CAS fails and nothing changes. acq_rel:
+	   pairs with the owner's exchange in teardown and its acquire loads. */
+	if (ntmm__pte_is_transition(old) && ntmm__pte_pfn(old) == pfn)
+		atomic_compare_exchange_strong_explicit(pte, &old, original_pte,
+		                                        memory_order_acq_rel, memory_order_relaxed);
+}
+
+int ntmm__virt_init(ntmm_engine_t *e)
+{
+	ntmm__virt_t *v = &e->virt;
+	pthread_mutex_init(&v->lock, NULL);
+	CDS_INIT_LIST_HEAD(&v->processes);
+	v->nprocesses = 0;
+	v->next_id = 0;
+	atomic_store_explicit(&v->commit_pages, 0, memory_order_relaxed);
+	v->commit_limit = e->cfg.physical_bytes / NTMM_PAGE_SIZE;
+	if (e->cfg.pagefile_path)
+		v->commit_limit += e->cfg.pagefile_maximum / NTMM_PAGE_SIZE;
+	e->phys.repurpose = ntmm__virt_repurpose;
+	return 0;
+}
+
+void ntmm__virt_fini(ntmm_engine_t *e)
+{
+	ntmm__virt_t *v = &e->virt;
+	for (;;) {
+		pthread_mutex_lock(&v->lock);
+		ntmm_process_t *p = cds_list_empty(&v->processes)
+		                        ? NULL
+		                        : cds_list_first_entry(&v->processes, ntmm_process_t, link);
+		if (p) {
+			cds_list_del(&p->link);
+			v->nprocesses--;
+		}
+		pthread_mutex_unlock(&v->lock);
+		if (!p)
+			break;
+		process_teardown(p);
+	}
+	ntmm__rcu_barrier(); /* retired VAD maps */
+	e->phys.repurpose = NULL;
+	pthread_mutex_destroy(&v->lock);
+}
+
+static int audit_vads(ntmm_process_t *p, uint64_t *committed)
+{
+	int bad = 0;
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
+	*committed = 0;
+	for (size_t i = 0; i < m->n; i++) {
+		ntmm__vad_t *v = m->vads[i];
+		uint64_t c = 0;
+		if (v->start % NTMM_ALLOCATION_GRANULARITY || v->end <= v->start ||
+		    (i && m->vads[i - 1]->end > v->start) || v->runs[0].first != 0)
+			bad++;
+		for (uint32_t r = 0; r < v->nruns; r++) {
+			uint32_t end = r + 1 < v->nruns ? v->runs[r + 1].first : v->npages;
+			if (end <= v->runs[r].first)
+				bad++;
+			if (r && v->runs[r].prot == v->runs[r - 1].prot &&
+			    v->runs[r].committed == v->runs[r - 1].committed)
+				bad++;
+			if (v->runs[r].committed)
+				c += end - v->runs[r].first;
+		}
+		if (c != v->ncommitted)
+			bad++;
+		*committed += c;
+	}
+	if (bad)
+		fprintf(stderr, "ntmm audit: process %u: %d VAD map problems\n", p->id, bad);
+	return bad;
+}
+
+int ntmm__virt_audit(ntmm_engine_t *e)
+{
+	ntmm__virt_t *v = &e->virt;
+	int bad = 0;
+	uint64_t total = 0;
+	pthread_mutex_lock(&v->lock);
+	ntmm_process_t *p;
+	cds_list_for_each_entry(p, &v->processes, link)
+	{
+		ntmm__pushlock_acquire_exclusive(&p->as_lock);
+		ntmm__ws_lock_exclusive(p);
+		uint64_t committed, valid;
+		bad += audit_vads(p, &committed);
+		uint64_t charged = atomic_load_explicit(&p->commit_pages, memory_order_relaxed);
+		if (committed != charged) {
+			fprintf(stderr,
+			        "ntmm audit: process %u: %llu pages committed, %llu charged\n",
+			        p->id, (unsigned long long)committed, (unsigned long long)charged);
+			bad++;
+		}
+		total += charged;
+		bad += ntmm__pt_audit(p, &valid);
+		bad += ntmm__wsl_audit(p);
+		uint64_t ws = ntmm__ws_pages(p);
+		if (valid != ws) {
+			fprintf(stderr, "ntmm audit: process %u: %llu valid PTEs, ws_pages %llu\n",
+			        p->id, (unsigned long long)valid, (unsigned long long)ws);
+			bad++;
+		}
+		ntmm__ws_unlock_exclusive(p);
+		ntmm__pushlock_release_exclusive(&p->as_lock);
+	}
+	pthread_mutex_unlock(&v->lock);
+	uint64_t sys = atomic_load_explicit(&v->commit_pages, memory_order_relaxed);
+	if (sys != total) {
+		fprintf(stderr, "ntmm audit: system commit %llu != sum over processes %llu\n",
+		        (unsigned long long)sys, (unsigned long long)total);
+		bad++;
+	}
+	if (sys > v->commit_limit) {
+		fprintf(stderr, "ntmm audit: commit %llu past limit %llu\n",
+		        (unsigned long long)sys, (unsigned long long)v->commit_limit);
+		bad++;
+	}
+	return bad ? NTMM_EINVAL : 0;
+}
+
+void ntmm__virt_fill_gauges(ntmm_engine_t *e, ntmm_stats_t *out)
+{
+	out->commit_pages = atomic_load_explicit(&e->virt.commit_pages, memory_order_relaxed);
+	out->commit_limit_pages = e->virt.commit_limit;
+	pthread_mutex_lock(&e->virt.lock);
+	out->processes = e->virt.nprocesses;
+	pthread_mutex_unlock(&e->virt.lock);
+}

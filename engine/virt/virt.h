@@ -1,0 +1,330 @@
+/*
+ * The virtual layer: processes (address space + working set), VADs, page
+ * tables, the fault handler, working sets, commit charge and the access
+ * API. This header holds the structs and the entry points shared by the
+ * files of engine/virt/; the public API is in include/ntmm.h.
+ *
+ * Locks of a process, in acquisition order (never the reverse):
+ *   trim_lock (mutex) → as_lock (pushlock) → ws_lock (pushlock)
+ * Who takes what:
+ *   - translate of a valid PTE: nothing (RCU read side only).
+ *   - a fault: ws_lock SHARED; PTEs change by CAS, so faults on several
+ *     threads of one process run together. A guard-page fault drops
+ *     ws_lock before it takes as_lock to clear the guard.
+ *   - allocate/free/protect: as_lock EXCLUSIVE to publish a new VAD map,
+ *     then ws_lock EXCLUSIVE to fix PTEs of the range.
+ *   - trim/decommit/release/destroy: also trim_lock, held across the RCU
+ *     grace period that ends the episode (see the TLB rule below).
+ * The TLB rule (DESIGN.md §2): a frame whose PTE was invalidated is handed
+ * to the physical layer (release_batch / page_free) only after a grace
+ * period, and nobody waits for a grace period while holding as_lock or
+ * ws_lock — faulting threads are inside read-side sections and may be
+ * blocked on those locks. trim_lock is never taken by a faulting thread, so
+ * holding it across synchronize_rcu is safe, and it makes invalidate→grace
+ * period→release episodes of one process strictly sequential (a frame that
+ * was soft-faulted back and invalidated again is only ever in one pending
+ * batch).
+ */
+#ifndef NTMM_VIRT_VIRT_H
+#define NTMM_VIRT_VIRT_H
+
+#include <ntmm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "phys/page.h"
+#include "sync/cache_pushlock.h"
+#include "sync/pushlock.h"
+#include "sync/rcu.h"
+#include "virt/pte.h"
+
+typedef struct ntmm__virt_process ntmm__virt_process_t;
+
+/* ------------------------------------------------------------------ VADs */
+
+/* A run of pages of one VAD with the same commit state and protection.
+   Runs are sorted, contiguous and maximal (two neighbours always differ). */
+typedef struct ntmm__vad_run {
+	uint32_t first;     /* page index in the VAD where the run starts */
+	uint16_t prot;      /* NTMM_PAGE_* (| GUARD) when committed, else 0 */
+	uint16_t committed; /* 1 = committed */
+} ntmm__vad_run_t;
+
+/* A reservation (NtAllocateVirtualMemory MEM_RESERVE). Immutable once
+   published in a VAD map: a change builds a new VAD (copy-on-update). */
+typedef struct ntmm__vad {
+	uint64_t start;      /* 64 KiB aligned */
+	uint64_t end;        /* exclusive, page aligned; the rest of the last
+				granule stays unusable */
+	unsigned alloc_prot; /* protection given at reservation */
+	uint32_t npages;     /* (end - start) / 4 KiB */
+	uint32_t ncommitted; /* committed pages (sum over runs) */
+	uint32_t nruns;
+	ntmm__vad_run_t runs[]; /* nruns, runs[0].first == 0 */
+} ntmm__vad_t;
+
+/*
+ * The address space's VAD map: VADs sorted by start, non-overlapping.
+ * Why a sorted array replaced copy-on-update rather than a tree: the fault
+ * path looks up VADs with no lock (RCU), reservations change rarely compared
+ * with faults, and a binary search over a dense array touches few cache
+ * lines. Writers (as_lock exclusive) build a new map, publish it with
+ * rcu_assign_pointer, and retire the old map together with the VADs it holds
+ * that the new map no longer does (freed by call_rcu).
+ */
+typedef struct ntmm__vad_map {
+	struct rcu_head rcu;
+	ntmm__vad_t *retired; /* a VAD to free with this map (set when replaced) */
+	size_t n;
+	ntmm__vad_t *vads[]; /* n, sorted by start */
+} ntmm__vad_map_t;
+
+/* ---------------------------------------------------------- working sets */
+
+#define NTMM__WSL_CHUNK    4096u
+#define NTMM__WSL_CAPACITY (1u << NTMM__PTE_WSI_BITS) /* 1 Mi pages = 4 GiB */
+#define NTMM__WSL_NCHUNKS  (NTMM__WSL_CAPACITY / NTMM__WSL_CHUNK)
+/* entry: page-aligned VA | age (bits 0..2); 0 = hole */
+#define NTMM__WSLE_AGE_MASK 7ull
+
+/*
+ * Working-set list: a dense array of entries [0, next); slot i is named by
+ * the wsi field of the valid PTE it describes. Faults (ws_lock shared) take
+ * slots from a per-CPU batch (ntmm__proc_cpu_t.wsl_cache), refilled by CAS
+ * on `next` 64 slots at a time, so concurrent faults do not share a line; a
+ * fault that loses its PTE race leaves a hole (entry 0), and so does an
+ * unused batch when an exclusive holder empties the per-CPU batches.
+ * Removal and compaction (moving the last entry into a hole and rewriting
+ * that PTE's wsi by CAS) run under ws_lock exclusive.
+ *   ws_pages = Σ cpu[c].ws_delta == non-hole entries in [0, next) (audited)
+ *   ws_peak ≥ every value ws_pages had: sampled by each exclusive holder
+ *   before it removes entries (ws_pages only falls under ws_lock exclusive)
+ */
+typedef struct ntmm__wsl {
+	_Atomic(_Atomic uint64_t *) chunk[NTMM__WSL_NCHUNKS]; /* allocated on demand, CAS */
+	_Atomic uint32_t next;       /* slots handed out; CAS under shared */
+	_Atomic uint64_t ws_peak;    /* peak of ws_pages */
+	size_t min_pages, max_pages; /* limits; ws_lock exclusive */
+	uint32_t hand;               /* trim clock hand; ws_lock exclusive */
+} ntmm__wsl_t;
+
+/* ------------------------------------------------------------- processes */
+
+#define NTMM__WSL_BATCH 64u
+
+/* Per-CPU part of a process (its own cache line): what faults on that CPU
+   write. A slot may be shared by threads after a migration: all atomic. */
+typedef struct ntmm__proc_cpu {
+	_Atomic uint64_t wsl_cache;   /* WSL batch: next slot (low 32) | end (high 32) */
+	_Atomic int64_t ws_delta;     /* this slot's share of ws_pages */
+	_Atomic uint64_t page_faults; /* this slot's share of the fault count */
+} NTMM__ALIGNED_CL ntmm__proc_cpu_t;
+
+#define NTMM__PROCESS_MAGIC 0x6e746d6d50726f63ull /* "ntmmProc" */
+
+/*
+ * A process: address space, page tables, working set, commit charge.
+ *   magic        — NTMM__PROCESS_MAGIC while alive (handle check)
+ *   vads         — RCU-published VAD map; written under as_lock exclusive
+ *   root         — PFN of the top-level table; fixed for the process's life
+ *   ws_lock      — cache-aware pushlock: a fault takes only its CPU's slot
+ *                  shared, so faults on several cores write no common line;
+ *                  exclusive holders (trim, teardown) take every slot
+ *   wsl          — see above (ws_lock)
+ *   cpu[ncpu]    — per-CPU counters and WSL batches (see ntmm__proc_cpu_t)
+ *   commit_pages — pages charged; changed under as_lock exclusive, read freely
+ *   hard_faults  — relaxed counter
+ *   link         — in e->virt.processes, under e->virt.lock
+ */
+struct ntmm_process {
+	uint64_t magic;
+	ntmm_engine_t *e;
+	uint32_t id;
+	uint64_t bias_bottom_up, bias_top_down; /* ASLR placement starts (fixed at create) */
+
+	pthread_mutex_t trim_lock;
+	ntmm__pushlock_t as_lock;
+	ntmm__cache_pushlock_t ws_lock;
+	ntmm__proc_cpu_t *cpu;
+	unsigned ncpu;
+
+	_Atomic(ntmm__vad_map_t *) vads; /* acquire loads on the fault path; release stores */
+	ntmm__pfn_t root;
+	_Atomic uint64_t *root_host;
+
+	ntmm__wsl_t wsl;
+	_Atomic uint64_t commit_pages;
+	_Atomic uint64_t hard_faults;
+
+	struct cds_list_head link;
+};
+
+/* A pin (an MDL): frames referenced so they stay resident. */
+struct ntmm_pin {
+	ntmm_engine_t *e;
+	size_t npages;
+	ntmm__pfn_t pfns[];
+};
+
+/* ------------------------------------------------------------- the layer */
+
+/*
+ * Engine-wide state of the virtual layer.
+ *   lock         — guards processes, nprocesses, next_id
+ *   commit_pages — system commit charge; CAS so it never passes the limit
+ *   commit_limit — frames in the pool + paging-file maximum (pages)
+ */
+typedef struct ntmm__virt {
+	pthread_mutex_t lock;
+	struct cds_list_head processes;
+	size_t nprocesses;
+	uint32_t next_id;
+	_Atomic uint64_t commit_pages;
+	uint64_t commit_limit;
+} ntmm__virt_t;
+
+int ntmm__virt_init(ntmm_engine_t *e);
+void ntmm__virt_fini(ntmm_engine_t *e);
+int ntmm__virt_audit(ntmm_engine_t *e);
+void ntmm__virt_fill_gauges(ntmm_engine_t *e, ntmm_stats_t *out);
+/* the repurpose callback registered with the physical layer */
+void ntmm__virt_repurpose(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr,
+                          uint64_t original_pte);
+
+/* process.c */
+int ntmm__process_check(const ntmm_process_t *p); /* 0 or NTMM_EINVAL */
+
+/* vad.c — map and run operations (pure: they build new objects) */
+/* index of the VAD containing va, or -1 */
+long ntmm__vad_find(const ntmm__vad_map_t *m, uint64_t va);
+/* index of the first VAD with end > va (m->n if none) */
+size_t ntmm__vad_lower_bound(const ntmm__vad_map_t *m, uint64_t va);
+/* the run holding page index pg of v */
+const ntmm__vad_run_t *ntmm__vad_run_of(const ntmm__vad_t *v, uint32_t pg);
+ntmm__vad_t *ntmm__vad_new(uint64_t start, uint64_t end, unsigned alloc_prot, bool commit,
+                           unsigned prot);
+enum ntmm__vad_op {
+	NTMM__VAD_COMMIT,     /* uncommitted pages → committed with prot */
+	NTMM__VAD_DECOMMIT,   /* → reserved */
+	NTMM__VAD_PROTECT,    /* committed pages → prot */
+	NTMM__VAD_CLEAR_GUARD /* committed pages lose GUARD */
+};
+/* A copy of v with op applied to pages [first, first + count). */
+ntmm__vad_t *ntmm__vad_apply(const ntmm__vad_t *v, uint32_t first, uint32_t count,
+                             enum ntmm__vad_op op, unsigned prot);
+/* pages of [first, first+count) that are committed */
+uint32_t ntmm__vad_count_committed(const ntmm__vad_t *v, uint32_t first, uint32_t count);
+/* true if every page of [first, first+count) is committed */
+bool ntmm__vad_all_committed(const ntmm__vad_t *v, uint32_t first, uint32_t count);
+/* New maps: insert v / replace index i by v (v NULL = remove). */
+ntmm__vad_map_t *ntmm__vad_map_insert(const ntmm__vad_map_t *m, ntmm__vad_t *v);
+ntmm__vad_map_t *ntmm__vad_map_replace(const ntmm__vad_map_t *m, size_t i, ntmm__vad_t *v);
+/* Publishes `next` in place of p->vads (as_lock exclusive held); `gone` is
+   the VAD of the old map that next no longer holds (or NULL); the old map
+   and `gone` are freed after a grace period. */
+void ntmm__vad_publish(ntmm_process_t *p, ntmm__vad_map_t *next, ntmm__vad_t *gone);
+void ntmm__vad_map_free_now(ntmm__vad_map_t *m); /* map and all its VADs */
+/* Engine-chosen placement: a 64 KiB-aligned base for `bytes` (page
+   rounded) that overlaps no VAD, or 0. */
+uint64_t ntmm__vad_place(const ntmm_process_t *p, const ntmm__vad_map_t *m, uint64_t bytes,
+                         bool top_down);
+
+/* commit.c */
+int ntmm__commit_charge(ntmm_process_t *p, uint64_t pages);
+void ntmm__commit_uncharge(ntmm_process_t *p, uint64_t pages);
+
+/* pagetable.c */
+/* Pointer to the leaf PTE of va, or NULL if a table on the way is missing.
+   Lock-free: call inside a read-side section. */
+_Atomic uint64_t *ntmm__pt_lookup(ntmm_process_t *p, uint64_t va);
+/* As lookup, creating missing tables (ws_lock shared or exclusive held).
+   NTMM_ENOMEM if no frame for a table. */
+int ntmm__pt_ensure(ntmm_process_t *p, uint64_t va, _Atomic uint64_t **out);
+/* Used-entry count of the table page holding pte (a leaf PTE). */
+void ntmm__pt_note_fill(ntmm_process_t *p, _Atomic uint64_t *pte);
+
+/* A batch of frames awaiting the end of a grace period. */
+typedef struct ntmm__shootdown {
+	ntmm__pfn_t *release; /* TRANSITION frames → release_batch */
+	size_t nrelease, caprelease;
+	ntmm__pfn_t *tables; /* emptied page-table pages → page_free */
+	size_t ntables, captables;
+} ntmm__shootdown_t;
+void ntmm__shootdown_add_release(ntmm__shootdown_t *s, ntmm__pfn_t pfn);
+void ntmm__shootdown_add_table(ntmm__shootdown_t *s, ntmm__pfn_t pfn);
+/* One grace period, then hand every frame of the batch back. The caller
+   holds trim_lock and no as_lock/ws_lock, and is outside any read section. */
+void ntmm__shootdown_finish(ntmm_engine_t *e, ntmm__shootdown_t *s);
+
+/* Tears down the leaf PTEs of [start, end) (ws_lock exclusive): valid →
+   unmapped as deleted (batch), transition → deleted, others → 0; tables
+   left empty are unlinked and queued. Returns the pages that were resident. */
+void ntmm__pt_teardown(ntmm_process_t *p, uint64_t start, uint64_t end, ntmm__shootdown_t *s);
+/* Sets the R/W bits of the valid PTEs of [start, end) for prot (ws_lock
+   exclusive). Returns true if any permission was removed. */
+bool ntmm__pt_reprotect(ntmm_process_t *p, uint64_t start, uint64_t end, unsigned prot);
+/* Calls fn on every non-zero leaf PTE of [start, end) (quiescent or ws_lock
+   held). */
+typedef void (*ntmm__pte_visit_fn)(ntmm_process_t *p, uint64_t va, _Atomic uint64_t *pte,
+                                   void *arg);
+void ntmm__pt_walk(ntmm_process_t *p, uint64_t start, uint64_t end, ntmm__pte_visit_fn fn,
+                   void *arg);
+/* The first va in [va, end) whose leaf table exists, or end (holder of
+   trim_lock: no table can vanish meanwhile). */
+#define NTMM__PT_LEAF_SPAN (1ull << (NTMM__PAGE_SHIFT + 9))
+uint64_t ntmm__pt_next_present(ntmm_process_t *p, uint64_t va, uint64_t end);
+/* Frees the whole tree (destroy; after teardown of all user space). */
+void ntmm__pt_free_all(ntmm_process_t *p, ntmm__shootdown_t *s);
+/* audit: checks the tables; returns the number of problems */
+int ntmm__pt_audit(ntmm_process_t *p, uint64_t *valid_out);
+
+/* wsl.c */
+/* ws_lock in shared mode (faults, pins): returns the slot handle. */
+static inline unsigned ntmm__ws_lock_shared(ntmm_process_t *p)
+{
+	return ntmm__cache_pushlock_acquire_shared(&p->ws_lock);
+}
+static inline void ntmm__ws_unlock_shared(ntmm_process_t *p, unsigned slot)
+{
+	ntmm__cache_pushlock_release_shared(&p->ws_lock, slot);
+}
+/* ws_lock exclusive; also empties the per-CPU WSL batches and samples the
+   peak, so the holder may remove and move entries. */
+void ntmm__ws_lock_exclusive(ntmm_process_t *p);
+void ntmm__ws_unlock_exclusive(ntmm_process_t *p);
+uint64_t ntmm__ws_pages(ntmm_process_t *p); /* Σ of the per-CPU deltas */
+int ntmm__wsl_init(ntmm__wsl_t *w, size_t min_pages, size_t max_pages);
+void ntmm__wsl_fini(ntmm__wsl_t *w);
+/* A slot for a new entry (ws_lock shared); NTMM_ENOMEM when full. */
+int ntmm__wsl_reserve(ntmm_process_t *p, uint32_t *slot);
+void ntmm__wsl_fill(ntmm_process_t *p, uint32_t slot, uint64_t va); /* won the PTE */
+void ntmm__wsl_hole(ntmm_process_t *p, uint32_t slot);              /* lost the PTE */
+/* Removes the entry of a PTE being torn down (ws_lock exclusive). */
+void ntmm__wsl_remove(ntmm_process_t *p, uint32_t slot);
+/* Compacts holes away (ws_lock exclusive). */
+void ntmm__wsl_compact(ntmm_process_t *p);
+/* The trim primitive: takes trim_lock, ws_lock exclusive; invalidates up to
+   `max_trim` unpinned resident pages aged ≥ min_age (valid → transition),
+   then one grace period and release_batch. Returns pages trimmed. Must be
+   called outside any read-side section. */
+size_t ntmm__ws_trim(ntmm_process_t *p, size_t max_trim, unsigned min_age);
+/* Ages the working set: accessed → age 0 (bit cleared), else age++ (≤ 7). */
+void ntmm__ws_age(ntmm_process_t *p);
+int ntmm__wsl_audit(ntmm_process_t *p);
+static inline _Atomic uint64_t *ntmm__wsl_entry(ntmm__wsl_t *w, uint32_t slot)
+{
+	_Atomic uint64_t *c =
+	    atomic_load_explicit(&w->chunk[slot / NTMM__WSL_CHUNK], memory_order_acquire);
+	return &c[slot % NTMM__WSL_CHUNK];
+}
+
+/* fault.c */
+/* Resolves a fault at va for access (READ/WRITE). Called inside a
+   read-side section, holding no lock. On success *pfn_out (if not NULL)
+   is the frame now mapped. */
+int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access);
+
+#endif

@@ -1,0 +1,326 @@
+/*
+ * The NtAllocateVirtualMemory family: ntmm_allocate (reserve / commit /
+ * both, fixed or engine-chosen base, 64 KiB granularity, page rounding),
+ * ntmm_free (decommit pages / release a whole reservation), ntmm_protect
+ * and ntmm_query. Each change builds a new VAD map under the address-space
+ * pushlock and publishes it (RCU); changes that affect resident pages then
+ * take the working-set pushlock exclusive to fix the PTEs, and end with one
+ * grace period outside both locks before frames are handed back.
+ */
+#include "virt/virt.h"
+#include "engine.h"
+
+#include <stdlib.h>
+
+#define PAGE    ((uint64_t)NTMM_PAGE_SIZE)
+#define GRANULE ((uint64_t)NTMM_ALLOCATION_GRANULARITY)
+
+static bool prot_valid(unsigned prot)
+{
+	unsigned base = prot & ~NTMM_PAGE_GUARD;
+	if (prot & ~(0xffu | NTMM_PAGE_GUARD))
+		return false;
+	if (base != NTMM_PAGE_NOACCESS && base != NTMM_PAGE_READONLY &&
+	    base != NTMM_PAGE_READWRITE && base != NTMM_PAGE_WRITECOPY)
+		return false;
+	return !((prot & NTMM_PAGE_GUARD) && base == NTMM_PAGE_NOACCESS);
+}
+
+/* [*start, *end) = pages holding a byte of [base, base + size); false on
+   size 0 or a range past the user address space */
+static bool page_range(uint64_t base, uint64_t size, uint64_t *start, uint64_t *end)
+{
+	if (size == 0 || size > NTMM__VA_END || base > NTMM__VA_END - size)
+		return false;
+	*start = base & ~(PAGE - 1);
+	*end = (base + size + PAGE - 1) & ~(PAGE - 1);
+	return *start >= NTMM__VA_START;
+}
+
+static int reserve(ntmm_process_t *p, uint64_t *base, size_t size, unsigned type, unsigned prot)
+{
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
+	uint64_t start, end;
+	if (*base == 0) {
+		if (size == 0 || size > NTMM__VA_END)
+			return ntmm__error(NTMM_EINVAL, "size %zu", size);
+		uint64_t bytes = ((uint64_t)size + PAGE - 1) & ~(PAGE - 1);
+		start = ntmm__vad_place(p, m, bytes, (type & NTMM_MEM_TOP_DOWN) != 0);
+		if (!start)
+			return ntmm__error(NTMM_ENOMEM, "no free range of %llu bytes",
+			                   (unsigned long long)bytes);
+		end = start + bytes;
+	} else {
+		if (!page_range(*base, size, &start, &end))
+			return ntmm__error(NTMM_EINVAL, "range %#llx + %zu",
+			                   (unsigned long long)*base, size);
+		start &= ~(GRANULE - 1);
+		if (start < NTMM__VA_START)
+			return ntmm__error(NTMM_EINVAL, "base %#llx below the user address space",
+			                   (unsigned long long)*base);
+		size_t i = ntmm__vad_lower_bound(m, start);
+		if (i < m->n && m->vads[i]->start < end)
+			return ntmm__error(NTMM_ECONFLICT, "%#llx..%#llx overlaps a reservation",
+			                   (unsigned long long)start, (unsigned long long)end);
+	}
+	if ((end - start) / PAGE > UINT32_MAX)
+		return ntmm__error(NTMM_EINVAL, "reservation larger than 16 TiB");
+	bool commit = (type & NTMM_MEM_COMMIT) != 0;
+	uint64_t npages = (end - start) / PAGE;
+	int err;
+	if (commit && (err = ntmm__commit_charge(p, npages)))
+		return err;
+	ntmm__vad_t *v = ntmm__vad_new(start, end, prot, commit, prot);
+	ntmm__vad_map_t *nm = v ? ntmm__vad_map_insert(m, v) : NULL;
+	if (!nm) {
+		free(v);
+		if (commit)
+			ntmm__commit_uncharge(p, npages);
+		return ntmm__error(NTMM_ENOMEM, "host memory for the VAD map");
+	}
+	ntmm__vad_publish(p, nm, NULL);
+	*base = start;
+	return 0;
+}
+
+static int commit(ntmm_process_t *p, uint64_t *base, size_t size, unsigned prot)
+{
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
+	uint64_t start, end;
+	if (*base == 0)
+		return ntmm__error(NTMM_EINVAL, "MEM_COMMIT without MEM_RESERVE needs a base");
+	if (!page_range(*base, size, &start, &end))
+		return ntmm__error(NTMM_EINVAL, "range %#llx + %zu", (unsigned long long)*base,
+		                   size);
+	long vi = ntmm__vad_find(m, start);
+	if (vi < 0 || m->vads[vi]->end < end)
+		return ntmm__error(NTMM_ECONFLICT, "%#llx..%#llx is not inside one reservation",
+		                   (unsigned long long)start, (unsigned long long)end);
+	ntmm__vad_t *v = m->vads[vi];
+	uint32_t first = (uint32_t)((start - v->start) / PAGE),
+	         count = (uint32_t)((end - start) / PAGE);
+	uint64_t need = count - ntmm__vad_count_committed(v, first, count);
+	int err;
+	if (need && (err = ntmm__commit_charge(p, need)))
+		return err;
+	ntmm__vad_t *nv = ntmm__vad_apply(v, first, count, NTMM__VAD_COMMIT, prot);
+	ntmm__vad_map_t *nm = nv ? ntmm__vad_map_replace(m, (size_t)vi, nv) : NULL;
+	if (!nm) {
+		free(nv);
+		if (need)
+			ntmm__commit_uncharge(p, need);
+		return ntmm__error(NTMM_ENOMEM, "host memory for the VAD map");
+	}
+	ntmm__vad_publish(p, nm, v);
+	*base = start;
+	return 0;
+}
+
+int ntmm_allocate(ntmm_process_t *p, uint64_t *base, size_t size, unsigned type, unsigned prot)
+{
+	int err = ntmm__process_check(p);
+	if (err)
+		return err;
+	if (!base)
+		return ntmm__error(NTMM_EINVAL, "base is NULL");
+	if ((type & ~(NTMM_MEM_RESERVE | NTMM_MEM_COMMIT | NTMM_MEM_TOP_DOWN)) ||
+	    !(type & (NTMM_MEM_RESERVE | NTMM_MEM_COMMIT)))
+		return ntmm__error(NTMM_EINVAL, "allocation type %#x", type);
+	if (!prot_valid(prot))
+		return ntmm__error(NTMM_EINVAL, "protection %#x", prot);
+	if (size == 0)
+		return ntmm__error(NTMM_EINVAL, "size 0");
+	ntmm__rcu_thread_online(); /* call_rcu needs a registered thread */
+	ntmm__pushlock_acquire_exclusive(&p->as_lock);
+	if (type & NTMM_MEM_RESERVE)
+		err = reserve(p, base, size, type, prot);
+	else
+		err = commit(p, base, size, prot);
+	ntmm__pushlock_release_exclusive(&p->as_lock);
+	ntmm__rcu_thread_offline();
+	return err;
+}
+
+int ntmm_free(ntmm_process_t *p, uint64_t base, size_t size, unsigned type)
+{
+	int err = ntmm__process_check(p);
+	if (err)
+		return err;
+	if (type != NTMM_MEM_DECOMMIT && type != NTMM_MEM_RELEASE)
+		return ntmm__error(NTMM_EINVAL, "free type %#x (DECOMMIT or RELEASE)", type);
+	if (type == NTMM_MEM_RELEASE && size != 0)
+		return ntmm__error(NTMM_EINVAL, "MEM_RELEASE takes size 0 (the whole reservation)");
+	if (type == NTMM_MEM_RELEASE && (base % GRANULE))
+		return ntmm__error(NTMM_EINVAL, "MEM_RELEASE base %#llx is not 64 KiB aligned",
+		                   (unsigned long long)base);
+	if (base >= NTMM__VA_END ||
+	    (size && !page_range(base, size, &(uint64_t){0}, &(uint64_t){0})))
+		return ntmm__error(NTMM_EINVAL, "range %#llx + %zu", (unsigned long long)base,
+		                   size);
+	if (urcu_memb_read_ongoing())
+		return ntmm__error(NTMM_EBUSY, "ntmm_free inside an access section");
+
+	ntmm__rcu_thread_online();
+	pthread_mutex_lock(&p->trim_lock);
+	ntmm__pushlock_acquire_exclusive(&p->as_lock);
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
+	long vi = ntmm__vad_find(m, base);
+	ntmm__vad_t *v = vi >= 0 ? m->vads[vi] : NULL;
+	uint64_t start = 0, end = 0;
+	ntmm__vad_map_t *nm = NULL;
+	ntmm__vad_t *nv = NULL;
+	uint64_t uncharge = 0;
+	if (type == NTMM_MEM_RELEASE || size == 0) {
+		if (!v || v->start != base) {
+			err = ntmm__error(NTMM_ECONFLICT, "%#llx is not the base of a reservation",
+			                  (unsigned long long)base);
+			goto out;
+		}
+		start = v->start;
+		end = v->end;
+	} else {
+		page_range(base, size, &start, &end);
+		if (!v || end > v->end) {
+			err = ntmm__error(NTMM_ECONFLICT,
+			                  "%#llx..%#llx is not inside one reservation",
+			                  (unsigned long long)start, (unsigned long long)end);
+			goto out;
+		}
+	}
+	uint32_t first = (uint32_t)((start - v->start) / PAGE),
+	         count = (uint32_t)((end - start) / PAGE);
+	uncharge = ntmm__vad_count_committed(v, first, count);
+	if (type == NTMM_MEM_RELEASE) {
+		nm = ntmm__vad_map_replace(m, (size_t)vi, NULL);
+	} else {
+		nv = ntmm__vad_apply(v, first, count, NTMM__VAD_DECOMMIT, 0);
+		nm = nv ? ntmm__vad_map_replace(m, (size_t)vi, nv) : NULL;
+	}
+	if (!nm) {
+		free(nv);
+		err = ntmm__error(NTMM_ENOMEM, "host memory for the VAD map");
+		goto out;
+	}
+	ntmm__vad_publish(p, nm, v);
+	ntmm__commit_uncharge(p, uncharge);
+
+	/* The new map is published, so no fault can map the range again: tear
+	   it down one leaf table (2 MiB) per exclusive hold, skipping absent
+	   tables, so faults elsewhere in the process wait briefly each time. */
+	ntmm__shootdown_t s = {0};
+	for (uint64_t va = ntmm__pt_next_present(p, start, end); va < end;) {
+		uint64_t stop = (va + NTMM__PT_LEAF_SPAN) & ~(NTMM__PT_LEAF_SPAN - 1);
+		if (stop > end)
+			stop = end;
+		ntmm__ws_lock_exclusive(p);
+		ntmm__pt_teardown(p, va, stop, &s);
+		ntmm__ws_unlock_exclusive(p);
+		va = ntmm__pt_next_present(p, stop, end);
+	}
+	ntmm__pushlock_release_exclusive(&p->as_lock);
+	ntmm__shootdown_finish(p->e, &s);
+	pthread_mutex_unlock(&p->trim_lock);
+	ntmm__rcu_thread_offline();
+	return 0;
+out:
+	ntmm__pushlock_release_exclusive(&p->as_lock);
+	pthread_mutex_unlock(&p->trim_lock);
+	ntmm__rcu_thread_offline();
+	return err;
+}
+
+int ntmm_protect(ntmm_process_t *p, uint64_t base, size_t size, unsigned prot, unsigned *old_prot)
+{
+	int err = ntmm__process_check(p);
+	if (err)
+		return err;
+	if (!old_prot)
+		return ntmm__error(NTMM_EINVAL, "old_prot is NULL");
+	if (!prot_valid(prot))
+		return ntmm__error(NTMM_EINVAL, "protection %#x", prot);
+	uint64_t start, end;
+	if (!page_range(base, size, &start, &end))
+		return ntmm__error(NTMM_EINVAL, "range %#llx + %zu", (unsigned long long)base,
+		                   size);
+	if (urcu_memb_read_ongoing())
+		return ntmm__error(NTMM_EBUSY, "ntmm_protect inside an access section");
+
+	ntmm__rcu_thread_online();
+	ntmm__pushlock_acquire_exclusive(&p->as_lock);
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
+	long vi = ntmm__vad_find(m, start);
+	ntmm__vad_t *v = vi >= 0 ? m->vads[vi] : NULL;
+	uint32_t first = 0, count = 0;
+	if (v) {
+		first = (uint32_t)((start - v->start) / PAGE);
+		count = (uint32_t)((end - start) / PAGE);
+	}
+	if (!v || end > v->end || !ntmm__vad_all_committed(v, first, count)) {
+		ntmm__pushlock_release_exclusive(&p->as_lock);
+		ntmm__rcu_thread_offline();
+		return ntmm__error(NTMM_ECONFLICT,
+		                   "%#llx..%#llx is not committed in one reservation",
+		                   (unsigned long long)start, (unsigned long long)end);
+	}
+	unsigned old = ntmm__vad_run_of(v, first)->prot;
+	ntmm__vad_t *nv = ntmm__vad_apply(v, first, count, NTMM__VAD_PROTECT, prot);
+	ntmm__vad_map_t *nm = nv ? ntmm__vad_map_replace(m, (size_t)vi, nv) : NULL;
+	if (!nm) {
+		free(nv);
+		ntmm__pushlock_release_exclusive(&p->as_lock);
+		ntmm__rcu_thread_offline();
+		return ntmm__error(NTMM_ENOMEM, "host memory for the VAD map");
+	}
+	ntmm__vad_publish(p, nm, v);
+	ntmm__ws_lock_exclusive(p);
+	bool removed = ntmm__pt_reprotect(p, start, end, prot);
+	ntmm__ws_unlock_exclusive(p);
+	ntmm__pushlock_release_exclusive(&p->as_lock);
+	if (removed) { /* no translated pointer from before survives the call */
+		ntmm__rcu_synchronize();
+		NTMM__STAT_ADD(&p->e->stats, rcu_shootdowns, 1);
+	}
+	ntmm__rcu_thread_offline();
+	*old_prot = old;
+	return 0;
+}
+
+int ntmm_query(ntmm_process_t *p, uint64_t va, ntmm_region_info_t *info)
+{
+	int err = ntmm__process_check(p);
+	if (err)
+		return err;
+	if (!info)
+		return ntmm__error(NTMM_EINVAL, "info is NULL");
+	if (va >= NTMM__VA_END)
+		return ntmm__error(NTMM_EINVAL, "address %#llx past the user address space",
+		                   (unsigned long long)va);
+	uint64_t page = va & ~(PAGE - 1);
+	ntmm__pushlock_acquire_shared(&p->as_lock);
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
+	long vi = ntmm__vad_find(m, page);
+	*info = (ntmm_region_info_t){0};
+	info->base = page;
+	if (vi < 0) {
+		size_t nx = ntmm__vad_lower_bound(m, page);
+		uint64_t limit = nx < m->n ? m->vads[nx]->start : NTMM__VA_END;
+		if (page < NTMM__VA_START)
+			limit = NTMM__VA_START;
+		info->size = limit - page;
+		info->state = NTMM_MEM_FREE;
+		info->prot = NTMM_PAGE_NOACCESS;
+	} else {
+		const ntmm__vad_t *v = m->vads[vi];
+		uint32_t pg = (uint32_t)((page - v->start) / PAGE);
+		const ntmm__vad_run_t *r = ntmm__vad_run_of(v, pg);
+		uint32_t rend = r + 1 < v->runs + v->nruns ? r[1].first : v->npages;
+		info->size = (uint64_t)(rend - pg) * PAGE;
+		info->allocation_base = v->start;
+		info->allocation_prot = v->alloc_prot;
+		info->state = r->committed ? NTMM_MEM_COMMIT : NTMM_MEM_RESERVE;
+		info->prot = r->committed ? r->prot : 0;
+		info->type = NTMM_MEM_PRIVATE;
+	}
+	ntmm__pushlock_release_shared(&p->as_lock);
+	return 0;
+}

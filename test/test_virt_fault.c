@@ -1,0 +1,447 @@
+/* The fault path end to end: demand-zero, trim to transition and soft
+   faults back, pins, decommit/release/destroy giving frames back, the
+   PTE/PFN invariants (audit), and isolation between processes. */
+#include "virt_testutil.h"
+
+#include "engine.h"
+
+static uint64_t commit_region(ntmm_process_t *p, size_t pages, unsigned prot)
+{
+	uint64_t a = 0;
+	assert_int_equal(ntmm_allocate(p, &a, pages * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, prot),
+	                 0);
+	return a;
+}
+
+static void fill(ntmm_process_t *p, uint64_t a, size_t pages, uint32_t seed)
+{
+	for (size_t i = 0; i < pages; i++) {
+		uint32_t buf[PG / 4];
+		for (size_t k = 0; k < PG / 4; k++)
+			buf[k] = seed ^ (uint32_t)(i * 2654435761u) ^ (uint32_t)k;
+		assert_int_equal(ntmm_write(p, a + i * PG, buf, PG), 0);
+	}
+}
+
+static void check(ntmm_process_t *p, uint64_t a, size_t pages, uint32_t seed)
+{
+	for (size_t i = 0; i < pages; i++) {
+		uint32_t buf[PG / 4];
+		assert_int_equal(ntmm_read(p, a + i * PG, buf, PG), 0);
+		for (size_t k = 0; k < PG / 4; k++)
+			if (buf[k] != (seed ^ (uint32_t)(i * 2654435761u) ^ (uint32_t)k))
+				fail_msg("page %zu word %zu: %#x", i, k, buf[k]);
+	}
+}
+
+static void demand_zero_pages_read_zero_and_keep_writes(void **s)
+{
+	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_process_t *p = virt_process(e);
+	uint64_t a = commit_region(p, 64, NTMM_PAGE_READWRITE);
+	ntmm_access_begin(e);
+	for (int i = 0; i < 64; i++) {
+		unsigned char *h;
+		assert_int_equal(ntmm_translate(p, a + i * PG + 17, NTMM_ACCESS_READ, (void **)&h),
+		                 0);
+		for (int k = 0; k < 100; k++)
+			assert_int_equal(h[k], 0);
+	}
+	ntmm_access_end(e);
+	fill(p, a, 64, 0xabc);
+	check(p, a, 64, 0xabc);
+	ntmm_process_info_t pi;
+	assert_int_equal(ntmm_process_info(p, &pi), 0);
+	assert_int_equal(pi.ws_pages, 64);
+	assert_int_equal(pi.commit_pages, 64);
+	assert_true(pi.page_faults >= 64);
+	assert_true(STAT(e, demand_zero_faults) >= 64);
+	assert_true(STAT(e, pagetable_pages) >= 3);
+	assert_int_equal(ntmm_audit(e), 0);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	virt_engine_done(e);
+}
+
+static void read_and_write_cross_page_boundaries(void **s)
+{
+	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_process_t *p = virt_process(e);
+	uint64_t a = commit_region(p, 4, NTMM_PAGE_READWRITE);
+	char msg[6000], back[6000];
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (char)(i * 7 + 3);
+	assert_int_equal(ntmm_write(p, a + PG - 100, msg, sizeof(msg)), 0);
+	assert_int_equal(ntmm_read(p, a + PG - 100, back, sizeof(back)), 0);
+	assert_memory_equal(msg, back, sizeof(msg));
+	/* a copy running into uncommitted space stops with EACCESS */
+	assert_int_equal(ntmm_write(p, a + 4 * PG - 10, msg, 20), NTMM_EACCESS);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	virt_engine_done(e);
+}
+
+static void translate_sets_accessed_and_dirty(void **s)
+{
+	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_process_t *p = virt_process(e);
+	uint64_t a = commit_region(p, 2, NTMM_PAGE_READWRITE);
+	void *h;
+	ntmm_access_begin(e);
+	assert_int_equal(ntmm_translate(p, a, NTMM_ACCESS_READ, &h), 0);
+	uint64_t v = atomic_load(ntmm__pt_lookup(p, a));
+	assert_true(v & NTMM__PTE_VALID);
+	assert_true(v & NTMM__PTE_ACCESSED);
+	assert_false(v & NTMM__PTE_DIRTY);
+	assert_int_equal(ntmm_translate(p, a, NTMM_ACCESS_WRITE, &h), 0);
+	v = atomic_load(ntmm__pt_lookup(p, a));
+	assert_true(v & NTMM__PTE_DIRTY);
+	ntmm_access_end(e);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	virt_engine_done(e);
+}
+
+static void ws_empty_then_soft_faults_bring_data_back(void **s)
+{
+	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_process_t *p = virt_process(e);
+	uint64_t a = commit_region(p, 200, NTMM_PAGE_READWRITE);
+	fill(p, a, 200, 0x5151);
+	uint64_t shoot = STAT(e, rcu_shootdowns);
+	assert_int_equal(ntmm_ws_empty(p), 0);
+	assert_int_equal(STAT(e, rcu_shootdowns), shoot + 1); /* one grace period per batch */
+	assert_true(STAT(e, pages_trimmed) >= 200);
+	ntmm_process_info_t pi;
+	assert_int_equal(ntmm_process_info(p, &pi), 0);
+	assert_int_equal(pi.ws_pages, 0);
+	assert_int_equal(pi.ws_peak_pages, 200);
+	/* every PTE is a transition PTE now */
+	for (int i = 0; i < 200; i++)
+		assert_true(ntmm__pte_is_transition(atomic_load(ntmm__pt_lookup(p, a + i * PG))));
+	assert_int_equal(ntmm_audit(e), 0);
+	uint64_t soft = STAT(e, soft_faults);
+	check(p, a, 200, 0x5151);
+	assert_int_equal(STAT(e, soft_faults), soft + 200);
+	assert_int_equal(ntmm_process_info(p, &pi), 0);
+	assert_int_equal(pi.ws_pages, 200);
+	assert_int_equal(ntmm_audit(e), 0);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	virt_engine_done(e);
+}
+
+static void pinned_pages_are_not_trimmed(void **s)
+{
+	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_process_t *p = virt_process(e);
+	uint64_t a = commit_region(p, 16, NTMM_PAGE_READWRITE);
+	ntmm_pin_t *pin;
+	assert_int_equal(ntmm_pin(p, a + 100, 3 * PG, NTMM_ACCESS_WRITE, &pin), 0); /* 4 pages */
+	assert_non_null(ntmm_pin_page(pin, 3));
+	assert_null(ntmm_pin_page(pin, 4));
+	memset(ntmm_pin_page(pin, 1), 0x77, PG);
+	fill(p, a + 8 * PG, 8, 1);
+	assert_int_equal(ntmm_ws_empty(p), 0);
+	ntmm_process_info_t pi;
+	assert_int_equal(ntmm_process_info(p, &pi), 0);
+	assert_int_equal(pi.ws_pages, 4);
+	assert_int_equal(ntmm_audit(e), 0);
+	unsigned char c;
+	assert_int_equal(ntmm_read(p, a + PG + 5, &c, 1), 0);
+	assert_int_equal(c, 0x77);
+	ntmm_unpin(pin);
+	assert_int_equal(ntmm_ws_empty(p), 0);
+	assert_int_equal(ntmm_process_info(p, &pi), 0);
+	assert_int_equal(pi.ws_pages, 0);
+	assert_int_equal(ntmm_read(p, a + PG + 5, &c, 1), 0);
+	assert_int_equal(c, 0x77); /* the write through the pin was kept (Dirty) */
+	check(p, a + 8 * PG, 8, 1);
+	assert_int_equal(ntmm_audit(e), 0);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	virt_engine_done(e);
+}
+
+static void pin_of_uncommitted_memory_fails_and_holds_nothing(void **s)
+{
+	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_process_t *p = virt_process(e);
+	uint64_t a = 0;
+	assert_int_equal(ntmm_allocate(p, &a, 4 * PG, NTMM_MEM_RESERVE, NTMM_PAGE_READWRITE), 0);
+	uint64_t c = a;
+	assert_int_equal(ntmm_allocate(p, &c, 2 * PG, NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE), 0);
+	ntmm_pin_t *pin = (ntmm_pin_t *)1;
+	assert_int_equal(ntmm_pin(p, a, 4 * PG, NTMM_ACCESS_READ, &pin), NTMM_EACCESS);
+	assert_null(pin);
+	assert_int_equal(ntmm_ws_empty(p), 0);
+	ntmm_process_info_t pi;
+	assert_int_equal(ntmm_process_info(p, &pi), 0);
+	assert_int_equal(pi.ws_pages, 0); /* the two pages it pinned were let go */
+	assert_int_equal(ntmm_audit(e), 0);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	virt_engine_done(e);
+}
+
+static void decommit_and_release_free_frames_and_tables(void **s)
+{
+	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_process_t *p = virt_process(e);
+	uint64_t a = commit_region(p, 600, NTMM_PAGE_READWRITE); /* spans two leaf tables */
+	fill(p, a, 600, 9);
+	assert_int_equal(ntmm_ws_empty(p), 0);
+	check(p, a, 300, 9); /* half resident, half transition */
+	assert_int_equal(ntmm_free(p, a, 300 * PG, NTMM_MEM_DECOMMIT), 0);
+	ntmm_process_info_t pi;
+	assert_int_equal(ntmm_process_info(p, &pi), 0);
+	assert_int_equal(pi.ws_pages, 0);
+	assert_int_equal(pi.commit_pages, 300);
+	assert_int_equal(ntmm_audit(e), 0);
+	/* recommitted pages are demand-zero again */
+	uint64_t c = a;
+	assert_int_equal(ntmm_allocate(p, &c, PG, NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE), 0);
+	uint32_t w = 1;
+	assert_int_equal(ntmm_read(p, a, &w, 4), 0);
+	assert_int_equal(w, 0);
+	assert_int_equal(ntmm_free(p, a, 0, NTMM_MEM_RELEASE), 0);
+	/* only the root table is left */
+	for (unsigned i = 0; i < 512; i++)
+		assert_int_equal(atomic_load(&p->root_host[i]), 0);
+	assert_int_equal(ntmm_audit(e), 0);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	virt_engine_done(e);
+}
+
+static void destroy_gives_back_frames_and_commit(void **s)
+{
+	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_stats_t st0, st1;
+	assert_int_equal(ntmm_stats_get(e, &st0), 0);
+	for (int round = 0; round < 3; round++) {
+		ntmm_process_t *p = virt_process(e);
+		uint64_t a = commit_region(p, 1000, NTMM_PAGE_READWRITE);
+		fill(p, a, 1000, (uint32_t)round);
+		assert_int_equal(ntmm_ws_set_limits(p, 10, 100), 0);
+		assert_int_equal(ntmm_ws_empty(p), 0);
+		check(p, a, 500, (uint32_t)round);
+		assert_int_equal(ntmm_process_destroy(p), 0);
+		assert_int_equal(ntmm_audit(e), 0);
+	}
+	assert_int_equal(ntmm_stats_get(e, &st1), 0);
+	assert_int_equal(st1.commit_pages, 0);
+	assert_int_equal(st1.processes, 0);
+	assert_int_equal(st1.active_pages, st0.active_pages);
+	virt_engine_done(e);
+}
+
+/* A frame another process gave up reaches the next owner zeroed: freed
+   frames via release, clean Standby frames via repurposing. */
+static void frames_reach_a_new_owner_zeroed(void **s)
+{
+	ntmm_engine_t *e = virt_engine(4 * MiB, 0);
+	size_t frames = 4 * MiB / PG;
+	ntmm_process_t *a = virt_process(e), *b = virt_process(e);
+	/* A: secret bytes written through read-only pins (so the pages stay
+	   clean: they go to Standby when trimmed, and can be repurposed) */
+	size_t na = frames * 6 / 10, nb = frames * 4 / 10 - 2; /* within the commit limit */
+	uint64_t ra = commit_region(a, na, NTMM_PAGE_READWRITE);
+	for (size_t i = 0; i < na; i++) {
+		ntmm_pin_t *pin;
+		assert_int_equal(ntmm_pin(a, ra + i * PG, PG, NTMM_ACCESS_READ, &pin), 0);
+		memset(ntmm_pin_page(pin, 0), 0xA5, PG);
+		ntmm_unpin(pin);
+	}
+	assert_int_equal(ntmm_ws_empty(a), 0);
+	/* B touches more than what is free: it must get A's standby frames */
+	uint64_t rb = commit_region(b, nb, NTMM_PAGE_READWRITE);
+	size_t got = 0;
+	for (size_t i = 0; i < nb; i++) {
+		ntmm_access_begin(e);
+		unsigned char *h;
+		int r = ntmm_translate(b, rb + i * PG, NTMM_ACCESS_READ, (void **)&h);
+		if (r == 0) {
+			got++;
+			for (size_t k = 0; k < PG; k++)
+				if (h[k] != 0)
+					fail_msg("B page %zu byte %zu is %#x", i, k, h[k]);
+		} else {
+			assert_int_equal(r, NTMM_ENOMEM);
+		}
+		ntmm_access_end(e);
+	}
+	assert_int_equal(got, nb);
+	size_t repurposed = 0; /* A's PTEs restored from transition to demand-zero */
+	for (size_t i = 0; i < na; i++)
+		repurposed +=
+		    ntmm__pte_is_demand_zero(atomic_load(ntmm__pt_lookup(a, ra + i * PG)));
+	assert_true(repurposed > 0);
+	assert_int_equal(ntmm_audit(e), 0);
+	/* A's repurposed pages refault as demand-zero (their OriginalPte) */
+	assert_int_equal(ntmm_free(b, rb, 0, NTMM_MEM_RELEASE), 0);
+	unsigned char c = 1;
+	assert_int_equal(ntmm_read(a, ra, &c, 1), 0);
+	assert_true(c == 0 || c == 0xA5);
+	assert_int_equal(ntmm_audit(e), 0);
+	/* freed frames: A writes, releases; B's new pages are zero */
+	uint64_t r2 = commit_region(a, 64, NTMM_PAGE_READWRITE);
+	fill(a, r2, 64, 0xfeed);
+	assert_int_equal(ntmm_free(a, r2, 0, NTMM_MEM_RELEASE), 0);
+	uint64_t r3 = commit_region(b, 64, NTMM_PAGE_READWRITE);
+	for (size_t i = 0; i < 64; i++) {
+		uint64_t buf[PG / 8];
+		assert_int_equal(ntmm_read(b, r3 + i * PG, buf, PG), 0);
+		for (size_t k = 0; k < PG / 8; k++)
+			assert_int_equal(buf[k], 0);
+	}
+	assert_int_equal(ntmm_process_destroy(a), 0);
+	assert_int_equal(ntmm_process_destroy(b), 0);
+	virt_engine_done(e);
+}
+
+static void processes_never_see_each_others_pages(void **s)
+{
+	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_process_t *a = virt_process(e), *b = virt_process(e);
+	uint64_t x = 0x10000000, y = 0x10000000; /* the same VA in both */
+	assert_int_equal(
+	    ntmm_allocate(a, &x, 32 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
+	    0);
+	assert_int_equal(
+	    ntmm_allocate(b, &y, 32 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
+	    0);
+	fill(a, x, 32, 0xaaaa);
+	fill(b, y, 32, 0xbbbb);
+	assert_int_equal(ntmm_ws_empty(a), 0);
+	check(b, y, 32, 0xbbbb);
+	check(a, x, 32, 0xaaaa);
+	void *ha, *hb;
+	ntmm_access_begin(e);
+	assert_int_equal(ntmm_translate(a, x, NTMM_ACCESS_READ, &ha), 0);
+	assert_int_equal(ntmm_translate(b, y, NTMM_ACCESS_READ, &hb), 0);
+	assert_ptr_not_equal(ha, hb);
+	ntmm_access_end(e);
+	assert_int_equal(ntmm_process_destroy(a), 0);
+	check(b, y, 32, 0xbbbb);
+	assert_int_equal(ntmm_process_destroy(b), 0);
+	virt_engine_done(e);
+}
+
+static void calls_that_need_a_grace_period_refuse_inside_an_access_section(void **s)
+{
+	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_process_t *p = virt_process(e);
+	uint64_t a = commit_region(p, 2, NTMM_PAGE_READWRITE);
+	ntmm_access_begin(e);
+	assert_int_equal(ntmm_ws_empty(p), NTMM_EBUSY);
+	assert_int_equal(ntmm_free(p, a, 0, NTMM_MEM_RELEASE), NTMM_EBUSY);
+	assert_int_equal(ntmm_process_destroy(p), NTMM_EBUSY);
+	ntmm_access_end(e);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	virt_engine_done(e);
+}
+
+static void pte_formats_round_trip(void **s)
+{
+	uint64_t v = ntmm__pte_make_valid(123456, 777, NTMM__PTE_READ | NTMM__PTE_WRITE);
+	assert_true(ntmm__pte_is_valid(v));
+	assert_int_equal(ntmm__pte_pfn(v), 123456);
+	assert_int_equal(ntmm__pte_wsi(v), 777);
+	uint64_t t = ntmm__pte_make_transition(0xfffffffe, NTMM__MM_READWRITE);
+	assert_true(ntmm__pte_is_transition(t));
+	assert_false(ntmm__pte_is_valid(t) || ntmm__pte_is_prototype(t) ||
+	             ntmm__pte_is_software(t));
+	assert_int_equal(ntmm__pte_pfn(t), 0xfffffffe);
+	assert_int_equal(ntmm__pte_prot(t), NTMM__MM_READWRITE);
+	uint64_t d = ntmm__pte_make_demand_zero(NTMM__MM_READONLY);
+	assert_true(ntmm__pte_is_demand_zero(d));
+	uint64_t f = ntmm__pte_make_pagefile(3, 0x12345, NTMM__MM_WRITECOPY);
+	assert_true(ntmm__pte_is_software(f));
+	assert_false(ntmm__pte_is_demand_zero(f));
+	assert_int_equal(ntmm__pte_pf_index(f), 3);
+	assert_int_equal(ntmm__pte_pf_offset(f), 0x12345);
+	assert_int_equal(ntmm__pte_prot(f), NTMM__MM_WRITECOPY);
+	static uint64_t proto;
+	uint64_t pr = ntmm__pte_make_prototype((uint64_t)(uintptr_t)&proto, NTMM__MM_READONLY);
+	assert_true(ntmm__pte_is_prototype(pr));
+	assert_int_equal(ntmm__pte_proto_addr(pr), (uint64_t)(uintptr_t)&proto);
+	assert_int_equal(ntmm__pte_proto_addr(ntmm__pte_make_prototype(0, 1)), 0);
+	assert_int_equal(ntmm__mmprot_from_page(NTMM_PAGE_READWRITE | NTMM_PAGE_GUARD),
+	                 NTMM__MM_READWRITE | NTMM__MM_GUARD);
+	assert_int_equal(ntmm__mmprot_from_page(NTMM_PAGE_NOACCESS), NTMM__MM_NOACCESS);
+}
+
+/* Prototype and pagefile PTEs have their dispatch slots; until sections and
+   paging files exist the fault says NTMM_ENOTSUP. */
+static void prototype_and_pagefile_ptes_are_enotsup_for_now(void **s)
+{
+	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_process_t *p = virt_process(e);
+	uint64_t a = commit_region(p, 4, NTMM_PAGE_READWRITE);
+	char c = 0;
+	assert_int_equal(ntmm_write(p, a, &c, 1), 0); /* tables exist now */
+	_Atomic uint64_t *pte = ntmm__pt_lookup(p, a + PG);
+	atomic_store(pte, ntmm__pte_make_prototype(0, NTMM__MM_READWRITE));
+	ntmm__pt_note_fill(p, pte);
+	assert_int_equal(ntmm_read(p, a + PG, &c, 1), NTMM_ENOTSUP);
+	pte = ntmm__pt_lookup(p, a + 2 * PG);
+	atomic_store(pte, ntmm__pte_make_pagefile(1, 42, NTMM__MM_READWRITE));
+	ntmm__pt_note_fill(p, pte);
+	assert_int_equal(ntmm_read(p, a + 2 * PG, &c, 1), NTMM_ENOTSUP);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	virt_engine_done(e);
+}
+
+/* The software TLB keeps the grace-period rule: its entries do not outlive
+   the access section that filled them, and a read fill does not allow a
+   write that has not set Dirty. */
+static void tlb_entries_die_with_their_access_section(void **s)
+{
+	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_process_t *p = virt_process(e);
+	uint64_t a = commit_region(p, 4, NTMM_PAGE_READWRITE);
+	void *h1, *h2;
+	ntmm_access_begin(e);
+	assert_int_equal(ntmm_translate(p, a + 8, NTMM_ACCESS_READ, &h1), 0);
+	assert_int_equal(ntmm_translate(p, a + 8, NTMM_ACCESS_READ, &h2), 0); /* hit */
+	assert_ptr_equal(h1, h2);
+	assert_false(atomic_load(ntmm__pt_lookup(p, a)) & NTMM__PTE_DIRTY);
+	assert_int_equal(ntmm_translate(p, a + 8, NTMM_ACCESS_WRITE, &h2), 0);
+	assert_true(atomic_load(ntmm__pt_lookup(p, a)) & NTMM__PTE_DIRTY); /* not a TLB hit */
+	*(char *)h2 = 5;
+	ntmm_access_end(e);
+	assert_int_equal(ntmm_ws_empty(p), 0);
+	uint64_t soft = STAT(e, soft_faults);
+	ntmm_access_begin(e);
+	assert_int_equal(ntmm_translate(p, a + 8, NTMM_ACCESS_READ, &h1), 0);
+	assert_int_equal(STAT(e, soft_faults), soft + 1); /* the old entry was not used */
+	assert_int_equal(*(char *)h1, 5);
+	ntmm_access_end(e);
+	/* a nested section shares its outer section's entries */
+	ntmm_access_begin(e);
+	assert_int_equal(ntmm_translate(p, a + PG, NTMM_ACCESS_WRITE, &h1), 0);
+	ntmm_access_begin(e);
+	uint64_t faults = STAT(e, page_faults);
+	assert_int_equal(ntmm_translate(p, a + PG, NTMM_ACCESS_WRITE, &h2), 0);
+	assert_int_equal(STAT(e, page_faults), faults);
+	assert_ptr_equal(h1, h2);
+	ntmm_access_end(e);
+	ntmm_access_end(e);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	virt_engine_done(e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(pte_formats_round_trip),
+	    cmocka_unit_test(demand_zero_pages_read_zero_and_keep_writes),
+	    cmocka_unit_test(read_and_write_cross_page_boundaries),
+	    cmocka_unit_test(translate_sets_accessed_and_dirty),
+	    cmocka_unit_test(ws_empty_then_soft_faults_bring_data_back),
+	    cmocka_unit_test(pinned_pages_are_not_trimmed),
+	    cmocka_unit_test(pin_of_uncommitted_memory_fails_and_holds_nothing),
+	    cmocka_unit_test(decommit_and_release_free_frames_and_tables),
+	    cmocka_unit_test(destroy_gives_back_frames_and_commit),
+	    cmocka_unit_test(frames_reach_a_new_owner_zeroed),
+	    cmocka_unit_test(processes_never_see_each_others_pages),
+	    cmocka_unit_test(calls_that_need_a_grace_period_refuse_inside_an_access_section),
+	    cmocka_unit_test(prototype_and_pagefile_ptes_are_enotsup_for_now),
+	    cmocka_unit_test(tlb_entries_die_with_their_access_section),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
