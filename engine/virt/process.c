@@ -66,6 +66,7 @@ int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out)
 	}
 	memset(p->cpu, 0, sizeof(*p->cpu) * p->ncpu);
 	ntmm__wsl_init(&p->wsl, e->cfg.ws_min_pages, e->cfg.ws_max_pages);
+	ntmm__wsm_process_init(p);
 
 	pthread_mutex_lock(&e->virt.lock);
 	p->id = ++e->virt.next_id;
@@ -146,6 +147,8 @@ int ntmm_process_info(ntmm_process_t *p, ntmm_process_info_t *out)
 	out->commit_pages = atomic_load_explicit(&p->commit_pages, memory_order_relaxed);
 	out->page_faults = faults;
 	out->hard_faults = atomic_load_explicit(&p->hard_faults, memory_order_relaxed);
+	out->swap_outs = atomic_load_explicit(&p->wsm.swap_outs, memory_order_relaxed);
+	out->swap_ins = atomic_load_explicit(&p->wsm.swap_ins, memory_order_relaxed);
 	return 0;
 }
 

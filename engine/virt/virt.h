@@ -40,6 +40,7 @@
 #include "sync/pushlock.h"
 #include "sync/rcu.h"
 #include "virt/pte.h"
+#include "virt/wsmgr.h"
 
 typedef struct ntmm__virt_process ntmm__virt_process_t;
 
@@ -137,6 +138,7 @@ typedef struct ntmm__proc_cpu {
  *   cpu[ncpu]    — per-CPU counters and WSL batches (see ntmm__proc_cpu_t)
  *   commit_pages — pages charged; changed under as_lock exclusive, read freely
  *   hard_faults  — relaxed counter
+ *   wsm          — working set manager / swapper state (virt/wsmgr.h)
  *   link         — in e->virt.processes, under e->virt.lock
  */
 struct ntmm_process {
@@ -158,6 +160,7 @@ struct ntmm_process {
 	ntmm__wsl_t wsl;
 	_Atomic uint64_t commit_pages;
 	_Atomic uint64_t hard_faults;
+	ntmm__wsm_proc_t wsm;
 
 	struct cds_list_head link;
 };
@@ -311,8 +314,10 @@ void ntmm__wsl_compact(ntmm_process_t *p);
    then one grace period and release_batch. Returns pages trimmed. Must be
    called outside any read-side section. */
 size_t ntmm__ws_trim(ntmm_process_t *p, size_t max_trim, unsigned min_age);
-/* Ages the working set: accessed → age 0 (bit cleared), else age++ (≤ 7). */
-void ntmm__ws_age(ntmm_process_t *p);
+/* Ages the working set: accessed → age 0 (bit cleared), else age++ (≤ 7).
+   Returns the entries found accessed; hist (may be NULL) gets the number
+   of entries of each age 0..7 after aging. */
+size_t ntmm__ws_age(ntmm_process_t *p, size_t hist[8]);
 int ntmm__wsl_audit(ntmm_process_t *p);
 static inline _Atomic uint64_t *ntmm__wsl_entry(ntmm__wsl_t *w, uint32_t slot)
 {
