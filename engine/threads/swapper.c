@@ -17,37 +17,42 @@
  */
 #include "engine.h"
 
+typedef struct visit {
+	ntmm__swapper_thread_t *s;
+	uint64_t idle_ns;
+} visit_t;
+
+static void visit(ntmm_process_t *p, void *arg)
+{
+	visit_t *v = arg;
+	if (atomic_load_explicit(&p->wsm.swapped_out, memory_order_relaxed))
+		return;
+	uint64_t now = ntmm__wsm_now_ns();
+	uint64_t faults = ntmm__wsm_faults(p);
+	if (faults != p->wsm.seen_faults) {
+		p->wsm.seen_faults = faults;
+		atomic_store_explicit(&p->wsm.active_ns, now, memory_order_relaxed);
+		return;
+	}
+	uint64_t active = atomic_load_explicit(&p->wsm.active_ns, memory_order_relaxed);
+	if (now - active < v->idle_ns || ntmm__ws_pages(p) == 0)
+		return;
+	if (ntmm__wsm_age(p, NULL))
+		return; /* touched without faulting */
+	ntmm__wsm_swap_out(p);
+	/* the trim itself is no activity of the process */
+	p->wsm.seen_faults = ntmm__wsm_faults(p);
+	atomic_fetch_add_explicit(&v->s->swap_outs, 1, memory_order_relaxed);
+}
+
 static void swap_pass(ntmm__swapper_thread_t *s)
 {
 	ntmm_engine_t *e = s->e;
-	uint64_t idle_ns = (uint64_t)e->cfg.swap_idle_ms * 1000000u;
-	if (!idle_ns)
+	visit_t v = {s, (uint64_t)e->cfg.swap_idle_ms * 1000000u};
+	if (!v.idle_ns)
 		return;
 	pthread_mutex_lock(&e->systhreads.quiet);
-	pthread_mutex_lock(&e->virt.lock);
-	ntmm_process_t *p;
-	cds_list_for_each_entry(p, &e->virt.processes, link)
-	{
-		if (atomic_load_explicit(&p->wsm.swapped_out, memory_order_relaxed))
-			continue;
-		uint64_t now = ntmm__wsm_now_ns();
-		uint64_t faults = ntmm__wsm_faults(p);
-		if (faults != p->wsm.seen_faults) {
-			p->wsm.seen_faults = faults;
-			atomic_store_explicit(&p->wsm.active_ns, now, memory_order_relaxed);
-			continue;
-		}
-		uint64_t active = atomic_load_explicit(&p->wsm.active_ns, memory_order_relaxed);
-		if (now - active < idle_ns || ntmm__ws_pages(p) == 0)
-			continue;
-		if (ntmm__wsm_age(p, NULL))
-			continue; /* touched without faulting */
-		ntmm__wsm_swap_out(p);
-		/* the trim itself is no activity of the process */
-		p->wsm.seen_faults = ntmm__wsm_faults(p);
-		atomic_fetch_add_explicit(&s->swap_outs, 1, memory_order_relaxed);
-	}
-	pthread_mutex_unlock(&e->virt.lock);
+	ntmm__wsm_for_each(e, visit, &v);
 	pthread_mutex_unlock(&e->systhreads.quiet);
 }
 

@@ -123,6 +123,8 @@ int ntmm_process_destroy(ntmm_process_t *p)
 		return ntmm__error(NTMM_EBUSY, "process destroy inside an access section");
 	ntmm_engine_t *e = p->e;
 	pthread_mutex_lock(&e->virt.lock);
+	while (p->wsm.busy) /* a working set manager / swapper visit (wsmgr.c) */
+		pthread_cond_wait(&e->virt.wsm_done, &e->virt.lock);
 	cds_list_del(&p->link);
 	e->virt.nprocesses--;
 	pthread_mutex_unlock(&e->virt.lock);
@@ -171,6 +173,7 @@ int ntmm__virt_init(ntmm_engine_t *e)
 {
 	ntmm__virt_t *v = &e->virt;
 	pthread_mutex_init(&v->lock, NULL);
+	pthread_cond_init(&v->wsm_done, NULL);
 	CDS_INIT_LIST_HEAD(&v->processes);
 	v->nprocesses = 0;
 	v->next_id = 0;
@@ -202,6 +205,7 @@ void ntmm__virt_fini(ntmm_engine_t *e)
 	ntmm__rcu_barrier(); /* retired VAD maps */
 	e->phys.repurpose = NULL;
 	pthread_mutex_destroy(&v->lock);
+	pthread_cond_destroy(&v->wsm_done);
 }
 
 static int audit_vads(ntmm_process_t *p, uint64_t *committed)

@@ -176,12 +176,16 @@ struct ntmm_pin {
 
 /*
  * Engine-wide state of the virtual layer.
- *   lock         — guards processes, nprocesses, next_id
+ *   lock         — guards processes, nprocesses, next_id and each
+ *                  process's wsm.busy
+ *   wsm_done     — broadcast (with lock) when a working set manager or
+ *                  swapper visit ends; destroy waits on it while busy
  *   commit_pages — system commit charge; CAS so it never passes the limit
  *   commit_limit — frames in the pool + paging-file maximum (pages)
  */
 typedef struct ntmm__virt {
 	pthread_mutex_t lock;
+	pthread_cond_t wsm_done;
 	struct cds_list_head processes;
 	size_t nprocesses;
 	uint32_t next_id;

@@ -21,9 +21,12 @@
  * call takes every page older than the cut-off age, a second takes what is
  * still needed at the cut-off age — at most two grace periods per set.
  *
- * Process iteration holds e->virt.lock for the whole pass: a process cannot
- * be destroyed under us, and ntmm_audit (which takes the same lock) sees no
- * half-done pass. Lock order: virt.lock → trim_lock → ws_lock.
+ * Process iteration (ntmm__wsm_for_each) does not hold e->virt.lock while
+ * it works on a process: trimming waits for grace periods, and a thread in
+ * an access section may be waiting for virt.lock (ntmm_stats_get,
+ * ntmm_process_create). The process is marked busy instead, and
+ * ntmm_process_destroy waits for that mark to clear before it unlinks it,
+ * so the visit's process and its list links stay valid.
  */
 #include "virt/virt.h"
 #include "engine.h"
@@ -108,9 +111,35 @@ size_t ntmm__wsm_trim_oldest(ntmm_process_t *p, const size_t hist[8], size_t pag
 	return done;
 }
 
-/* Ages and trims one process as the policy says. */
-static void run_one(ntmm_process_t *p, bool plenty, bool pressure, ntmm__wsm_result_t *r)
+void ntmm__wsm_for_each(ntmm_engine_t *e, void (*fn)(ntmm_process_t *p, void *arg), void *arg)
 {
+	ntmm__virt_t *v = &e->virt;
+	pthread_mutex_lock(&v->lock);
+	struct cds_list_head *pos = v->processes.next;
+	while (pos != &v->processes) {
+		ntmm_process_t *p = cds_list_entry(pos, ntmm_process_t, link);
+		p->wsm.busy = true;
+		pthread_mutex_unlock(&v->lock);
+		fn(p, arg);
+		pthread_mutex_lock(&v->lock);
+		p->wsm.busy = false;
+		pthread_cond_broadcast(&v->wsm_done);
+		pos = p->link.next; /* p is still linked: destroy waited for us */
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+typedef struct run_arg {
+	bool plenty, pressure;
+	ntmm__wsm_result_t *r;
+} run_arg_t;
+
+/* Ages and trims one process as the policy says. */
+static void run_one(ntmm_process_t *p, void *arg)
+{
+	run_arg_t *ra = arg;
+	bool plenty = ra->plenty, pressure = ra->pressure;
+	ntmm__wsm_result_t *r = ra->r;
 	unsigned slot = ntmm__ws_lock_shared(p);
 	size_t min = p->wsl.min_pages, max = p->wsl.max_pages; /* ws_lock */
 	ntmm__ws_unlock_shared(p, slot);
@@ -147,10 +176,8 @@ void ntmm__wsm_run(ntmm_engine_t *e, ntmm__wsm_result_t *out)
 	bool pressure = r.available < m.minimum;
 	bool plenty = r.available + r.modified >= m.plenty;
 
-	pthread_mutex_lock(&e->virt.lock);
-	ntmm_process_t *p;
-	cds_list_for_each_entry(p, &e->virt.processes, link) run_one(p, plenty, pressure, &r);
-	pthread_mutex_unlock(&e->virt.lock);
+	run_arg_t ra = {plenty, pressure, &r};
+	ntmm__wsm_for_each(e, run_one, &ra);
 	if (out)
 		*out = r;
 }
