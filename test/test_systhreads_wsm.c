@@ -115,7 +115,14 @@ static void free_chunks_go_back_to_the_os_and_rss_drops(void **state)
 	size_t rss2 = wsm_rss();
 	fprintf(stderr, "RSS %zu MiB in use → %zu MiB after %llu chunks released\n", rss1 >> 20,
 	        rss2 >> 20, (unsigned long long)(wsm_stats(e).chunk_releases - rel0));
+#if defined(__SANITIZE_THREAD__)
+	/* TSan's shadow of the touched pool stays resident: only part of the
+	   drop shows */
+	assert_true(rss2 + 12 * MiB <= rss1);
+#else
 	assert_true(rss2 + 32 * MiB <= rss1);
+#endif
+	assert_true(wsm_stats(e).committed_chunk_frames <= 32 * MiB / PG);
 	wsm_engine_done(e);
 }
 

@@ -31,6 +31,8 @@ void ntmm__deferred_post(ntmm_engine_t *e, ntmm__deferred_t *item)
 {
 	ntmm__systhreads_t *st = &e->systhreads;
 	cds_wfcq_node_init(&item->node);
+	/* release: pairs with the runner's acquire in deferred_drain */
+	atomic_store_explicit(&item->fn_pub, item->fn, memory_order_release);
 	cds_wfcq_enqueue(&st->dq_head, &st->dq_tail, &item->node);
 	/* acquire: pairs with the release in ntmm__systhreads_start */
 	if (atomic_load_explicit(&st->segderef.started, memory_order_acquire))
@@ -53,7 +55,9 @@ static size_t deferred_drain(ntmm_engine_t *e, bool block)
 		if (!node)
 			break;
 		ntmm__deferred_t *item = caa_container_of(node, ntmm__deferred_t, node);
-		item->fn(e, item);
+		/* acquire: pairs with the release in ntmm__deferred_post */
+		ntmm__deferred_fn fn = atomic_load_explicit(&item->fn_pub, memory_order_acquire);
+		fn(e, item);
 		n++;
 	}
 	return n;

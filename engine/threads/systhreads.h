@@ -53,7 +53,12 @@ typedef struct ntmm__deferred ntmm__deferred_t;
 typedef void (*ntmm__deferred_fn)(ntmm_engine_t *e, ntmm__deferred_t *item);
 struct ntmm__deferred {
 	struct cds_wfcq_node node;
-	ntmm__deferred_fn fn;
+	ntmm__deferred_fn fn; /* set by the poster before posting */
+	/* post's release store of fn, read with acquire by the runner: makes
+	   everything the poster wrote into the item visible in plain C11
+	   terms (liburcu's queue orders it with its own fences, which TSan
+	   does not see) */
+	_Atomic(ntmm__deferred_fn) fn_pub;
 };
 
 /* The segment dereference thread (segment_deref.c).
