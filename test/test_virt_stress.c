@@ -4,6 +4,8 @@
    Every test ends with the audit. */
 #include "virt_testutil.h"
 
+#include "engine.h"
+
 #include <sched.h>
 
 #define NPROC    3
@@ -309,12 +311,72 @@ static void address_space_changes_race_with_faults(void **s)
 	virt_engine_done(c.e);
 }
 
+/* The working-set manager pass runs over every process while processes
+   come and go and fault. */
+typedef struct mgr {
+	ntmm_engine_t *e;
+	atomic_int running;
+} mgr_t;
+
+static void *mgr_churn(void *arg)
+{
+	mgr_t *m = arg;
+	ntmm_thread_register(m->e);
+	for (int r = 0; r < scaled(60); r++) {
+		ntmm_process_t *p;
+		WORKER_CHECK(ntmm_process_create(m->e, &p) == 0);
+		WORKER_CHECK(ntmm_ws_set_limits(p, 4, 16) == 0);
+		uint64_t a = 0;
+		WORKER_CHECK(ntmm_allocate(p, &a, 64 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT,
+		                           NTMM_PAGE_READWRITE) == 0);
+		for (int k = 0; k < 64; k++) {
+			uint32_t v = (uint32_t)(r * 64 + k);
+			WORKER_CHECK(ntmm_write(p, a + (uint64_t)k * PG, &v, 4) == 0);
+		}
+		for (int k = 0; k < 64; k++) {
+			uint32_t v = 0;
+			WORKER_CHECK(ntmm_read(p, a + (uint64_t)k * PG, &v, 4) == 0);
+			WORKER_CHECK(v == (uint32_t)(r * 64 + k));
+		}
+		WORKER_CHECK(ntmm_process_destroy(p) == 0);
+	}
+	atomic_fetch_sub(&m->running, 1);
+	ntmm_thread_unregister(m->e);
+	return NULL;
+}
+
+static void *mgr_loop(void *arg)
+{
+	mgr_t *m = arg;
+	ntmm_thread_register(m->e);
+	unsigned passes = 0;
+	while (atomic_load(&m->running) > 0)
+		ntmm__virt_ws_manager_pass(m->e,
+		                           (++passes & 1) != 0); /* with and without pressure */
+	ntmm_thread_unregister(m->e);
+	return NULL;
+}
+
+static void ws_manager_pass_races_with_process_churn(void **s)
+{
+	mgr_t m = {virt_engine(16 * MiB, 0), 3};
+	pthread_t t[4];
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, mgr_churn, &m), 0);
+	assert_int_equal(pthread_create(&t[3], NULL, mgr_loop, &m), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(atomic_load(&test_failures), 0);
+	virt_engine_done(m.e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(many_threads_and_processes_keep_their_data_under_trimming),
 	    cmocka_unit_test(collided_faults_resolve_once_without_leaking),
 	    cmocka_unit_test(address_space_changes_race_with_faults),
+	    cmocka_unit_test(ws_manager_pass_races_with_process_churn),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,7 +23,8 @@ int ntmm__cache_pushlock_init(ntmm__cache_pushlock_t *cpl, unsigned nslots)
 	if (nslots > MAX_SLOTS)
 		return ntmm__error(NTMM_EINVAL, "cache pushlock: %u slots (at most %u)", nslots,
 		                   MAX_SLOTS);
-	ntmm__cache_pushlock_slot_t *s = aligned_alloc(NTMM__CACHELINE, sizeof(*s) * nslots);
+	ntmm__cache_pushlock_slot_t *s =
+	    aligned_alloc(NTMM__CACHE_PUSHLOCK_STRIDE, sizeof(*s) * nslots);
 	if (s == NULL)
 		return ntmm__error(NTMM_ENOMEM, "cache pushlock: %u slots", nslots);
 	memset(s, 0, sizeof(*s) * nslots);

@@ -25,11 +25,14 @@
 #include "sync/cpu.h"
 #include "sync/pushlock.h"
 
-/* One slot: a pushlock alone on its cache line. */
+/* One slot: a pushlock alone on its cache line, and the next line left
+   empty, because adjacent-line prefetchers fetch lines in pairs and would
+   otherwise drag a neighbour slot's line back and forth. */
+#define NTMM__CACHE_PUSHLOCK_STRIDE (2 * NTMM__CACHELINE)
 typedef struct ntmm__cache_pushlock_slot {
 	ntmm__pushlock_t lock;
-	char pad[NTMM__CACHELINE - sizeof(ntmm__pushlock_t)];
-} NTMM__ALIGNED_CL ntmm__cache_pushlock_slot_t;
+	char pad[NTMM__CACHE_PUSHLOCK_STRIDE - sizeof(ntmm__pushlock_t)];
+} __attribute__((aligned(NTMM__CACHE_PUSHLOCK_STRIDE))) ntmm__cache_pushlock_slot_t;
 
 /*
  * slots and nslots are set at init and read-only until destroy; each
@@ -38,7 +41,7 @@ typedef struct ntmm__cache_pushlock_slot {
  * read-mostly data.
  */
 typedef struct ntmm__cache_pushlock {
-	ntmm__cache_pushlock_slot_t *slots; /* [nslots], cache-line aligned, owned */
+	ntmm__cache_pushlock_slot_t *slots; /* [nslots], stride-aligned, owned */
 	unsigned nslots;                    /* ≥ 1 */
 } ntmm__cache_pushlock_t;
 
@@ -53,7 +56,7 @@ void ntmm__cache_pushlock_destroy(ntmm__cache_pushlock_t *cpl);
 static inline unsigned ntmm__cache_pushlock_acquire_shared(ntmm__cache_pushlock_t *cpl)
 {
 	unsigned slot = ntmm__cpu_current(cpl->nslots);
-	ntmm__pushlock_acquire_shared(&cpl->slots[slot].lock);
+	ntmm__pushlock_acquire_shared_mostly_free(&cpl->slots[slot].lock);
 	return slot;
 }
 
@@ -71,7 +74,7 @@ static inline bool ntmm__cache_pushlock_try_acquire_shared(ntmm__cache_pushlock_
 static inline void ntmm__cache_pushlock_release_shared(ntmm__cache_pushlock_t *cpl, unsigned slot)
 {
 	ntmm__assert(slot < cpl->nslots && "cache pushlock: bad slot handle");
-	ntmm__pushlock_release_shared(&cpl->slots[slot].lock);
+	ntmm__pushlock_release_shared_mostly_free(&cpl->slots[slot].lock);
 }
 
 /* Takes every slot exclusive, in index order. May sleep. */

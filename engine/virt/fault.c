@@ -19,6 +19,7 @@
  */
 #include "virt/virt.h"
 #include "engine.h"
+#include "virt/frame.h"
 #include "sync/backoff.h"
 #include "sync/cpu.h"
 #include "sync/cpu.h"
@@ -63,9 +64,10 @@ static int access_violation(ntmm_process_t *p, uint64_t va, const char *why)
 }
 
 /* One dispatch under ws_lock shared. */
-static int dispatch(ntmm_process_t *p, uint64_t page, bool write)
+static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write)
 {
 	ntmm_engine_t *e = p->e;
+	uint64_t page = va & ~(uint64_t)(NTMM_PAGE_SIZE - 1);
 	unsigned prot = 0;
 	bool committed = false, found = false;
 
@@ -126,7 +128,7 @@ static int dispatch(ntmm_process_t *p, uint64_t page, bool write)
 			                   (unsigned long long)page);
 
 		uint32_t slot;
-		if (ntmm__wsl_reserve(p, &slot))
+		if (ntmm__wsl_reserve(p, cpu, &slot))
 			return ntmm__error(NTMM_ENOMEM, "working set full (%u pages)",
 			                   NTMM__WSL_CAPACITY);
 
@@ -149,7 +151,7 @@ static int dispatch(ntmm_process_t *p, uint64_t page, bool write)
 			    pte, &old, want, memory_order_release, memory_order_relaxed);
 			ntmm__assert(ok);
 			(void)ok;
-			ntmm__wsl_fill(p, slot, page);
+			ntmm__wsl_fill(p, cpu, slot, page);
 			NTMM__STAT_ADD(&e->stats, soft_faults, 1);
 			if (collided)
 				NTMM__STAT_ADD(&e->stats, collided_faults, 1);
@@ -164,7 +166,12 @@ static int dispatch(ntmm_process_t *p, uint64_t page, bool write)
 			ntmm__wsl_hole(p, slot);
 			return ntmm__error(err, "no frame for a demand-zero fault");
 		}
-		ntmm__pfn_entry_t *pe = ntmm__pfn(e, pfn);
+		/* the zeroed frame is cold (non-temporal zeroing) and the caller is
+		   about to touch it: start that line's fetch now, overlapped with
+		   the rest of the fault */
+		__builtin_prefetch((char *)ntmm__vframe(e, pfn) + (va & (NTMM_PAGE_SIZE - 1)), 1,
+		                   3);
+		ntmm__pfn_entry_t *pe = ntmm__vpfn(e, pfn);
 		atomic_store_explicit(&pe->pte, pte_addr, memory_order_relaxed);
 		atomic_store_explicit(&pe->original_pte,
 		                      ntmm__pte_make_demand_zero(ntmm__mmprot_from_page(prot)),
@@ -176,7 +183,7 @@ static int dispatch(ntmm_process_t *p, uint64_t page, bool write)
 		                                            memory_order_relaxed)) {
 			if (old == 0)
 				ntmm__pt_note_fill(p, pte);
-			ntmm__wsl_fill(p, slot, page);
+			ntmm__wsl_fill(p, cpu, slot, page);
 			NTMM__STAT_ADD(&e->stats, demand_zero_faults, 1);
 			if (collided)
 				NTMM__STAT_ADD(&e->stats, collided_faults, 1);
@@ -192,15 +199,15 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 {
 	uint64_t page = va & ~(uint64_t)(NTMM_PAGE_SIZE - 1);
 	bool write = access == NTMM_ACCESS_WRITE;
-	atomic_fetch_add_explicit(&p->cpu[ntmm__cpu_current(p->ncpu)].page_faults, 1,
-	                          memory_order_relaxed);
+	unsigned cpu = ntmm__cpu_current(p->ncpu); /* a hint: migration only costs sharing */
+	atomic_fetch_add_explicit(&p->cpu[cpu].page_faults, 1, memory_order_relaxed);
 	NTMM__STAT_ADD(&p->e->stats, page_faults, 1);
 	if (atomic_load_explicit(&p->wsm.swapped_out, memory_order_relaxed)) /* wsmgr.c */
 		ntmm__wsm_swap_in(p);
 	bool compacted = false;
 	for (;;) {
-		unsigned slot = ntmm__ws_lock_shared(p);
-		int r = dispatch(p, page, write);
+		unsigned slot = ntmm__ws_lock_shared_at(p, cpu);
+		int r = dispatch(p, cpu, va, write);
 		ntmm__ws_unlock_shared(p, slot);
 		if (r == NTMM_ENOMEM && !compacted) {
 			/* a full working-set list may only hold holes: compact once

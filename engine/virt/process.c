@@ -8,6 +8,7 @@
  */
 #include "virt/virt.h"
 #include "engine.h"
+#include "virt/frame.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -48,10 +49,10 @@ int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out)
 		free(p);
 		return ntmm__error(err, "no frame for the top-level page table");
 	}
-	ntmm__pfn_entry_t *pe = ntmm__pfn(e, p->root);
+	ntmm__pfn_entry_t *pe = ntmm__vpfn(e, p->root);
 	atomic_store_explicit(&pe->pte, 0, memory_order_relaxed);
 	atomic_store_explicit(&pe->original_pte, 0, memory_order_relaxed); /* used entries */
-	p->root_host = ntmm__pfn_host(e, p->root);
+	p->root_host = ntmm__vframe(e, p->root);
 	pthread_mutex_init(&p->trim_lock, NULL);
 	ntmm__pushlock_init(&p->as_lock);
 	p->ncpu = e->ncpus;
@@ -66,6 +67,8 @@ int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out)
 	}
 	memset(p->cpu, 0, sizeof(*p->cpu) * p->ncpu);
 	ntmm__wsl_init(&p->wsl, e->cfg.ws_min_pages, e->cfg.ws_max_pages);
+	atomic_store_explicit(&p->users, 0, memory_order_relaxed);
+	ntmm__event_init(&p->users_done);
 	ntmm__wsm_process_init(p);
 
 	pthread_mutex_lock(&e->virt.lock);
@@ -114,6 +117,19 @@ static void process_teardown(ntmm_process_t *p)
 	free(p);
 }
 
+/* Waits until no engine-wide pass works on p any more (p is unlinked, so
+   none can start). */
+static void wait_for_users(ntmm_process_t *p)
+{
+	for (;;) {
+		uint32_t key = ntmm__event_prepare(&p->users_done);
+		/* acquire: pairs with the release decrement of the last user */
+		if (atomic_load_explicit(&p->users, memory_order_acquire) == 0)
+			return;
+		ntmm__event_wait(&p->users_done, key, -1);
+	}
+}
+
 int ntmm_process_destroy(ntmm_process_t *p)
 {
 	int err = ntmm__process_check(p);
@@ -123,13 +139,38 @@ int ntmm_process_destroy(ntmm_process_t *p)
 		return ntmm__error(NTMM_EBUSY, "process destroy inside an access section");
 	ntmm_engine_t *e = p->e;
 	pthread_mutex_lock(&e->virt.lock);
-	while (p->wsm.busy) /* a working set manager / swapper visit (wsmgr.c) */
-		pthread_cond_wait(&e->virt.wsm_done, &e->virt.lock);
 	cds_list_del(&p->link);
 	e->virt.nprocesses--;
 	pthread_mutex_unlock(&e->virt.lock);
+	wait_for_users(p);
 	process_teardown(p);
 	return 0;
+}
+
+size_t ntmm__virt_ws_manager_pass(ntmm_engine_t *e, bool pressure)
+{
+	ntmm__virt_t *v = &e->virt;
+	size_t n = 0, trimmed = 0;
+	pthread_mutex_lock(&v->lock);
+	ntmm_process_t **list = malloc(sizeof(*list) * (v->nprocesses ? v->nprocesses : 1));
+	ntmm_process_t *p;
+	if (list)
+		cds_list_for_each_entry(p, &v->processes, link)
+		{
+			/* relaxed: the list lock orders it against destroy's unlink */
+			atomic_fetch_add_explicit(&p->users, 1, memory_order_relaxed);
+			list[n++] = p;
+		}
+	pthread_mutex_unlock(&v->lock);
+	for (size_t i = 0; i < n; i++) {
+		trimmed += ntmm__ws_manage(list[i], pressure);
+		/* release: our work on the process happens before destroy's
+		   teardown (it loads users with acquire) */
+		if (atomic_fetch_sub_explicit(&list[i]->users, 1, memory_order_release) == 1)
+			ntmm__event_signal(&list[i]->users_done);
+	}
+	free(list);
+	return trimmed;
 }
 
 int ntmm_process_info(ntmm_process_t *p, ntmm_process_info_t *out)
@@ -173,14 +214,16 @@ int ntmm__virt_init(ntmm_engine_t *e)
 {
 	ntmm__virt_t *v = &e->virt;
 	pthread_mutex_init(&v->lock, NULL);
-	pthread_cond_init(&v->wsm_done, NULL);
 	CDS_INIT_LIST_HEAD(&v->processes);
 	v->nprocesses = 0;
 	v->next_id = 0;
 	atomic_store_explicit(&v->commit_pages, 0, memory_order_relaxed);
-	v->commit_limit = e->cfg.physical_bytes / NTMM_PAGE_SIZE;
-	if (e->cfg.pagefile_path)
-		v->commit_limit += e->cfg.pagefile_maximum / NTMM_PAGE_SIZE;
+	v->frame_limit = e->cfg.physical_bytes / NTMM_PAGE_SIZE;
+	/* until the io layer reports its files, the configured first paging
+	   file's maximum counts */
+	atomic_store_explicit(&v->pagefile_limit,
+	                      e->cfg.pagefile_path ? e->cfg.pagefile_maximum / NTMM_PAGE_SIZE : 0,
+	                      memory_order_relaxed);
 	e->phys.repurpose = ntmm__virt_repurpose;
 	return 0;
 }
@@ -200,12 +243,12 @@ void ntmm__virt_fini(ntmm_engine_t *e)
 		pthread_mutex_unlock(&v->lock);
 		if (!p)
 			break;
+		wait_for_users(p);
 		process_teardown(p);
 	}
 	ntmm__rcu_barrier(); /* retired VAD maps */
 	e->phys.repurpose = NULL;
 	pthread_mutex_destroy(&v->lock);
-	pthread_cond_destroy(&v->wsm_done);
 }
 
 static int audit_vads(ntmm_process_t *p, uint64_t *committed)
@@ -277,9 +320,9 @@ int ntmm__virt_audit(ntmm_engine_t *e)
 		        (unsigned long long)sys, (unsigned long long)total);
 		bad++;
 	}
-	if (sys > v->commit_limit) {
+	if (sys > ntmm__commit_limit(e)) {
 		fprintf(stderr, "ntmm audit: commit %llu past limit %llu\n",
-		        (unsigned long long)sys, (unsigned long long)v->commit_limit);
+		        (unsigned long long)sys, (unsigned long long)ntmm__commit_limit(e));
 		bad++;
 	}
 	return bad ? NTMM_EINVAL : 0;
@@ -288,7 +331,7 @@ int ntmm__virt_audit(ntmm_engine_t *e)
 void ntmm__virt_fill_gauges(ntmm_engine_t *e, ntmm_stats_t *out)
 {
 	out->commit_pages = atomic_load_explicit(&e->virt.commit_pages, memory_order_relaxed);
-	out->commit_limit_pages = e->virt.commit_limit;
+	out->commit_limit_pages = ntmm__commit_limit(e);
 	pthread_mutex_lock(&e->virt.lock);
 	out->processes = e->virt.nprocesses;
 	pthread_mutex_unlock(&e->virt.lock);

@@ -5,16 +5,19 @@
  * files of engine/virt/; the public API is in include/ntmm.h.
  *
  * Locks of a process, in acquisition order (never the reverse):
- *   trim_lock (mutex) → as_lock (pushlock) → ws_lock (pushlock)
+ *   trim_lock (mutex) → as_lock (pushlock) → ws_lock (cache-aware pushlock)
  * Who takes what:
- *   - translate of a valid PTE: nothing (RCU read side only).
- *   - a fault: ws_lock SHARED; PTEs change by CAS, so faults on several
- *     threads of one process run together. A guard-page fault drops
- *     ws_lock before it takes as_lock to clear the guard.
+ *   - translate of a valid PTE: nothing (RCU read side only; a hit in the
+ *     per-thread software TLB, tlb.h, does not even walk the tables).
+ *   - a fault: ws_lock SHARED (its CPU's slot only); PTEs change by CAS, so
+ *     faults on several threads of one process run together. A guard-page
+ *     fault drops ws_lock before it takes as_lock to clear the guard.
  *   - allocate/free/protect: as_lock EXCLUSIVE to publish a new VAD map,
  *     then ws_lock EXCLUSIVE to fix PTEs of the range.
  *   - trim/decommit/release/destroy: also trim_lock, held across the RCU
- *     grace period that ends the episode (see the TLB rule below).
+ *     grace period that ends the episode (see the TLB rule below). Long
+ *     episodes drop and retake ws_lock every few thousand pages so faults
+ *     elsewhere in the process are not held up; the batch stays open.
  * The TLB rule (DESIGN.md §2): a frame whose PTE was invalidated is handed
  * to the physical layer (release_batch / page_free) only after a grace
  * period, and nobody waits for a grace period while holding as_lock or
@@ -37,6 +40,7 @@
 
 #include "phys/page.h"
 #include "sync/cache_pushlock.h"
+#include "sync/event.h"
 #include "sync/pushlock.h"
 #include "sync/rcu.h"
 #include "virt/pte.h"
@@ -108,7 +112,7 @@ typedef struct ntmm__wsl {
 	_Atomic(_Atomic uint64_t *) chunk[NTMM__WSL_NCHUNKS]; /* allocated on demand, CAS */
 	_Atomic uint32_t next;       /* slots handed out; CAS under shared */
 	_Atomic uint64_t ws_peak;    /* peak of ws_pages */
-	size_t min_pages, max_pages; /* limits; ws_lock exclusive */
+	size_t min_pages, max_pages; /* limits; as_lock (set exclusive, read shared) */
 	uint32_t hand;               /* trim clock hand; ws_lock exclusive */
 } ntmm__wsl_t;
 
@@ -138,6 +142,10 @@ typedef struct ntmm__proc_cpu {
  *   cpu[ncpu]    — per-CPU counters and WSL batches (see ntmm__proc_cpu_t)
  *   commit_pages — pages charged; changed under as_lock exclusive, read freely
  *   hard_faults  — relaxed counter
+ *   users, users_done — references taken under e->virt.lock by engine-wide
+ *                  passes (the working-set manager) that then work on the
+ *                  process without that lock; destroy unlinks the process
+ *                  and waits (on users_done) until users is 0
  *   wsm          — working set manager / swapper state (virt/wsmgr.h)
  *   link         — in e->virt.processes, under e->virt.lock
  */
@@ -160,6 +168,8 @@ struct ntmm_process {
 	ntmm__wsl_t wsl;
 	_Atomic uint64_t commit_pages;
 	_Atomic uint64_t hard_faults;
+	_Atomic uint32_t users;
+	ntmm__event_t users_done;
 	ntmm__wsm_proc_t wsm;
 
 	struct cds_list_head link;
@@ -176,21 +186,21 @@ struct ntmm_pin {
 
 /*
  * Engine-wide state of the virtual layer.
- *   lock         — guards processes, nprocesses, next_id and each
- *                  process's wsm.busy
- *   wsm_done     — broadcast (with lock) when a working set manager or
- *                  swapper visit ends; destroy waits on it while busy
+ *   lock         — guards processes, nprocesses, next_id
  *   commit_pages — system commit charge; CAS so it never passes the limit
- *   commit_limit — frames in the pool + paging-file maximum (pages)
+ *   frame_limit  — frames in the pool (fixed at init)
+ *   pagefile_limit — paging-file maximum in pages; set by the io layer as
+ *                  paging files come and go (ntmm__commit_set_pagefile_limit)
+ *   commit limit = frame_limit + pagefile_limit
  */
 typedef struct ntmm__virt {
 	pthread_mutex_t lock;
-	pthread_cond_t wsm_done;
 	struct cds_list_head processes;
 	size_t nprocesses;
 	uint32_t next_id;
 	_Atomic uint64_t commit_pages;
-	uint64_t commit_limit;
+	uint64_t frame_limit;
+	_Atomic uint64_t pagefile_limit;
 } ntmm__virt_t;
 
 int ntmm__virt_init(ntmm_engine_t *e);
@@ -242,6 +252,11 @@ uint64_t ntmm__vad_place(const ntmm_process_t *p, const ntmm__vad_map_t *m, uint
 /* commit.c */
 int ntmm__commit_charge(ntmm_process_t *p, uint64_t pages);
 void ntmm__commit_uncharge(ntmm_process_t *p, uint64_t pages);
+uint64_t ntmm__commit_limit(ntmm_engine_t *e);
+/* The paging files' part of the commit limit (pages), for the io layer when
+   files are added, grown to a new maximum or removed. NTMM_ECOMMIT (nothing
+   changes) if the limit would fall below the current charge. */
+int ntmm__commit_set_pagefile_limit(ntmm_engine_t *e, uint64_t pages);
 
 /* pagetable.c */
 /* Pointer to the leaf PTE of va, or NULL if a table on the way is missing.
@@ -294,6 +309,13 @@ static inline unsigned ntmm__ws_lock_shared(ntmm_process_t *p)
 {
 	return ntmm__cache_pushlock_acquire_shared(&p->ws_lock);
 }
+/* the same through the slot of a CPU the caller looked up already */
+static inline unsigned ntmm__ws_lock_shared_at(ntmm_process_t *p, unsigned cpu)
+{
+	unsigned slot = cpu % p->ws_lock.nslots;
+	ntmm__pushlock_acquire_shared(&p->ws_lock.slots[slot].lock);
+	return slot;
+}
 static inline void ntmm__ws_unlock_shared(ntmm_process_t *p, unsigned slot)
 {
 	ntmm__cache_pushlock_release_shared(&p->ws_lock, slot);
@@ -306,9 +328,10 @@ uint64_t ntmm__ws_pages(ntmm_process_t *p); /* Σ of the per-CPU deltas */
 int ntmm__wsl_init(ntmm__wsl_t *w, size_t min_pages, size_t max_pages);
 void ntmm__wsl_fini(ntmm__wsl_t *w);
 /* A slot for a new entry (ws_lock shared); NTMM_ENOMEM when full. */
-int ntmm__wsl_reserve(ntmm_process_t *p, uint32_t *slot);
-void ntmm__wsl_fill(ntmm_process_t *p, uint32_t slot, uint64_t va); /* won the PTE */
-void ntmm__wsl_hole(ntmm_process_t *p, uint32_t slot);              /* lost the PTE */
+/* cpu: the caller's ntmm__cpu_current(p->ncpu), looked up once per fault */
+int ntmm__wsl_reserve(ntmm_process_t *p, unsigned cpu, uint32_t *slot);
+void ntmm__wsl_fill(ntmm_process_t *p, unsigned cpu, uint32_t slot, uint64_t va); /* won */
+void ntmm__wsl_hole(ntmm_process_t *p, uint32_t slot);                            /* lost the PTE */
 /* Removes the entry of a PTE being torn down (ws_lock exclusive). */
 void ntmm__wsl_remove(ntmm_process_t *p, uint32_t slot);
 /* Compacts holes away (ws_lock exclusive). */
@@ -318,10 +341,21 @@ void ntmm__wsl_compact(ntmm_process_t *p);
    then one grace period and release_batch. Returns pages trimmed. Must be
    called outside any read-side section. */
 size_t ntmm__ws_trim(ntmm_process_t *p, size_t max_trim, unsigned min_age);
-/* Ages the working set: accessed → age 0 (bit cleared), else age++ (≤ 7).
-   Returns the entries found accessed; hist (may be NULL) gets the number
-   of entries of each age 0..7 after aging. */
-size_t ntmm__ws_age(ntmm_process_t *p, size_t hist[8]);
+/* Ages the working set: accessed → age 0 (bit cleared), else age++ (≤ 7). */
+void ntmm__ws_age(ntmm_process_t *p);
+/* The same, returning the entries found accessed; hist (may be NULL) gets
+   the number of entries of each age 0..7 after aging (for wsmgr.c). */
+size_t ntmm__ws_age_hist(ntmm_process_t *p, size_t hist[8]);
+/* One working-set manager pass (NTMM-REFERENCE.md §6), for the balance set
+   manager: ages, then trims oldest-first down to the maximum, or, under
+   memory pressure, pages unused since the last pass down to the minimum.
+   Outside any read-side section. Returns pages trimmed. */
+#define NTMM__WS_TRIM_AGE 3u
+size_t ntmm__ws_manage(ntmm_process_t *p, bool pressure);
+/* ntmm__ws_manage over every process of the engine (the balance set
+   manager's working-set manager step); returns pages trimmed. Outside any
+   read-side section. */
+size_t ntmm__virt_ws_manager_pass(ntmm_engine_t *e, bool pressure);
 int ntmm__wsl_audit(ntmm_process_t *p);
 static inline _Atomic uint64_t *ntmm__wsl_entry(ntmm__wsl_t *w, uint32_t slot)
 {

@@ -24,13 +24,21 @@
  * Process iteration (ntmm__wsm_for_each) does not hold e->virt.lock while
  * it works on a process: trimming waits for grace periods, and a thread in
  * an access section may be waiting for virt.lock (ntmm_stats_get,
- * ntmm_process_create). The process is marked busy instead, and
- * ntmm_process_destroy waits for that mark to clear before it unlinks it,
- * so the visit's process and its list links stay valid.
+ * ntmm_process_create). Each visited process holds a `users` reference
+ * instead (the virtual layer's protocol, shared with its own
+ * ntmm__virt_ws_manager_pass), so destroy waits for the visit to end.
+ *
+ * The virtual layer also offers ntmm__ws_manage / ntmm__virt_ws_manager_pass
+ * (the same rules per process, trimming by age thresholds 3..0). This file
+ * adds what the balance set manager needs around them: the marks, the
+ * plenty gate (no aging at all while memory is plentiful and a set is
+ * within its maximum), an exact oldest-first order from the aging
+ * histogram, and noting accesses for the swapper's idle test.
  */
 #include "virt/virt.h"
 #include "engine.h"
 
+#include <stdlib.h>
 #include <time.h>
 
 uint64_t ntmm__wsm_now_ns(void)
@@ -87,7 +95,7 @@ uint64_t ntmm__wsm_faults(ntmm_process_t *p)
 
 size_t ntmm__wsm_age(ntmm_process_t *p, size_t hist[8])
 {
-	size_t accessed = ntmm__ws_age(p, hist);
+	size_t accessed = ntmm__ws_age_hist(p, hist);
 	if (accessed)
 		atomic_store_explicit(&p->wsm.active_ns, ntmm__wsm_now_ns(), memory_order_relaxed);
 	return accessed;
@@ -115,18 +123,25 @@ void ntmm__wsm_for_each(ntmm_engine_t *e, void (*fn)(ntmm_process_t *p, void *ar
 {
 	ntmm__virt_t *v = &e->virt;
 	pthread_mutex_lock(&v->lock);
-	struct cds_list_head *pos = v->processes.next;
-	while (pos != &v->processes) {
-		ntmm_process_t *p = cds_list_entry(pos, ntmm_process_t, link);
-		p->wsm.busy = true;
-		pthread_mutex_unlock(&v->lock);
-		fn(p, arg);
-		pthread_mutex_lock(&v->lock);
-		p->wsm.busy = false;
-		pthread_cond_broadcast(&v->wsm_done);
-		pos = p->link.next; /* p is still linked: destroy waited for us */
-	}
+	size_t n = 0, cap = v->nprocesses;
+	ntmm_process_t **list = malloc(sizeof(*list) * (cap ? cap : 1));
+	ntmm_process_t *p;
+	if (list)
+		cds_list_for_each_entry(p, &v->processes, link)
+		{
+			/* relaxed: the list lock orders it against destroy's unlink */
+			atomic_fetch_add_explicit(&p->users, 1, memory_order_relaxed);
+			list[n++] = p;
+		}
 	pthread_mutex_unlock(&v->lock);
+	for (size_t i = 0; i < n; i++) {
+		fn(list[i], arg);
+		/* release: our work on the process happens before destroy's
+		   teardown (it loads users with acquire) */
+		if (atomic_fetch_sub_explicit(&list[i]->users, 1, memory_order_release) == 1)
+			ntmm__event_signal(&list[i]->users_done);
+	}
+	free(list);
 }
 
 typedef struct run_arg {
@@ -140,9 +155,9 @@ static void run_one(ntmm_process_t *p, void *arg)
 	run_arg_t *ra = arg;
 	bool plenty = ra->plenty, pressure = ra->pressure;
 	ntmm__wsm_result_t *r = ra->r;
-	unsigned slot = ntmm__ws_lock_shared(p);
-	size_t min = p->wsl.min_pages, max = p->wsl.max_pages; /* ws_lock */
-	ntmm__ws_unlock_shared(p, slot);
+	ntmm__pushlock_acquire_shared(&p->as_lock); /* the limits' lock */
+	size_t min = p->wsl.min_pages, max = p->wsl.max_pages;
+	ntmm__pushlock_release_shared(&p->as_lock);
 	if (plenty && ntmm__ws_pages(p) <= max)
 		return;
 	size_t hist[8];

@@ -24,8 +24,6 @@
  *                   change or an Accessed bit found by aging (relaxed; the
  *                   balance set and swapper threads store it)
  *   seen_faults   — the fault count the swapper saw last; swapper only
- *   busy          — a visit (ntmm__wsm_for_each) is working on the
- *                   process; e->virt.lock; destroy waits until it clears
  */
 typedef struct ntmm__wsm_proc {
 	_Atomic unsigned page_priority;
@@ -33,7 +31,6 @@ typedef struct ntmm__wsm_proc {
 	_Atomic uint64_t swap_outs, swap_ins;
 	_Atomic uint64_t active_ns;
 	uint64_t seen_faults;
-	bool busy;
 } ntmm__wsm_proc_t;
 
 /* Thresholds in frames, scaled to the pool (wsmgr.c says how). */
@@ -60,11 +57,10 @@ void ntmm__wsm_marks(ntmm_engine_t *e, ntmm__wsm_marks_t *out);
    approximate). */
 void ntmm__wsm_gauges(ntmm_engine_t *e, size_t *available, size_t *modified);
 
-/* Calls fn(p, arg) for every live process without holding e->virt.lock
-   during the call (fn may wait for grace periods): each process is marked
-   busy meanwhile, which keeps ntmm_process_destroy from unlinking it. One
-   visitor at a time per process: callers are the system threads, which
-   serialize on e->systhreads.quiet. */
+/* Calls fn(p, arg) for every process live when the call starts, without
+   holding e->virt.lock during the calls (fn may wait for grace periods):
+   each process holds a `users` reference meanwhile, so
+   ntmm_process_destroy waits before it tears it down (virt.h). */
 void ntmm__wsm_for_each(ntmm_engine_t *e, void (*fn)(ntmm_process_t *p, void *arg), void *arg);
 
 /* One pass over every process (ntmm__wsm_for_each; each process's
