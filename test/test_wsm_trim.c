@@ -143,6 +143,31 @@ static void out_swap_and_in_swap_count_once_each(void **state)
 	wsm_engine_done(e);
 }
 
+/* The swapper's idle test: accesses through valid PTEs take no fault, but
+   aging finds their Accessed bits and records the time. */
+static void aging_notes_accesses_that_took_no_fault(void **state)
+{
+	(void)state;
+	wsm_opts_t o = {.mib = 16};
+	ntmm_engine_t *e = wsm_engine(&o);
+	uint64_t base;
+	ntmm_process_t *p = wsm_process(e, 32, &base);
+	wsm_fill(p, base, 5, 0, 32);
+	assert_int_equal(ntmm__wsm_age(p, NULL), 32);
+	assert_int_equal(ntmm__wsm_age(p, NULL), 0); /* nothing since */
+	uint64_t t0 = atomic_load(&p->wsm.active_ns);
+	size_t f0 = faults_of(p);
+	usleep(1000);
+	wsm_touch(p, base, 3, 2);
+	assert_int_equal(faults_of(p), f0); /* resident: no fault */
+	size_t hist[8];
+	assert_int_equal(ntmm__wsm_age(p, hist), 2);
+	assert_true(atomic_load(&p->wsm.active_ns) > t0);
+	assert_int_equal(hist[0], 2);
+	assert_int_equal(hist[2], 30);
+	wsm_engine_done(e);
+}
+
 static void page_priority_rejects_bad_input(void **state)
 {
 	(void)state;
@@ -235,6 +260,7 @@ int main(void)
 	    cmocka_unit_test(a_set_within_its_limits_is_trimmed_only_under_pressure),
 	    cmocka_unit_test(pinned_pages_are_never_trimmed),
 	    cmocka_unit_test(out_swap_and_in_swap_count_once_each),
+	    cmocka_unit_test(aging_notes_accesses_that_took_no_fault),
 	    cmocka_unit_test(page_priority_rejects_bad_input),
 	    cmocka_unit_test(trimmed_pages_carry_the_process_priority),
 	    cmocka_unit_test(repurposing_takes_the_lowest_priority_first),

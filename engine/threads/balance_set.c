@@ -9,8 +9,11 @@
  * between do not delay it.
  *
  * It blocks in ntmm__thread_wait between passes and never spins: a burst
- * of allocations signals it once, and it re-arms the event only after its
- * pass, so it runs at most one pass per signal.
+ * of allocations signals it once, and it re-arms the event an eighth of a
+ * tick after its pass (at least 1 ms), so memory that stays short makes at
+ * most eight extra passes per tick, not a pass per allocation batch — each
+ * pass ages every set, and back-to-back agings would make every page look
+ * old.
  */
 #include "engine.h"
 
@@ -20,13 +23,20 @@ void ntmm__balance_set_thread(ntmm__thread_t *self, void *arg)
 	ntmm_engine_t *e = b->e;
 	ntmm__systhreads_t *st = &e->systhreads;
 	uint64_t tick_ns = (uint64_t)e->cfg.balance_tick_ms * 1000000u;
+	uint64_t gap_ns = tick_ns / 8 > 1000000u ? tick_ns / 8 : 1000000u;
 	uint64_t next = ntmm__wsm_now_ns() + tick_ns;
+	uint64_t rearm_at = 0; /* 0: armed */
 	uint64_t ticks = 0;
 
 	ntmm_thread_register(e);
 	for (;;) {
 		uint64_t now = ntmm__wsm_now_ns();
-		int64_t timeout = next > now ? (int64_t)(next - now) : 0;
+		if (rearm_at && now >= rearm_at) {
+			ntmm__phys_lowmem_rearm(e);
+			rearm_at = 0;
+		}
+		uint64_t until = rearm_at && rearm_at < next ? rearm_at : next;
+		int64_t timeout = until > now ? (int64_t)(until - now) : 0;
 		uint64_t before = atomic_load_explicit(&self->wakeups, memory_order_relaxed);
 		if (!ntmm__thread_wait(self, timeout))
 			break;
@@ -50,7 +60,7 @@ void ntmm__balance_set_thread(ntmm__thread_t *self, void *arg)
 		pthread_mutex_lock(&st->quiet);
 		ntmm__wsm_run(e, &r);
 		pthread_mutex_unlock(&st->quiet);
-		ntmm__phys_lowmem_rearm(e);
+		rearm_at = ntmm__wsm_now_ns() + gap_ns;
 		atomic_fetch_add_explicit(&b->wsm_runs, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&b->trimmed, r.trimmed_max + r.trimmed_pressure,
 		                          memory_order_relaxed);
