@@ -117,10 +117,16 @@ int ntmm_audit(ntmm_engine_t *e)
 {
 	if (!e)
 		return ntmm__error(NTMM_EINVAL, "engine is NULL");
-	pthread_mutex_lock(&e->systhreads.quiet); /* no system-thread pass midway */
+	/* no system-thread pass midway; not inside an access section, where a
+	   pass waiting for a grace period while holding `quiet` would wait
+	   for us */
+	bool quiet = !urcu_memb_read_ongoing();
+	if (quiet)
+		pthread_mutex_lock(&e->systhreads.quiet);
 	int virt = ntmm__virt_audit(e);
 	int phys = ntmm__phys_audit(e);
-	pthread_mutex_unlock(&e->systhreads.quiet);
+	if (quiet)
+		pthread_mutex_unlock(&e->systhreads.quiet);
 	return virt ? virt : phys;
 }
 
