@@ -67,7 +67,9 @@ void ntmm__balance_set_thread(ntmm__thread_t *self, void *arg)
 		/* acquire: pairs with the release in ntmm__systhreads_start */
 		if (tick && ticks % 4 == 0 &&
 		    atomic_load_explicit(&st->swapper.started, memory_order_acquire)) {
-			atomic_fetch_add_explicit(&b->swapper_wakes, 1, memory_order_relaxed);
+			/* release: a reader that acquires this count also sees the
+			   ticks and wsm_runs stored before it */
+			atomic_fetch_add_explicit(&b->swapper_wakes, 1, memory_order_release);
 			ntmm__thread_wake(&st->swapper.t);
 		}
 	}
