@@ -226,6 +226,25 @@ static void each_thread_runs_with_its_configured_priority_and_pin(void **state)
 	assert_int_equal(ntmm_engine_create(&c, &e), NTMM_EINVAL);
 }
 
+/* Create/destroy cycles with the threads mid-pass and live processes:
+   destroy stops them cleanly and (under ASan) nothing leaks. */
+static void engines_come_and_go_with_their_threads_running(void **state)
+{
+	(void)state;
+	for (long i = 0; i < scaled(12); i++) {
+		wsm_opts_t o = {.mib = 8, .threads = true, .tick_ms = 1, .idle_ms = 1};
+		ntmm_engine_t *e = wsm_engine(&o);
+		uint64_t base;
+		ntmm_process_t *p = wsm_process(e, 600, &base);
+		wsm_fill(p, base, (uint64_t)i, 0, 600);
+		usleep(2000);
+		if (i % 2)
+			assert_int_equal(ntmm_process_destroy(p), 0);
+		ntmm_thread_unregister(e);
+		ntmm_engine_destroy(e);
+	}
+}
+
 typedef struct worker {
 	ntmm_engine_t *e;
 	ntmm_process_t *p;
@@ -291,6 +310,7 @@ int main(void)
 	    cmocka_unit_test(free_chunks_go_back_to_the_os_and_rss_drops),
 	    cmocka_unit_test(deferred_items_all_run_also_those_left_at_destruction),
 	    cmocka_unit_test(each_thread_runs_with_its_configured_priority_and_pin),
+	    cmocka_unit_test(engines_come_and_go_with_their_threads_running),
 	    cmocka_unit_test(real_time_threads_do_not_starve_the_workload),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
