@@ -370,6 +370,67 @@ static void ws_manager_pass_races_with_process_churn(void **s)
 	virt_engine_done(m.e);
 }
 
+/* Many threads hit the same guard pages at once: per page exactly one gets
+   NTMM_EGUARD (the one that cleared the guard), the others the page. */
+#define GPAGES 64
+
+typedef struct guard {
+	ntmm_engine_t *e;
+	ntmm_process_t *p;
+	uint64_t base;
+	atomic_int hits[GPAGES];
+	pthread_barrier_t go;
+} guard_t;
+
+static void *guard_worker(void *arg)
+{
+	guard_t *g = arg;
+	ntmm_thread_register(g->e);
+	pthread_barrier_wait(&g->go);
+	for (int i = 0; i < GPAGES; i++) {
+		void *h;
+		ntmm_access_begin(g->e);
+		int err = ntmm_translate(g->p, g->base + (uint64_t)i * PG, NTMM_ACCESS_WRITE, &h);
+		ntmm_access_end(g->e);
+		if (err == NTMM_EGUARD)
+			atomic_fetch_add(&g->hits[i], 1);
+		else
+			WORKER_CHECK(err == 0);
+	}
+	ntmm_thread_unregister(g->e);
+	return NULL;
+}
+
+static void guard_pages_report_once_under_concurrency(void **s)
+{
+	static guard_t g;
+	g.e = virt_engine(16 * MiB, 0);
+	g.p = virt_process(g.e);
+	g.base = 0;
+	assert_int_equal(ntmm_allocate(g.p, &g.base, GPAGES * PG,
+	                               NTMM_MEM_RESERVE | NTMM_MEM_COMMIT,
+	                               NTMM_PAGE_READWRITE | NTMM_PAGE_GUARD),
+	                 0);
+	for (int i = 0; i < GPAGES; i++)
+		atomic_store(&g.hits[i], 0);
+	pthread_barrier_init(&g.go, NULL, CTHREADS);
+	pthread_t t[CTHREADS];
+	for (int i = 0; i < CTHREADS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, guard_worker, &g), 0);
+	for (int i = 0; i < CTHREADS; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&g.go);
+	assert_int_equal(atomic_load(&test_failures), 0);
+	for (int i = 0; i < GPAGES; i++)
+		assert_int_equal(atomic_load(&g.hits[i]), 1);
+	ntmm_region_info_t q;
+	assert_int_equal(ntmm_query(g.p, g.base, &q), 0);
+	assert_int_equal(q.prot, NTMM_PAGE_READWRITE);
+	assert_int_equal(q.size, GPAGES * PG);
+	assert_int_equal(ntmm_process_destroy(g.p), 0);
+	virt_engine_done(g.e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +438,7 @@ int main(void)
 	    cmocka_unit_test(collided_faults_resolve_once_without_leaking),
 	    cmocka_unit_test(address_space_changes_race_with_faults),
 	    cmocka_unit_test(ws_manager_pass_races_with_process_churn),
+	    cmocka_unit_test(guard_pages_report_once_under_concurrency),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

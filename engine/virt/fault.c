@@ -206,7 +206,7 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 		ntmm__wsm_swap_in(p);
 	bool compacted = false;
 	for (;;) {
-		unsigned slot = ntmm__ws_lock_shared_at(p, cpu);
+		unsigned slot = ntmm__ws_lock_shared(p);
 		int r = dispatch(p, cpu, va, write);
 		ntmm__ws_unlock_shared(p, slot);
 		if (r == NTMM_ENOMEM && !compacted) {

@@ -309,13 +309,6 @@ static inline unsigned ntmm__ws_lock_shared(ntmm_process_t *p)
 {
 	return ntmm__cache_pushlock_acquire_shared(&p->ws_lock);
 }
-/* the same through the slot of a CPU the caller looked up already */
-static inline unsigned ntmm__ws_lock_shared_at(ntmm_process_t *p, unsigned cpu)
-{
-	unsigned slot = cpu % p->ws_lock.nslots;
-	ntmm__pushlock_acquire_shared(&p->ws_lock.slots[slot].lock);
-	return slot;
-}
 static inline void ntmm__ws_unlock_shared(ntmm_process_t *p, unsigned slot)
 {
 	ntmm__cache_pushlock_release_shared(&p->ws_lock, slot);
