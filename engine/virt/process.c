@@ -33,9 +33,12 @@ int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out)
 	if (!e || !out)
 		return ntmm__error(NTMM_EINVAL, "engine or out is NULL");
 	*out = NULL;
-	ntmm_process_t *p = calloc(1, sizeof(*p));
+	/* aligned: the cache-aware ws_lock holds cache-line-aligned members
+	   (sizeof is a multiple of the alignment, as aligned_alloc wants) */
+	ntmm_process_t *p = aligned_alloc(_Alignof(ntmm_process_t), sizeof(*p));
 	if (!p)
 		return ntmm__error(NTMM_ENOMEM, "host memory for a process");
+	memset(p, 0, sizeof(*p));
 	p->e = e;
 	ntmm__vad_map_t *empty = calloc(1, sizeof(ntmm__vad_map_t));
 	atomic_store_explicit(&p->vads, empty, memory_order_relaxed);
@@ -155,8 +158,9 @@ size_t ntmm__virt_ws_manager_pass(ntmm_engine_t *e, bool pressure)
 	ntmm_process_t **list = malloc(sizeof(*list) * (v->nprocesses ? v->nprocesses : 1));
 	ntmm_process_t *p;
 	if (list)
-		cds_list_for_each_entry(p, &v->processes, link)
-		{
+		for (struct cds_list_head *pos_ = v->processes.next; pos_ != &v->processes;
+		     pos_ = pos_->next) {
+			p = cds_list_entry(pos_, ntmm_process_t, link);
 			/* relaxed: the list lock orders it against destroy's unlink */
 			atomic_fetch_add_explicit(&p->users, 1, memory_order_relaxed);
 			list[n++] = p;
@@ -288,8 +292,9 @@ int ntmm__virt_audit(ntmm_engine_t *e)
 	uint64_t total = 0;
 	pthread_mutex_lock(&v->lock);
 	ntmm_process_t *p;
-	cds_list_for_each_entry(p, &v->processes, link)
-	{
+	for (struct cds_list_head *pos_ = v->processes.next; pos_ != &v->processes;
+	     pos_ = pos_->next) {
+		p = cds_list_entry(pos_, ntmm_process_t, link);
 		ntmm__pushlock_acquire_exclusive(&p->as_lock);
 		ntmm__ws_lock_exclusive(p);
 		uint64_t committed, valid;

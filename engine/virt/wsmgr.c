@@ -127,8 +127,9 @@ void ntmm__wsm_for_each(ntmm_engine_t *e, void (*fn)(ntmm_process_t *p, void *ar
 	ntmm_process_t **list = malloc(sizeof(*list) * (cap ? cap : 1));
 	ntmm_process_t *p;
 	if (list)
-		cds_list_for_each_entry(p, &v->processes, link)
-		{
+		for (struct cds_list_head *pos_ = v->processes.next; pos_ != &v->processes;
+		     pos_ = pos_->next) {
+			p = cds_list_entry(pos_, ntmm_process_t, link);
 			/* relaxed: the list lock orders it against destroy's unlink */
 			atomic_fetch_add_explicit(&p->users, 1, memory_order_relaxed);
 			list[n++] = p;
