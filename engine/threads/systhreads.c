@@ -8,6 +8,37 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+void ntmm__systhreads_init(ntmm_engine_t *e)
+{
+	ntmm__systhreads_t *st = &e->systhreads;
+	pthread_mutex_init(&st->quiet, NULL);
+	__cds_wfcq_init(&st->dq_head, &st->dq_tail);
+	st->balance.e = st->swapper.e = st->segderef.e = e;
+}
+
+void ntmm__systhreads_fini(ntmm_engine_t *e)
+{
+	ntmm__deferred_run(e); /* nothing posted is lost or leaked */
+	pthread_mutex_destroy(&e->systhreads.quiet);
+}
+
+/* Starts one of the single-instance threads with its configured priority
+   and pin. */
+static int start_one(ntmm_engine_t *e, ntmm__thread_t *t, _Atomic bool *started, const char *name,
+                     enum ntmm_system_thread which, ntmm__thread_fn fn, void *arg)
+{
+	ntmm__thread_attr_t a = {
+	    .name = name,
+	    .nt_priority = e->cfg.thread_priority[which],
+	    .cpu = e->cfg.thread_cpu[which],
+	    .topology = e->phys.topo.synthetic ? NULL : e->phys.topo.hw,
+	};
+	int err = ntmm__thread_start(t, &a, fn, arg);
+	if (!err) /* release: pairs with the acquire of those who wake it */
+		atomic_store_explicit(started, true, memory_order_release);
+	return err;
+}
+
 int ntmm__systhreads_start(ntmm_engine_t *e)
 {
 	ntmm__systhreads_t *st = &e->systhreads;
@@ -36,12 +67,38 @@ int ntmm__systhreads_start(ntmm_engine_t *e)
 		/* from now on frees wake it (it starts with a pass of its own) */
 		ntmm__phys_set_zero_wake(e, n, &z->t.wake);
 	}
+	/* the swapper first: the balance set manager wakes it */
+	int err = start_one(e, &st->swapper.t, &st->swapper.started, "ntmm-swapper",
+	                    NTMM_THREAD_SWAPPER, ntmm__swapper_thread, &st->swapper);
+	if (!err)
+		err =
+		    start_one(e, &st->segderef.t, &st->segderef.started, "ntmm-segderef",
+		              NTMM_THREAD_SEGMENT_DEREF, ntmm__segment_deref_thread, &st->segderef);
+	if (!err)
+		err = start_one(e, &st->balance.t, &st->balance.started, "ntmm-balance",
+		                NTMM_THREAD_BALANCE_SET, ntmm__balance_set_thread, &st->balance);
+	if (err) {
+		ntmm__systhreads_stop(e);
+		return err;
+	}
+	ntmm__wsm_marks_t m;
+	ntmm__wsm_marks(e, &m);
+	ntmm__phys_set_lowmem_wake(e, &st->balance.t.wake, m.minimum);
 	return 0;
 }
 
 void ntmm__systhreads_stop(ntmm_engine_t *e)
 {
 	ntmm__systhreads_t *st = &e->systhreads;
+	ntmm__phys_set_lowmem_wake(e, NULL, 0);
+	/* relaxed exchanges: only this (the destroying) thread writes them
+	   now; the balance set thread stops first, as it wakes the swapper */
+	if (atomic_exchange_explicit(&st->balance.started, false, memory_order_relaxed))
+		ntmm__thread_stop(&st->balance.t);
+	if (atomic_exchange_explicit(&st->swapper.started, false, memory_order_relaxed))
+		ntmm__thread_stop(&st->swapper.t);
+	if (atomic_exchange_explicit(&st->segderef.started, false, memory_order_relaxed))
+		ntmm__thread_stop(&st->segderef.t);
 	for (unsigned n = 0; n < st->nzero; n++) {
 		ntmm__phys_set_zero_wake(e, n, NULL);
 		ntmm__thread_stop(&st->zero[n].t);
