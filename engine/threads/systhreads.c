@@ -107,3 +107,27 @@ void ntmm__systhreads_stop(ntmm_engine_t *e)
 	st->zero = NULL;
 	st->nzero = 0;
 }
+
+size_t ntmm__systhreads_list(ntmm_engine_t *e, ntmm__systhread_ref_t *out, size_t max)
+{
+	ntmm__systhreads_t *st = &e->systhreads;
+	size_t n = 0;
+#define NTMM__LIST_ONE(role_, node_, thr_)                                                 \
+	do {                                                                               \
+		if (n < max)                                                               \
+			out[n] = (ntmm__systhread_ref_t){.role = (role_), .node = (node_), \
+			                                 .t = (thr_)};                     \
+		n++;                                                                       \
+	} while (0)
+	/* acquire: pairs with start_one's release of `started` */
+	if (atomic_load_explicit(&st->balance.started, memory_order_acquire))
+		NTMM__LIST_ONE("balance set manager", -1, &st->balance.t);
+	if (atomic_load_explicit(&st->swapper.started, memory_order_acquire))
+		NTMM__LIST_ONE("process swapper", -1, &st->swapper.t);
+	if (atomic_load_explicit(&st->segderef.started, memory_order_acquire))
+		NTMM__LIST_ONE("segment dereference", -1, &st->segderef.t);
+	for (unsigned i = 0; i < st->nzero; i++)
+		NTMM__LIST_ONE("zero page", (int)st->zero[i].node, &st->zero[i].t);
+#undef NTMM__LIST_ONE
+	return n;
+}

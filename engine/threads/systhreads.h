@@ -113,6 +113,18 @@ int ntmm__systhreads_start(ntmm_engine_t *e);
 /* Stops and joins every started system thread (idempotent). */
 void ntmm__systhreads_stop(ntmm_engine_t *e);
 
+/* A running system thread, for tools: its role, its node (-1 if it serves
+   every node) and its thread object (read-only: what it obtained). */
+typedef struct ntmm__systhread_ref {
+	const char *role;
+	int node;
+	const ntmm__thread_t *t;
+} ntmm__systhread_ref_t;
+/* Fills out[0..max) with the running system threads; returns how many run
+   (which may exceed max). Call from the engine's owner, not concurrently
+   with start/stop. */
+size_t ntmm__systhreads_list(ntmm_engine_t *e, ntmm__systhread_ref_t *out, size_t max);
+
 /* zero_page.c: the zero page thread body; arg is its ntmm__zero_thread_t. */
 void ntmm__zero_page_thread(ntmm__thread_t *self, void *arg);
 
