@@ -28,20 +28,6 @@ static void json_str(FILE *o, const char *s)
 	fputc('"', o);
 }
 
-static const char *policy_name(int p)
-{
-	switch (p) {
-	case NTMM__SCHED_FIFO:
-		return "SCHED_FIFO";
-	case NTMM__SCHED_OTHER:
-		return "SCHED_OTHER";
-	case NTMM__SCHED_IDLE:
-		return "SCHED_IDLE";
-	default:
-		return "unknown";
-	}
-}
-
 static void print_json(ntmm_engine_t *e)
 {
 	ntmm__phys_t *ph = &e->phys;
@@ -82,22 +68,9 @@ static void print_json(ntmm_engine_t *e)
 			fprintf(o, "%s%u", m ? ", " : "", ph->topo.distance[n][m]);
 		fprintf(o, "]}%s\n", n + 1 < ph->nnodes ? "," : "");
 	}
-	fprintf(o, "  ],\n  \"threads\": [\n");
-	ntmm__systhreads_t *st = &e->systhreads;
-	for (unsigned i = 0; i < st->nzero; i++) {
-		ntmm__thread_t *t = &st->zero[i].t;
-		fprintf(o, "    {\"name\": ");
-		json_str(o, t->name);
-		fprintf(o,
-		        ", \"role\": \"zero page\", \"node\": %u, \"nt_priority\": %d, "
-		        "\"policy\": \"%s\", \"rt_priority\": %d, \"nice\": %d, \"cpu\": %d, "
-		        "\"degraded\": %s, \"degraded_reason\": ",
-		        st->zero[i].node, t->nt_priority, policy_name(t->policy), t->rt_priority,
-		        t->nice, t->cpu, t->degraded ? "true" : "false");
-		json_str(o, t->degraded_reason);
-		fprintf(o, "}%s\n", i + 1 < st->nzero ? "," : "");
-	}
-	fprintf(o, "  ]\n}\n");
+	fprintf(o, "  ],\n  \"threads\": ");
+	ntmm__tool_print_threads(e, o, true);
+	fprintf(o, "\n}\n");
 }
 
 static void print_text(ntmm_engine_t *e)
@@ -129,17 +102,8 @@ static void print_text(ntmm_engine_t *e)
 			printf(" %u", ph->topo.distance[n][m]);
 		printf("\n");
 	}
-	printf("\n  %-14s %-10s %-4s %-22s %s\n", "thread", "role", "NT", "obtained", "note");
-	ntmm__systhreads_t *st = &e->systhreads;
-	if (!st->nzero)
-		printf("  (system threads not started)\n");
-	for (unsigned i = 0; i < st->nzero; i++) {
-		ntmm__thread_t *t = &st->zero[i].t;
-		char pol[48];
-		ntmm__thread_policy_str(t, pol, sizeof(pol));
-		printf("  %-14s %-10s %-4d %-22s %s\n", t->name, "zero page", t->nt_priority, pol,
-		       t->degraded ? t->degraded_reason : "");
-	}
+	printf("\n");
+	ntmm__tool_print_threads(e, stdout, false);
 }
 
 int ntmm__tool_info(int argc, char **argv)
