@@ -3,21 +3,22 @@
  * paths (the reader fast path is inline in cache_pushlock.h).
  *
  * PROTOCOL.  R = a fast-path reader on slot s, X = a writer.
- *   R enter:  CAS slots[s] 0 → 1 (seq_cst); load writer (seq_cst).
- *             writer = 1: leave the slot, take `central` shared (X holds it
- *             exclusive, so R sleeps until X is done).
+ *   R enter:  CAS slots[s] 0 → 1 (seq_cst); load writers (seq_cst).
+ *             writers ≠ 0: leave the slot, take `central` shared (X holds
+ *             it exclusive or waits for it, so R sleeps until X is done).
  *             slot busy: take `central` shared.
  *   R leave:  store slots[s] = 0 (release); compiler barrier;
  *             if writer_sleeping: futex-wake slots[s].
- *   X enter:  take `central` exclusive (other writers and overflow readers
- *             out); store writer = 1 (seq_cst); for each slot, load it
+ *   X enter:  writers += 1 (seq_cst), so that from now on readers queue
+ *             behind X in `central`; take `central` exclusive (other
+ *             writers and overflow readers out); for each slot, load it
  *             (seq_cst); if held, spin briefly, then (once per acquire)
  *             store writer_sleeping = 1 (seq_cst) and membarrier(PRIVATE_
  *             EXPEDITED), then sleep on the slot's word until it is 0.
- *   X leave:  store writer = 0 (release); release `central`.
+ *   X leave:  release `central`; writers -= 1 (release).
  *
  * WHY IT EXCLUDES.  Entering is a Dekker pair: R writes its slot then
- *   reads `writer`; X writes `writer` then reads the slots; all four are
+ *   reads `writers`; X writes `writers` then reads the slots; all four are
  *   seq_cst, so in their single total order one write precedes the other
  *   side's read: R sees X (and steps back) or X sees R's slot held (and
  *   waits for it). Overflow readers and writers meet in `central`.
@@ -36,14 +37,18 @@
  *   false and R leaves with an exchange (a full fence) instead.
  *
  * WHY IT IS ORDERED (what TSan checks).  X's critical section happens
- *   before a later fast reader's: X's release store of writer = 0 is read
- *   by R's seq_cst (hence acquire) load. R's happens before a later X's:
+ *   before a later fast reader's: X's release decrement of `writers` is
+ *   read by R's seq_cst (hence acquire) load of 0 (through the release
+ *   sequence of RMWs on `writers`). R's happens before a later X's:
  *   R's release store of 0 into its slot is read by X's acquire load.
  *   Overflow readers are ordered through `central`.
  *
- * WRITERS ARE NOT STARVED.  Once writer = 1 no reader enters through a
- *   slot (each arriving reader steps back, at most once, to `central`,
- *   which X holds), so X waits only for the readers already inside.
+ * WRITERS ARE NOT STARVED.  Once writers ≠ 0 no reader enters through a
+ *   slot: each arriving reader steps back to `central`, where X holds the
+ *   lock or waits (a pushlock: a shared acquire waits behind a waiting
+ *   writer). So X waits only for the readers already inside, and for at
+ *   most one overflow entry per reader that reached `central` before X
+ *   queued there.
  */
 #include "sync/cache_pushlock.h"
 #include "engine.h"
@@ -90,7 +95,7 @@ int ntmm__cache_pushlock_init(ntmm__cache_pushlock_t *cpl, unsigned nslots)
 	memset(s, 0, sizeof(*s) * nslots);
 	for (unsigned i = 0; i < nslots; i++)
 		atomic_init(&s[i].reader, 0);
-	atomic_init(&cpl->writer, 0);
+	atomic_init(&cpl->writers, 0);
 	atomic_init(&cpl->writer_sleeping, 0);
 	ntmm__pushlock_init(&cpl->central);
 	cpl->asymmetric = membarrier_ready();
@@ -140,7 +145,7 @@ bool ntmm__cache_pushlock_try_acquire_shared(ntmm__cache_pushlock_t *cpl, unsign
 	/* seq_cst: as in ntmm__cache_pushlock_acquire_shared */
 	if (atomic_compare_exchange_strong_explicit(&cpl->slots[s].reader, &free_slot, 1,
 	                                            memory_order_seq_cst, memory_order_relaxed)) {
-		if (atomic_load_explicit(&cpl->writer, memory_order_seq_cst) == 0) {
+		if (atomic_load_explicit(&cpl->writers, memory_order_seq_cst) == 0) {
 			*slot = s;
 			return true;
 		}
@@ -192,35 +197,37 @@ static void wait_for_readers(ntmm__cache_pushlock_t *cpl)
 
 void ntmm__cache_pushlock_acquire_exclusive(ntmm__cache_pushlock_t *cpl)
 {
-	ntmm__pushlock_acquire_exclusive(&cpl->central);
 	/* seq_cst: the writer's half of the Dekker pair (see top) */
-	atomic_store_explicit(&cpl->writer, 1, memory_order_seq_cst);
+	atomic_fetch_add_explicit(&cpl->writers, 1, memory_order_seq_cst);
+	ntmm__pushlock_acquire_exclusive(&cpl->central);
 	wait_for_readers(cpl);
 }
 
 bool ntmm__cache_pushlock_try_acquire_exclusive(ntmm__cache_pushlock_t *cpl)
 {
-	if (!ntmm__pushlock_try_acquire_exclusive(&cpl->central))
-		return false;
-	atomic_store_explicit(&cpl->writer, 1, memory_order_seq_cst);
-	for (unsigned i = 0; i < cpl->nslots; i++) {
+	/* seq_cst: as in acquire_exclusive */
+	atomic_fetch_add_explicit(&cpl->writers, 1, memory_order_seq_cst);
+	if (ntmm__pushlock_try_acquire_exclusive(&cpl->central)) {
+		unsigned i = 0;
 		/* seq_cst: as in wait_for_readers */
-		if (atomic_load_explicit(&cpl->slots[i].reader, memory_order_seq_cst) != 0) {
-			/* release: nothing written; keeps the flag's protocol */
-			atomic_store_explicit(&cpl->writer, 0, memory_order_release);
-			ntmm__pushlock_release_exclusive(&cpl->central);
-			return false;
-		}
+		while (i < cpl->nslots &&
+		       atomic_load_explicit(&cpl->slots[i].reader, memory_order_seq_cst) == 0)
+			i++;
+		if (i == cpl->nslots)
+			return true;
+		ntmm__pushlock_release_exclusive(&cpl->central);
 	}
-	return true;
+	/* release: as in release_exclusive (nothing was written) */
+	atomic_fetch_sub_explicit(&cpl->writers, 1, memory_order_release);
+	return false;
 }
 
 void ntmm__cache_pushlock_release_exclusive(ntmm__cache_pushlock_t *cpl)
 {
-	ntmm__assert(atomic_load_explicit(&cpl->writer, memory_order_relaxed) == 1 &&
+	ntmm__assert(atomic_load_explicit(&cpl->writers, memory_order_relaxed) >= 1 &&
 	             "cache pushlock: release_exclusive without acquire");
-	/* release: our writes before the next fast reader's reads (it loads
-	   `writer` with seq_cst, which acquires) */
-	atomic_store_explicit(&cpl->writer, 0, memory_order_release);
 	ntmm__pushlock_release_exclusive(&cpl->central);
+	/* release: our writes before the reads of the next fast reader (it
+	   loads `writers` with seq_cst, which acquires) */
+	atomic_fetch_sub_explicit(&cpl->writers, 1, memory_order_release);
 }
