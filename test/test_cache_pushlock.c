@@ -49,7 +49,7 @@ static bool all_slots_free(ntmm__cache_pushlock_t *c)
 	for (unsigned i = 0; i < c->nslots; i++)
 		if (atomic_load(&c->slots[i].reader) != 0)
 			return false;
-	return atomic_load(&c->writers) == 0 && atomic_load(&c->central.value) == 0;
+	return atomic_load(&c->writer) == 0 && atomic_load(&c->central.value) == 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -147,7 +147,7 @@ static void writer_excludes_readers_on_every_slot(void **state)
 	ntmm__cache_pushlock_t c;
 	assert_int_equal(ntmm__cache_pushlock_init(&c, 4), 0);
 	ntmm__cache_pushlock_acquire_exclusive(&c);
-	assert_int_equal(atomic_load(&c.writers), 1);
+	assert_int_equal(atomic_load(&c.writer), 1);
 	unsigned s = 0;
 	assert_false(ntmm__cache_pushlock_try_acquire_shared(&c, &s));
 	/* a reader on a busy slot (white box: taken as if by a reader
@@ -180,7 +180,7 @@ static void reader_on_any_slot_keeps_writers_out(void **state)
 		assert_true(atomic_compare_exchange_strong(&c.slots[held].reader, &zero, 1));
 		assert_false(ntmm__cache_pushlock_try_acquire_exclusive(&c));
 		/* the failed try left nothing behind */
-		assert_int_equal(atomic_load(&c.writers), 0);
+		assert_int_equal(atomic_load(&c.writer), 0);
 		assert_int_equal(atomic_load(&c.central.value), 0);
 		for (unsigned i = 0; i < c.nslots; i++)
 			if (i != held)
@@ -221,7 +221,7 @@ static void writer_waits_for_a_reader_then_gets_in(void **state)
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, blocked_writer, &w), 0);
 	/* the writer has announced itself and waits for our slot */
-	assert_true(WAIT_UNTIL(atomic_load(&c.writers) == 1));
+	assert_true(WAIT_UNTIL(atomic_load(&c.writer) == 1));
 	assert_false(atomic_load(&w.inside));
 	atomic_store(&holding, 0);
 	ntmm__cache_pushlock_release_shared(&c, s);
@@ -358,12 +358,12 @@ static void exclusive_sections_exclude_everyone_without_membarrier(void **state)
    (they stop only when the writer is done, so a starving lock would trip
    the watchdog). As for the pushlock, the bound is a count: a reader inside
    that sees the writer announced records the entry count; the writer reads
-   it again once in. Entries past that point can only be readers that had
-   already entered and count late (one each), or readers that reached
-   `central` before the writer queued there (one each). */
+   it again once in. No reader may enter past that point; entries counted
+   past it can only be readers that had already entered and count late,
+   one per other reader. */
 
 #define STREAM_READERS 4
-#define STREAM_BOUND   (2 * STREAM_READERS)
+#define STREAM_BOUND   (STREAM_READERS - 1)
 
 typedef struct stream {
 	ntmm__cache_pushlock_t c;
@@ -402,7 +402,7 @@ static void *stream_thread(void *p)
 		atomic_fetch_add_explicit(&s->entries, 1, memory_order_relaxed);
 		for (int k = 0; k < 64; k++)
 			ntmm__cpu_relax();
-		if (atomic_load_explicit(&s->c.writers, memory_order_relaxed) != 0) {
+		if (atomic_load_explicit(&s->c.writer, memory_order_relaxed) != 0) {
 			long none = -1;
 			long seen = atomic_load_explicit(&s->entries, memory_order_relaxed);
 			atomic_compare_exchange_strong_explicit(

@@ -3,22 +3,21 @@
  * paths (the reader fast path is inline in cache_pushlock.h).
  *
  * PROTOCOL.  R = a fast-path reader on slot s, X = a writer.
- *   R enter:  CAS slots[s] 0 → 1 (seq_cst); load writers (seq_cst).
- *             writers ≠ 0: leave the slot, take `central` shared (X holds
- *             it exclusive or waits for it, so R sleeps until X is done).
+ *   R enter:  CAS slots[s] 0 → 1 (seq_cst); load writer (seq_cst).
+ *             writer = 1: leave the slot, take `central` shared (X holds
+ *             it exclusive, so R sleeps until X is done).
  *             slot busy: take `central` shared.
  *   R leave:  store slots[s] = 0 (release); compiler barrier;
  *             if writer_sleeping: futex-wake slots[s].
- *   X enter:  writers += 1 (seq_cst), so that from now on readers queue
- *             behind X in `central`; take `central` exclusive (other
- *             writers and overflow readers out); for each slot, load it
+ *   X enter:  take `central` exclusive (other writers and overflow readers
+ *             out); store writer = 1 (seq_cst); for each slot, load it
  *             (seq_cst); if held, spin briefly, then (once per acquire)
  *             store writer_sleeping = 1 (seq_cst) and membarrier(PRIVATE_
  *             EXPEDITED), then sleep on the slot's word until it is 0.
- *   X leave:  release `central`; writers -= 1 (release).
+ *   X leave:  store writer = 0 (release); release `central`.
  *
  * WHY IT EXCLUDES.  Entering is a Dekker pair: R writes its slot then
- *   reads `writers`; X writes `writers` then reads the slots; all four are
+ *   reads `writer`; X writes `writer` then reads the slots; all four are
  *   seq_cst, so in their single total order one write precedes the other
  *   side's read: R sees X (and steps back) or X sees R's slot held (and
  *   waits for it). Overflow readers and writers meet in `central`.
@@ -37,18 +36,19 @@
  *   false and R leaves with an exchange (a full fence) instead.
  *
  * WHY IT IS ORDERED (what TSan checks).  X's critical section happens
- *   before a later fast reader's: X's release decrement of `writers` is
- *   read by R's seq_cst (hence acquire) load of 0 (through the release
- *   sequence of RMWs on `writers`). R's happens before a later X's:
+ *   before a later fast reader's: X's release store of writer = 0 is read
+ *   by R's seq_cst (hence acquire) load. R's happens before a later X's:
  *   R's release store of 0 into its slot is read by X's acquire load.
  *   Overflow readers are ordered through `central`.
  *
- * WRITERS ARE NOT STARVED.  Once writers ≠ 0 no reader enters through a
- *   slot: each arriving reader steps back to `central`, where X holds the
- *   lock or waits (a pushlock: a shared acquire waits behind a waiting
- *   writer). So X waits only for the readers already inside, and for at
- *   most one overflow entry per reader that reached `central` before X
- *   queued there.
+ * WRITERS ARE NOT STARVED.  X first waits for `central`, a pushlock: once
+ *   X queues there no new overflow reader enters it, so X waits only for
+ *   those inside (fast readers meanwhile come and go without holding X
+ *   up). Once writer = 1 no reader enters at all: an arriving fast reader
+ *   steps back to `central`, which X holds. X then waits only for the
+ *   fast readers already inside. (Announcing X before it has `central`
+ *   would be worse: readers stepping back would join `central` ahead of
+ *   X for as long as X had not queued there.)
  */
 #include "sync/cache_pushlock.h"
 #include "engine.h"
@@ -95,7 +95,7 @@ int ntmm__cache_pushlock_init(ntmm__cache_pushlock_t *cpl, unsigned nslots)
 	memset(s, 0, sizeof(*s) * nslots);
 	for (unsigned i = 0; i < nslots; i++)
 		atomic_init(&s[i].reader, 0);
-	atomic_init(&cpl->writers, 0);
+	atomic_init(&cpl->writer, 0);
 	atomic_init(&cpl->writer_sleeping, 0);
 	ntmm__pushlock_init(&cpl->central);
 	cpl->asymmetric = membarrier_ready();
@@ -145,7 +145,7 @@ bool ntmm__cache_pushlock_try_acquire_shared(ntmm__cache_pushlock_t *cpl, unsign
 	/* seq_cst: as in ntmm__cache_pushlock_acquire_shared */
 	if (atomic_compare_exchange_strong_explicit(&cpl->slots[s].reader, &free_slot, 1,
 	                                            memory_order_seq_cst, memory_order_relaxed)) {
-		if (atomic_load_explicit(&cpl->writers, memory_order_seq_cst) == 0) {
+		if (atomic_load_explicit(&cpl->writer, memory_order_seq_cst) == 0) {
 			*slot = s;
 			return true;
 		}
@@ -197,37 +197,36 @@ static void wait_for_readers(ntmm__cache_pushlock_t *cpl)
 
 void ntmm__cache_pushlock_acquire_exclusive(ntmm__cache_pushlock_t *cpl)
 {
-	/* seq_cst: the writer's half of the Dekker pair (see top) */
-	atomic_fetch_add_explicit(&cpl->writers, 1, memory_order_seq_cst);
 	ntmm__pushlock_acquire_exclusive(&cpl->central);
+	/* seq_cst: the writer's half of the Dekker pair (see top) */
+	atomic_store_explicit(&cpl->writer, 1, memory_order_seq_cst);
 	wait_for_readers(cpl);
 }
 
 bool ntmm__cache_pushlock_try_acquire_exclusive(ntmm__cache_pushlock_t *cpl)
 {
+	if (!ntmm__pushlock_try_acquire_exclusive(&cpl->central))
+		return false;
 	/* seq_cst: as in acquire_exclusive */
-	atomic_fetch_add_explicit(&cpl->writers, 1, memory_order_seq_cst);
-	if (ntmm__pushlock_try_acquire_exclusive(&cpl->central)) {
-		unsigned i = 0;
+	atomic_store_explicit(&cpl->writer, 1, memory_order_seq_cst);
+	for (unsigned i = 0; i < cpl->nslots; i++) {
 		/* seq_cst: as in wait_for_readers */
-		while (i < cpl->nslots &&
-		       atomic_load_explicit(&cpl->slots[i].reader, memory_order_seq_cst) == 0)
-			i++;
-		if (i == cpl->nslots)
-			return true;
-		ntmm__pushlock_release_exclusive(&cpl->central);
+		if (atomic_load_explicit(&cpl->slots[i].reader, memory_order_seq_cst) != 0) {
+			/* release: as in release_exclusive (nothing was written) */
+			atomic_store_explicit(&cpl->writer, 0, memory_order_release);
+			ntmm__pushlock_release_exclusive(&cpl->central);
+			return false;
+		}
 	}
-	/* release: as in release_exclusive (nothing was written) */
-	atomic_fetch_sub_explicit(&cpl->writers, 1, memory_order_release);
-	return false;
+	return true;
 }
 
 void ntmm__cache_pushlock_release_exclusive(ntmm__cache_pushlock_t *cpl)
 {
-	ntmm__assert(atomic_load_explicit(&cpl->writers, memory_order_relaxed) >= 1 &&
+	ntmm__assert(atomic_load_explicit(&cpl->writer, memory_order_relaxed) == 1 &&
 	             "cache pushlock: release_exclusive without acquire");
-	ntmm__pushlock_release_exclusive(&cpl->central);
 	/* release: our writes before the reads of the next fast reader (it
-	   loads `writers` with seq_cst, which acquires) */
-	atomic_fetch_sub_explicit(&cpl->writers, 1, memory_order_release);
+	   loads `writer` with seq_cst, which acquires) */
+	atomic_store_explicit(&cpl->writer, 0, memory_order_release);
+	ntmm__pushlock_release_exclusive(&cpl->central);
 }

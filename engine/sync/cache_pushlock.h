@@ -21,10 +21,10 @@
  *                       at a time); a reader whose slot is busy (another
  *                       reader on the same CPU was preempted inside) or who
  *                       met a writer holds it shared instead.
- *   writers           — writers holding or waiting for the lock; fast
- *                       readers that see it non-zero step back to
- *                       `central`, where they queue behind the writer, so
- *                       a writer is not starved.
+ *   writer            — 1 while a writer holds `central` and takes or
+ *                       holds the lock; fast readers that see it step back
+ *                       to `central`, which the writer holds, so a writer
+ *                       is not starved.
  *
  * Contracts: no owner, no recursion; acquire_shared returns a handle (a
  * slot index, or NTMM__CACHE_PUSHLOCK_CENTRAL) that release_shared takes,
@@ -57,13 +57,13 @@ typedef struct ntmm__cache_pushlock_slot {
 
 /*
  * The first line is read by every reader and written only by writers
- * (writers, writer_sleeping) or at init; `central` has a line of its own.
+ * (writer, writer_sleeping) or at init; `central` has a line of its own.
  */
 typedef struct ntmm__cache_pushlock {
 	ntmm__cache_pushlock_slot_t *slots; /* [nslots], owned; set at init */
 	unsigned nslots;                    /* ≥ 1; set at init */
 	bool asymmetric;                  /* membarrier usable: readers leave with a plain store */
-	_Atomic uint32_t writers;         /* writers holding or waiting for the lock */
+	_Atomic uint32_t writer;          /* 1: a writer holds `central` (see above) */
 	_Atomic uint32_t writer_sleeping; /* a writer sleeps on some slot's word */
 	ntmm__pushlock_t central NTMM__ALIGNED_CL; /* writers (excl), overflow readers (shared) */
 } ntmm__cache_pushlock_t;
@@ -109,14 +109,14 @@ static inline unsigned ntmm__cache_pushlock_acquire_shared(ntmm__cache_pushlock_
 {
 	unsigned s = ntmm__cpu_current(cpl->nslots);
 	uint32_t free_slot = 0;
-	/* seq_cst CAS, then seq_cst load of `writers`: one half of a Dekker
-	   pair whose other half is the writer's seq_cst increment of `writers`
-	   and loads of the slots — either we see the writer or it sees us.
-	   The load also acquires the last writer's release of `writers`. */
+	/* seq_cst CAS, then seq_cst load of `writer`: one half of a Dekker
+	   pair whose other half is the writer's seq_cst store of `writer` and
+	   loads of the slots — either we see the writer or it sees us. The
+	   load also acquires the last writer's release of `writer`. */
 	if (ntmm__likely(atomic_compare_exchange_strong_explicit(&cpl->slots[s].reader, &free_slot,
 	                                                         1, memory_order_seq_cst,
 	                                                         memory_order_relaxed))) {
-		if (ntmm__likely(atomic_load_explicit(&cpl->writers, memory_order_seq_cst) == 0))
+		if (ntmm__likely(atomic_load_explicit(&cpl->writer, memory_order_seq_cst) == 0))
 			return s;
 		ntmm__cache_pushlock_leave_slot(cpl, s); /* a writer: step back */
 	}
