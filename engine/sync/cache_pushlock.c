@@ -4,8 +4,8 @@
  *
  * PROTOCOL.  R = a fast-path reader on slot s, X = a writer.
  *   R enter:  CAS slots[s] 0 → 1 (seq_cst); load writer (seq_cst).
- *             writer = 1: leave the slot, take `central` shared (X holds it
- *             exclusive, so R sleeps until X is done).
+ *             writer = 1: leave the slot, take `central` shared (X holds
+ *             it exclusive, so R sleeps until X is done).
  *             slot busy: take `central` shared.
  *   R leave:  store slots[s] = 0 (release); compiler barrier;
  *             if writer_sleeping: futex-wake slots[s].
@@ -41,9 +41,14 @@
  *   R's release store of 0 into its slot is read by X's acquire load.
  *   Overflow readers are ordered through `central`.
  *
- * WRITERS ARE NOT STARVED.  Once writer = 1 no reader enters through a
- *   slot (each arriving reader steps back, at most once, to `central`,
- *   which X holds), so X waits only for the readers already inside.
+ * WRITERS ARE NOT STARVED.  X first waits for `central`, a pushlock: once
+ *   X queues there no new overflow reader enters it, so X waits only for
+ *   those inside (fast readers meanwhile come and go without holding X
+ *   up). Once writer = 1 no reader enters at all: an arriving fast reader
+ *   steps back to `central`, which X holds. X then waits only for the
+ *   fast readers already inside. (Announcing X before it has `central`
+ *   would be worse: readers stepping back would join `central` ahead of
+ *   X for as long as X had not queued there.)
  */
 #include "sync/cache_pushlock.h"
 #include "engine.h"
@@ -202,11 +207,12 @@ bool ntmm__cache_pushlock_try_acquire_exclusive(ntmm__cache_pushlock_t *cpl)
 {
 	if (!ntmm__pushlock_try_acquire_exclusive(&cpl->central))
 		return false;
+	/* seq_cst: as in acquire_exclusive */
 	atomic_store_explicit(&cpl->writer, 1, memory_order_seq_cst);
 	for (unsigned i = 0; i < cpl->nslots; i++) {
 		/* seq_cst: as in wait_for_readers */
 		if (atomic_load_explicit(&cpl->slots[i].reader, memory_order_seq_cst) != 0) {
-			/* release: nothing written; keeps the flag's protocol */
+			/* release: as in release_exclusive (nothing was written) */
 			atomic_store_explicit(&cpl->writer, 0, memory_order_release);
 			ntmm__pushlock_release_exclusive(&cpl->central);
 			return false;
@@ -219,8 +225,8 @@ void ntmm__cache_pushlock_release_exclusive(ntmm__cache_pushlock_t *cpl)
 {
 	ntmm__assert(atomic_load_explicit(&cpl->writer, memory_order_relaxed) == 1 &&
 	             "cache pushlock: release_exclusive without acquire");
-	/* release: our writes before the next fast reader's reads (it loads
-	   `writer` with seq_cst, which acquires) */
+	/* release: our writes before the reads of the next fast reader (it
+	   loads `writer` with seq_cst, which acquires) */
 	atomic_store_explicit(&cpl->writer, 0, memory_order_release);
 	ntmm__pushlock_release_exclusive(&cpl->central);
 }

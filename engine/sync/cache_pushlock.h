@@ -21,9 +21,10 @@
  *                       at a time); a reader whose slot is busy (another
  *                       reader on the same CPU was preempted inside) or who
  *                       met a writer holds it shared instead.
- *   writer            — 1 while a writer holds or is taking the lock; fast
- *                       readers that see it step back to `central`, which
- *                       the writer holds, so a writer is not starved.
+ *   writer            — 1 while a writer holds `central` and takes or
+ *                       holds the lock; fast readers that see it step back
+ *                       to `central`, which the writer holds, so a writer
+ *                       is not starved.
  *
  * Contracts: no owner, no recursion; acquire_shared returns a handle (a
  * slot index, or NTMM__CACHE_PUSHLOCK_CENTRAL) that release_shared takes,
@@ -62,7 +63,7 @@ typedef struct ntmm__cache_pushlock {
 	ntmm__cache_pushlock_slot_t *slots; /* [nslots], owned; set at init */
 	unsigned nslots;                    /* ≥ 1; set at init */
 	bool asymmetric;                  /* membarrier usable: readers leave with a plain store */
-	_Atomic uint32_t writer;          /* 1 while a writer holds or takes the lock */
+	_Atomic uint32_t writer;          /* 1: a writer holds `central` (see above) */
 	_Atomic uint32_t writer_sleeping; /* a writer sleeps on some slot's word */
 	ntmm__pushlock_t central NTMM__ALIGNED_CL; /* writers (excl), overflow readers (shared) */
 } ntmm__cache_pushlock_t;

@@ -144,14 +144,20 @@ static inline void ntmm__pushlock_acquire_shared(ntmm__pushlock_t *pl)
 			return;
 		}
 	}
-	/* Free → LOCKED|one sharer, or one more sharer; retried while that
-	   stays possible (a failed CAS returns the value it met).
-	   acquire: pairs with the release of the last exclusive holder. */
-	old = atomic_load_explicit(&pl->value, memory_order_relaxed);
-	while (ntmm__likely(ntmm__pushlock_shared_can_enter(old))) {
-		if (ntmm__likely(atomic_compare_exchange_weak_explicit(
+	/* The first CAS guesses "free" instead of loading first: under
+	   contention a load then a CAS moves the line twice (shared, then
+	   exclusive), a CAS once. A wrong guess returns the value, and the
+	   retries find the line already here. acquire: pairs with the release
+	   of the last exclusive holder. */
+	old = 0;
+	if (ntmm__likely(atomic_compare_exchange_strong_explicit(
+	        &pl->value, &old, NTMM__PL_LOCKED + NTMM__PL_SHARE, memory_order_acquire,
+	        memory_order_relaxed)))
+		return;
+	while (ntmm__pushlock_shared_can_enter(old)) {
+		if (atomic_compare_exchange_weak_explicit(
 		        &pl->value, &old, ntmm__pushlock_one_sharer_more(old), memory_order_acquire,
-		        memory_order_relaxed)))
+		        memory_order_relaxed))
 			return;
 	}
 	ntmm__pushlock_acquire_shared_slow(pl);
@@ -210,48 +216,11 @@ static inline void ntmm__pushlock_release_shared(ntmm__pushlock_t *pl)
 			return;
 		}
 	}
-	/* One sharer less, retried while nobody waits. release: pairs with
-	   the next exclusive acquirer's acquire, so our reads happen before
-	   its writes. */
-	old = atomic_load_explicit(&pl->value, memory_order_relaxed);
-	while (ntmm__likely(!(old & NTMM__PL_WAITING))) {
-		if (ntmm__likely(atomic_compare_exchange_weak_explicit(
-		        &pl->value, &old, ntmm__pushlock_one_sharer_less(old), memory_order_release,
-		        memory_order_relaxed)))
-			return;
-	}
-	ntmm__pushlock_release_shared_slow(pl);
-}
-
-/*
- * acquire_shared / release_shared for a word that is rarely shared by
- * several threads at once (a cache-aware pushlock's per-CPU slot): the
- * first CAS guesses the likely value ("free", "the only sharer") instead of
- * loading first, which saves the load and its dependency on the CAS. A
- * wrong guess costs a second CAS with the value the first one returned.
- * Same contracts and orders as the plain functions.
- */
-static inline void ntmm__pushlock_acquire_shared_mostly_free(ntmm__pushlock_t *pl)
-{
-	uintptr_t old = 0;
-	/* acquire: as in ntmm__pushlock_acquire_shared */
-	if (ntmm__likely(atomic_compare_exchange_strong_explicit(
-	        &pl->value, &old, NTMM__PL_LOCKED + NTMM__PL_SHARE, memory_order_acquire,
-	        memory_order_relaxed)))
-		return;
-	while (ntmm__pushlock_shared_can_enter(old)) {
-		if (atomic_compare_exchange_weak_explicit(
-		        &pl->value, &old, ntmm__pushlock_one_sharer_more(old), memory_order_acquire,
-		        memory_order_relaxed))
-			return;
-	}
-	ntmm__pushlock_acquire_shared_slow(pl);
-}
-
-static inline void ntmm__pushlock_release_shared_mostly_free(ntmm__pushlock_t *pl)
-{
-	uintptr_t old = NTMM__PL_LOCKED + NTMM__PL_SHARE;
-	/* release: as in ntmm__pushlock_release_shared */
+	/* Guess "the only sharer" (→ 0) first, as in acquire_shared, then
+	   one sharer less while nobody waits. release: pairs with the next
+	   exclusive acquirer's acquire, so our reads happen before its
+	   writes. */
+	old = NTMM__PL_LOCKED + NTMM__PL_SHARE;
 	if (ntmm__likely(atomic_compare_exchange_strong_explicit(
 	        &pl->value, &old, 0, memory_order_release, memory_order_relaxed)))
 		return;
