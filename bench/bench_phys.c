@@ -235,6 +235,7 @@ static void zero_run(ntmm_bench_state_t *st, void *ctx)
 		}
 		ntmm__zero_fence(); /* once per batch, as the zero page thread does */
 	}
+	ntmm_bench_counter(st, "working_set_MiB", (double)z->n / 256);
 	ntmm_bench_set_bytes(st, (int64_t)ntmm_bench_iterations(st) * 4096);
 	ntmm_bench_set_items(st, (int64_t)ntmm_bench_iterations(st));
 }
@@ -256,6 +257,7 @@ static void memset_run(ntmm_bench_state_t *st, void *ctx)
 				i = 0;
 		}
 	}
+	ntmm_bench_counter(st, "working_set_MiB", (double)z->n / 256);
 	ntmm_bench_set_bytes(st, (int64_t)ntmm_bench_iterations(st) * 4096);
 	ntmm_bench_set_items(st, (int64_t)ntmm_bench_iterations(st));
 }

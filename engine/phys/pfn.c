@@ -69,26 +69,6 @@ bool ntmm__pfn_legal(uint64_t from, uint64_t to)
 	return ntmm__pfn_word_ok(to);
 }
 
-bool ntmm__pfn_cas(ntmm__pfn_entry_t *p, uint64_t *old, uint64_t desired)
-{
-	ntmm__assert(ntmm__pfn_legal(*old, desired));
-	/* acq_rel: release publishes the pte/original_pte/link writes made
-	   before the change; acquire pairs with the previous changer's release
-	   so the new holder sees them. */
-	return atomic_compare_exchange_strong_explicit(&p->state, old, desired,
-	                                               memory_order_acq_rel, memory_order_acquire);
-}
-
-void ntmm__pfn_store(ntmm__pfn_entry_t *p, uint64_t old, uint64_t desired)
-{
-	ntmm__assert(ntmm__pfn_legal(old, desired));
-	ntmm__assert(atomic_load_explicit(&p->state, memory_order_relaxed) == old);
-	/* release: pairs with the acquire load of whoever next takes the frame
-	   (list lock or slot flag already order it; this keeps lock-free
-	   readers such as reclaim and the gauges coherent too) */
-	atomic_store_explicit(&p->state, desired, memory_order_release);
-}
-
 int ntmm__pfn_transition(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t *expected, uint64_t desired)
 {
 	if (!e || pfn >= e->phys.nframes || !expected)

@@ -266,16 +266,34 @@ static inline void *ntmm__frame(const ntmm__phys_t *ph, ntmm__pfn_t pfn)
 	return ph->host + ((size_t)pfn << NTMM__PAGE_SHIFT);
 }
 
-/* pfn.c: the engine's own state changes; the debug build asserts each one
+/* The engine's own state changes (inline: the hot path); the debug build asserts each one
    is legal. cas: compare-exchange (acq_rel; failure reloads *old,
    acquire). store: for frames the caller holds exclusively (list lock,
    cache slot or zero batch), release. */
-bool ntmm__pfn_cas(ntmm__pfn_entry_t *p, uint64_t *old, uint64_t desired);
 static inline uint64_t ntmm__pfn_relocate(uint64_t s, unsigned loc)
 {
 	return ((s & ~NTMM__PFN_LOC_MASK) | loc) + NTMM__PFN_GEN_ONE;
 }
-void ntmm__pfn_store(ntmm__pfn_entry_t *p, uint64_t old, uint64_t desired);
+bool ntmm__pfn_legal(uint64_t from, uint64_t to);
+static inline bool ntmm__pfn_cas(ntmm__pfn_entry_t *p, uint64_t *old, uint64_t desired)
+{
+	ntmm__assert(ntmm__pfn_legal(*old, desired));
+	/* acq_rel: release publishes the pte/original_pte/link writes made
+	   before the change; acquire pairs with the previous changer's release
+	   so the new holder sees them. */
+	return atomic_compare_exchange_strong_explicit(&p->state, old, desired,
+	                                               memory_order_acq_rel, memory_order_acquire);
+}
+static inline void ntmm__pfn_store(ntmm__pfn_entry_t *p, uint64_t old, uint64_t desired)
+{
+	ntmm__assert(ntmm__pfn_legal(old, desired));
+	ntmm__assert(atomic_load_explicit(&p->state, memory_order_relaxed) == old);
+	(void)old;
+	/* release: pairs with the acquire load of whoever next takes the frame
+	   (list lock or slot flag already order it; this keeps lock-free
+	   readers such as reclaim and the gauges coherent too) */
+	atomic_store_explicit(&p->state, desired, memory_order_release);
+}
 /* The count and flag invariants a state word must satisfy in its location. */
 bool ntmm__pfn_word_ok(uint64_t s);
 /* A list-location word for loc with the old word's generation bumped and

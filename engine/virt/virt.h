@@ -107,7 +107,7 @@ typedef struct ntmm__wsl {
 	_Atomic(_Atomic uint64_t *) chunk[NTMM__WSL_NCHUNKS]; /* allocated on demand, CAS */
 	_Atomic uint32_t next;       /* slots handed out; CAS under shared */
 	_Atomic uint64_t ws_peak;    /* peak of ws_pages */
-	size_t min_pages, max_pages; /* limits; ws_lock exclusive */
+	size_t min_pages, max_pages; /* limits; as_lock (set exclusive, read shared) */
 	uint32_t hand;               /* trim clock hand; ws_lock exclusive */
 } ntmm__wsl_t;
 
@@ -313,6 +313,12 @@ void ntmm__wsl_compact(ntmm_process_t *p);
 size_t ntmm__ws_trim(ntmm_process_t *p, size_t max_trim, unsigned min_age);
 /* Ages the working set: accessed → age 0 (bit cleared), else age++ (≤ 7). */
 void ntmm__ws_age(ntmm_process_t *p);
+/* One working-set manager pass (NTMM-REFERENCE.md §6), for the balance set
+   manager: ages, then trims oldest-first down to the maximum, or, under
+   memory pressure, pages unused since the last pass down to the minimum.
+   Outside any read-side section. Returns pages trimmed. */
+#define NTMM__WS_TRIM_AGE 3u
+size_t ntmm__ws_manage(ntmm_process_t *p, bool pressure);
 int ntmm__wsl_audit(ntmm_process_t *p);
 static inline _Atomic uint64_t *ntmm__wsl_entry(ntmm__wsl_t *w, uint32_t slot)
 {

@@ -241,6 +241,26 @@ void ntmm__ws_age(ntmm_process_t *p)
 	ntmm__ws_unlock_exclusive(p);
 }
 
+size_t ntmm__ws_manage(ntmm_process_t *p, bool pressure)
+{
+	ntmm__ws_age(p);
+	ntmm__pushlock_acquire_shared(&p->as_lock); /* limits: read consistently */
+	size_t target = pressure ? p->wsl.min_pages : p->wsl.max_pages;
+	ntmm__pushlock_release_shared(&p->as_lock);
+	size_t trimmed = 0;
+	/* oldest first; above the maximum even recently used pages go, under
+	   pressure only pages unused since the last pass */
+	for (unsigned age = NTMM__WS_TRIM_AGE;; age--) {
+		uint64_t ws = ntmm__ws_pages(p);
+		if (ws <= target)
+			break;
+		trimmed += ntmm__ws_trim(p, ws - target, age);
+		if (age == (pressure ? 1u : 0u))
+			break;
+	}
+	return trimmed;
+}
+
 uint64_t ntmm__ws_pages(ntmm_process_t *p)
 {
 	int64_t sum = 0;
@@ -300,10 +320,10 @@ int ntmm_ws_set_limits(ntmm_process_t *p, size_t min_pages, size_t max_pages)
 	if (min_pages == 0 || min_pages > max_pages || max_pages > NTMM__WSL_CAPACITY)
 		return ntmm__error(NTMM_EINVAL, "working-set limits %zu..%zu (1..%u, min <= max)",
 		                   min_pages, max_pages, NTMM__WSL_CAPACITY);
-	ntmm__ws_lock_exclusive(p);
+	ntmm__pushlock_acquire_exclusive(&p->as_lock);
 	p->wsl.min_pages = min_pages;
 	p->wsl.max_pages = max_pages;
-	ntmm__ws_unlock_exclusive(p);
+	ntmm__pushlock_release_exclusive(&p->as_lock);
 	return 0;
 }
 
