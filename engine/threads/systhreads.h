@@ -11,6 +11,7 @@
 #include <ntmm.h>
 
 #include "threads/thread.h"
+#include "threads/writers.h"
 
 /* One zero page thread: the framework object and what its body works on. */
 typedef struct ntmm__zero_thread {
@@ -27,6 +28,9 @@ typedef struct ntmm__zero_thread {
 typedef struct ntmm__systhreads {
 	ntmm__zero_thread_t *zero;
 	unsigned nzero;
+	ntmm__mpw_t mpw;             /* modified page writer (modified_writer.c) */
+	ntmm__mapped_writer_t mapped; /* mapped page writer (mapped_writer.c) */
+	bool mpw_started, mapped_started;
 } ntmm__systhreads_t;
 
 /* Starts the system threads. Errors: those of ntmm__thread_start

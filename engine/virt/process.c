@@ -159,9 +159,12 @@ void ntmm__virt_repurpose(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr,
 	/* Only a transition PTE still naming this frame goes back; if the owner
 	   has already torn it down the CAS fails and nothing changes. acq_rel:
 	   pairs with the owner's exchange in teardown and its acquire loads. */
-	if (ntmm__pte_is_transition(old) && ntmm__pte_pfn(old) == pfn)
-		atomic_compare_exchange_strong_explicit(pte, &old, original_pte,
-		                                        memory_order_acq_rel, memory_order_relaxed);
+	if (ntmm__pte_is_transition(old) && ntmm__pte_pfn(old) == pfn &&
+	    atomic_compare_exchange_strong_explicit(pte, &old, original_pte, memory_order_acq_rel,
+	                                            memory_order_relaxed))
+		return;
+	/* the PTE is gone: nobody will own the paging-file slot OriginalPte names */
+	ntmm__pagefile_pte_release(e, original_pte);
 }
 
 int ntmm__virt_init(ntmm_engine_t *e)
@@ -172,10 +175,8 @@ int ntmm__virt_init(ntmm_engine_t *e)
 	v->nprocesses = 0;
 	v->next_id = 0;
 	atomic_store_explicit(&v->commit_pages, 0, memory_order_relaxed);
-	v->commit_limit = e->cfg.physical_bytes / NTMM_PAGE_SIZE;
-	if (e->cfg.pagefile_path)
-		v->commit_limit += e->cfg.pagefile_maximum / NTMM_PAGE_SIZE;
 	e->phys.repurpose = ntmm__virt_repurpose;
+	ntmm__paging_init(e);
 	return 0;
 }
 
@@ -198,6 +199,7 @@ void ntmm__virt_fini(ntmm_engine_t *e)
 	}
 	ntmm__rcu_barrier(); /* retired VAD maps */
 	e->phys.repurpose = NULL;
+	e->phys.original_gone = NULL;
 	pthread_mutex_destroy(&v->lock);
 }
 
@@ -270,9 +272,11 @@ int ntmm__virt_audit(ntmm_engine_t *e)
 		        (unsigned long long)sys, (unsigned long long)total);
 		bad++;
 	}
-	if (sys > v->commit_limit) {
+	/* at maximum: a paging file may shrink below the charge it once took */
+	uint64_t limit = ntmm__commit_limit_max(e);
+	if (sys > limit) {
 		fprintf(stderr, "ntmm audit: commit %llu past limit %llu\n",
-		        (unsigned long long)sys, (unsigned long long)v->commit_limit);
+		        (unsigned long long)sys, (unsigned long long)limit);
 		bad++;
 	}
 	return bad ? NTMM_EINVAL : 0;
@@ -281,7 +285,7 @@ int ntmm__virt_audit(ntmm_engine_t *e)
 void ntmm__virt_fill_gauges(ntmm_engine_t *e, ntmm_stats_t *out)
 {
 	out->commit_pages = atomic_load_explicit(&e->virt.commit_pages, memory_order_relaxed);
-	out->commit_limit_pages = e->virt.commit_limit;
+	out->commit_limit_pages = ntmm__commit_limit(e);
 	pthread_mutex_lock(&e->virt.lock);
 	out->processes = e->virt.nprocesses;
 	pthread_mutex_unlock(&e->virt.lock);

@@ -39,6 +39,7 @@
 #include "sync/cache_pushlock.h"
 #include "sync/pushlock.h"
 #include "sync/rcu.h"
+#include "virt/paging.h"
 #include "virt/pte.h"
 
 typedef struct ntmm__virt_process ntmm__virt_process_t;
@@ -175,7 +176,8 @@ struct ntmm_pin {
  * Engine-wide state of the virtual layer.
  *   lock         — guards processes, nprocesses, next_id
  *   commit_pages — system commit charge; CAS so it never passes the limit
- *   commit_limit — frames in the pool + paging-file maximum (pages)
+ *   paging       — demand-paging glue (paging.h); the commit limit is
+ *                  computed: frames + paging-file slots obtained
  */
 typedef struct ntmm__virt {
 	pthread_mutex_t lock;
@@ -183,7 +185,7 @@ typedef struct ntmm__virt {
 	size_t nprocesses;
 	uint32_t next_id;
 	_Atomic uint64_t commit_pages;
-	uint64_t commit_limit;
+	ntmm__paging_t paging;
 } ntmm__virt_t;
 
 int ntmm__virt_init(ntmm_engine_t *e);
