@@ -55,6 +55,26 @@ bool ntmm__mpw_wanted(ntmm_engine_t *e, bool urgent)
 	return list_sum(e, false) < frames / 32;
 }
 
+static void sort_by_pte(ntmm_engine_t *e, ntmm__pfn_t *pfns, size_t n)
+{
+	/* insertion sort: n ≤ 256 and the list is often partly in order */
+	uint64_t key[NTMM__MPW_BATCH];
+	for (size_t i = 0; i < n; i++)
+		/* relaxed: pte is fixed while we hold the I/O reference */
+		key[i] = atomic_load_explicit(&ntmm__pfn(e, pfns[i])->pte, memory_order_relaxed);
+	for (size_t i = 1; i < n; i++) {
+		uint64_t k = key[i];
+		ntmm__pfn_t f = pfns[i];
+		size_t j = i;
+		for (; j > 0 && key[j - 1] > k; j--) {
+			key[j] = key[j - 1];
+			pfns[j] = pfns[j - 1];
+		}
+		key[j] = k;
+		pfns[j] = f;
+	}
+}
+
 size_t ntmm__mpw_write_batch(ntmm_engine_t *e, size_t max, int *err)
 {
 	ntmm__pfn_t pfns[NTMM__MPW_BATCH];
@@ -69,6 +89,10 @@ size_t ntmm__mpw_write_batch(ntmm_engine_t *e, size_t max, int *err)
 		*err = 0;
 	if (n == 0)
 		return 0;
+	/* PTE order = virtual order within a page table: neighbours in the
+	   address space land in neighbouring slots, so hard faults can read
+	   them back as one cluster (the list order is trim order) */
+	sort_by_pte(e, pfns, n);
 
 	for (size_t i = 0; i < n; i++) {
 		ntmm__pfn_entry_t *pe = ntmm__pfn(e, pfns[i]);
