@@ -85,7 +85,8 @@ static inline size_t repurpose_all(ntmm_engine_t *e)
 {
 	size_t cap = e->phys.nframes, n = 0;
 	ntmm__pfn_t *v = malloc(cap * sizeof(*v));
-	while (n < cap && ntmm__page_alloc(e, 0, NTMM__ALLOC_NODE_ANY, NTMM__COLOUR_ANY, &v[n]) == 0)
+	while (n < cap &&
+	       ntmm__page_alloc(e, 0, NTMM__ALLOC_NODE_ANY, NTMM__COLOUR_ANY, &v[n]) == 0)
 		n++;
 	for (size_t i = 0; i < n; i++)
 		ntmm__page_free(e, v[i]);
@@ -105,7 +106,7 @@ static inline uint64_t commit_pages(ntmm_process_t *p, size_t pages)
 /* Waits (sleeping, bounded) until cond holds; returns whether it did. */
 #define WAIT_UNTIL(cond, seconds)                                                  \
 	({                                                                         \
-		uint64_t _end = test_now_ns() + (uint64_t)(seconds) * 1000000000ull; \
+		uint64_t _end = test_now_ns() + (uint64_t)(seconds)*1000000000ull; \
 		while (!(cond) && test_now_ns() < _end) {                          \
 			struct timespec _ts = {0, 1000000};                        \
 			nanosleep(&_ts, NULL);                                     \

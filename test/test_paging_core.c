@@ -203,9 +203,9 @@ static void commit_limit_grows_the_pagefile_then_ecommit_at_maximum(void **s)
 	/* freeing commit makes room again */
 	assert_int_equal(ntmm_free(p, a + 1024 * PG, 1024 * PG, NTMM_MEM_DECOMMIT), 0);
 	b = 0;
-	assert_int_equal(ntmm_allocate(p, &b, 512 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT,
-	                               NTMM_PAGE_READWRITE),
-	                 0);
+	assert_int_equal(
+	    ntmm_allocate(p, &b, 512 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
+	    0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
 	assert_int_equal(PSTAT(v.e, pagefile_pages), 0);
 	assert_int_equal(PSTAT(v.e, commit_pages), 0);

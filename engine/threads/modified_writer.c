@@ -198,7 +198,8 @@ void ntmm__modified_writer_thread(ntmm__thread_t *self, void *arg)
 				int err;
 				size_t k = ntmm__mpw_write_batch(e, NTMM__MPW_BATCH, &err);
 				if (k)
-					atomic_fetch_add_explicit(&w->pages, k, memory_order_relaxed);
+					atomic_fetch_add_explicit(&w->pages, k,
+					                          memory_order_relaxed);
 				if (!err) {
 					backoff = 0;
 					continue;

@@ -28,7 +28,7 @@ typedef struct ntmm__zero_thread {
 typedef struct ntmm__systhreads {
 	ntmm__zero_thread_t *zero;
 	unsigned nzero;
-	ntmm__mpw_t mpw;             /* modified page writer (modified_writer.c) */
+	ntmm__mpw_t mpw;              /* modified page writer (modified_writer.c) */
 	ntmm__mapped_writer_t mapped; /* mapped page writer (mapped_writer.c) */
 	bool mpw_started, mapped_started;
 } ntmm__systhreads_t;

@@ -26,9 +26,9 @@
 typedef struct ntmm__mpw {
 	ntmm__thread_t t;
 	ntmm_engine_t *e;
-	_Atomic uint64_t batches;      /* batches that wrote at least one page */
-	_Atomic uint64_t pages;        /* pages written and moved on */
-	_Atomic uint64_t failures;     /* batches that hit an error (no space, I/O) */
+	_Atomic uint64_t batches;       /* batches that wrote at least one page */
+	_Atomic uint64_t pages;         /* pages written and moved on */
+	_Atomic uint64_t failures;      /* batches that hit an error (no space, I/O) */
 	_Atomic uint64_t trigger_wakes; /* wake-ups that found work */
 } ntmm__mpw_t;
 

@@ -114,7 +114,8 @@ static int hard_begin(ntmm_process_t *p, uint64_t page, uint64_t vad_end, _Atomi
 			break;
 		/* acquire: as the fault's own PTE load */
 		uint64_t o = atomic_load_explicit(q, memory_order_acquire);
-		if (!ntmm__pte_is_pagefile(o) || ntmm__pfloc_from_pte(o) != ntmm__pfloc_add(c->loc, i))
+		if (!ntmm__pte_is_pagefile(o) ||
+		    ntmm__pfloc_from_pte(o) != ntmm__pfloc_add(c->loc, i))
 			break;
 		ntmm__pfn_t f;
 		if (ntmm__page_alloc(e, NTMM__ALLOC_NO_STANDBY, NTMM__ALLOC_NODE_ANY,
@@ -176,17 +177,18 @@ static int hard_finish(ntmm_process_t *p, fault_ctx_t *c, bool ok)
 		if (c->flags & NTMM__PTE_DIRTY) {
 			/* written at once: the paging-file copy is stale */
 			ntmm__pagefile_pte_release(e, c->orig[i]);
-			atomic_store_explicit(&pe->original_pte,
-			                      ntmm__pte_make_demand_zero(ntmm__pte_prot(c->orig[i])),
-			                      memory_order_relaxed);
+			atomic_store_explicit(
+			    &pe->original_pte,
+			    ntmm__pte_make_demand_zero(ntmm__pte_prot(c->orig[i])),
+			    memory_order_relaxed);
 		}
 		uint64_t want = ntmm__pte_make_valid(pfn, slot, c->flags);
 		/* release: the frame's contents (the read) are visible to whoever
 		   loads the valid PTE with acquire; nobody else writes a
 		   transition PTE whose frame we hold ACTIVE (teardown waits for
 		   ws_lock exclusive) */
-		bool won = atomic_compare_exchange_strong_explicit(pte, &tr, want, memory_order_release,
-		                                                   memory_order_relaxed);
+		bool won = atomic_compare_exchange_strong_explicit(
+		    pte, &tr, want, memory_order_release, memory_order_relaxed);
 		ntmm__assert(won);
 		(void)won;
 		ntmm__wsl_fill(p, slot, c->page);
@@ -359,8 +361,9 @@ static int dispatch(ntmm_process_t *p, uint64_t va, bool write, fault_ctx_t *c)
 		                       (uint32_t)(page >> NTMM__PAGE_SHIFT), &pfn);
 		if (err) {
 			ntmm__wsl_hole(p, slot);
-			return err == NTMM_ENOMEM ? FAULT_NOFRAME
-			                          : ntmm__error(err, "no frame for a demand-zero fault");
+			return err == NTMM_ENOMEM
+			           ? FAULT_NOFRAME
+			           : ntmm__error(err, "no frame for a demand-zero fault");
 		}
 		/* the zeroed frame is cold (non-temporal zeroing) and the caller is
 		   about to touch it: start that line's fetch now, overlapped with
