@@ -166,13 +166,17 @@ static void modified_list_mark_wakes_the_writer(void **s)
 	uint64_t wakes0 = atomic_load(&mpw->trigger_wakes);
 	/* plenty of free frames: only the Modified mark can wake it */
 	assert_int_equal(ntmm_ws_empty(p), 0);
-	assert_true(WAIT_UNTIL(PSTAT(v.e, modified_pages) == 0, 60));
-	assert_true(atomic_load(&mpw->pages) >= n);
+	/* it writes at least down below the mark (what is left under the mark
+	   waits for a short allocator or the next crossing, as in NT) */
+	size_t high = v.e->phys.modified_high;
+	assert_true(
+	    WAIT_UNTIL(atomic_load(&mpw->pages) >= high && PSTAT(v.e, modified_pages) < high, 60));
 	assert_true(atomic_load(&mpw->trigger_wakes) > wakes0);
-	assert_int_equal(PSTAT(v.e, pagefile_pages), n);
+	assert_true(PSTAT(v.e, pagefile_pages) >= high);
 	assert_int_equal(ntmm_audit(v.e), 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
-	assert_int_equal(PSTAT(v.e, pagefile_pages), 0);
+	/* a batch in flight frees its slots when it completes */
+	assert_true(WAIT_UNTIL(PSTAT(v.e, pagefile_pages) == 0, 60));
 	paging_env_done(&v);
 }
 

@@ -411,7 +411,13 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 	NTMM__STAT_ADD(&e->stats, page_faults, 1);
 	bool compacted = false, waited = false;
 	unsigned noframe = 0;
-	fault_ctx_t c;
+	fault_ctx_t c; /* the arrays are filled by hard_begin before use */
+	c.wait_pfn = 0;
+	c.wait_pte = 0;
+	c.n = 0;
+	c.loc = 0;
+	c.flags = 0;
+	c.page = page;
 	for (;;) {
 		unsigned slot = ntmm__ws_lock_shared(p);
 		int r = dispatch(p, va, write, &c);
