@@ -29,7 +29,7 @@
 
 #define PG       4096ull
 #define HF_PAGES 4096u /* pages faulted per round (16 MiB in the paging file) */
-#define MW_PAGES 4096u /* pages per writer round */
+#define MW_PAGES 4096u /* pages per writer round (16 MiB) */
 
 typedef struct pctx {
 	ntmm_engine_t *e;

@@ -55,24 +55,43 @@ bool ntmm__mpw_wanted(ntmm_engine_t *e, bool urgent)
 	return list_sum(e, false) < frames / 32;
 }
 
+typedef struct keyed {
+	uint64_t key;
+	ntmm__pfn_t pfn;
+} keyed_t;
+
 static void sort_by_pte(ntmm_engine_t *e, ntmm__pfn_t *pfns, size_t n)
 {
-	/* insertion sort: n ≤ 256 and the list is often partly in order */
-	uint64_t key[NTMM__MPW_BATCH];
-	for (size_t i = 0; i < n; i++)
+	/* bottom-up merge sort: the list order is trim order, which the
+	   working-set compaction scrambles (insertion sort went quadratic) */
+	keyed_t a[NTMM__MPW_BATCH], b[NTMM__MPW_BATCH];
+	bool sorted = true;
+	for (size_t i = 0; i < n; i++) {
 		/* relaxed: pte is fixed while we hold the I/O reference */
-		key[i] = atomic_load_explicit(&ntmm__pfn(e, pfns[i])->pte, memory_order_relaxed);
-	for (size_t i = 1; i < n; i++) {
-		uint64_t k = key[i];
-		ntmm__pfn_t f = pfns[i];
-		size_t j = i;
-		for (; j > 0 && key[j - 1] > k; j--) {
-			key[j] = key[j - 1];
-			pfns[j] = pfns[j - 1];
-		}
-		key[j] = k;
-		pfns[j] = f;
+		a[i].key = atomic_load_explicit(&ntmm__pfn(e, pfns[i])->pte, memory_order_relaxed);
+		a[i].pfn = pfns[i];
+		sorted = sorted && (i == 0 || a[i - 1].key <= a[i].key);
 	}
+	if (sorted)
+		return;
+	keyed_t *src = a, *dst = b;
+	for (size_t w = 1; w < n; w *= 2) {
+		for (size_t lo = 0; lo < n; lo += 2 * w) {
+			size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+			size_t i = lo, j = mid, k = lo;
+			while (i < mid && j < hi)
+				dst[k++] = src[j].key < src[i].key ? src[j++] : src[i++];
+			while (i < mid)
+				dst[k++] = src[i++];
+			while (j < hi)
+				dst[k++] = src[j++];
+		}
+		keyed_t *t = src;
+		src = dst;
+		dst = t;
+	}
+	for (size_t i = 0; i < n; i++)
+		pfns[i] = src[i].pfn;
 }
 
 size_t ntmm__mpw_write_batch(ntmm_engine_t *e, size_t max, int *err)
