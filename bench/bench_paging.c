@@ -111,7 +111,9 @@ static void page_out(pctx_t *c)
 static void *hf_setup(int threads)
 {
 	(void)threads;
-	pctx_t *c = env(32, 64);
+	/* a small pool: the pause's page-out walks every frame, and a large
+	   pool would only make that walk evict more of the fault path's data */
+	pctx_t *c = env(8, 64);
 	if (c->skip)
 		return c;
 	if (ntmm_allocate(c->p, &c->base, 2 * HF_PAGES * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT,

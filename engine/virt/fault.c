@@ -109,9 +109,11 @@ static int hard_begin(ntmm_process_t *p, uint64_t page, uint64_t vad_end, _Atomi
 		uint64_t va = page + ((uint64_t)i << NTMM__PAGE_SHIFT);
 		if (va >= vad_end)
 			break;
-		_Atomic uint64_t *q = ntmm__pt_lookup(p, va);
-		if (!q)
+		/* the cluster stays within the leaf table, where the next PTE
+		   is the next word (no walk) */
+		if (!(va & (NTMM__PT_LEAF_SPAN - 1)))
 			break;
+		_Atomic uint64_t *q = pte + i;
 		/* acquire: as the fault's own PTE load */
 		uint64_t o = atomic_load_explicit(q, memory_order_acquire);
 		if (!ntmm__pte_is_pagefile(o) ||
