@@ -71,12 +71,16 @@ static void precommit(ntmm_engine_t *e)
 /* ------------------------------------------------------- demand-zero */
 
 #define DZ_PAGES  (128u * 1024) /* committed per thread: 512 MiB */
-#define DZ_REFILL 8192u         /* Zeroed list refilled every this many faults */
+#define DZ_REFILL 8192u         /* Zeroed list refilled every this many faults per thread */
 
+/* The refill and recycle work runs with every thread paused at a barrier
+   (each thread runs the same iterations, so all reach each refill point),
+   so one thread's maintenance never overlaps another's timed faults. */
 typedef struct dz {
 	ntmm_engine_t *e;
 	ntmm_process_t *p;
 	uint64_t base[MAXT];
+	pthread_barrier_t bar;
 } dz_t;
 
 static void *dz_setup(int threads)
@@ -91,12 +95,14 @@ static void *dz_setup(int threads)
 		                  NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE))
 			abort();
 	prezero(c->e);
+	pthread_barrier_init(&c->bar, NULL, (unsigned)threads);
 	return c;
 }
 
 static void dz_teardown(void *ctx)
 {
 	dz_t *c = ctx;
+	pthread_barrier_destroy(&c->bar);
 	ntmm_process_destroy(c->p);
 	ntmm_thread_unregister(c->e);
 	ntmm_engine_destroy(c->e);
@@ -115,6 +121,7 @@ static void dz_run(ntmm_bench_state_t *st, void *ctx)
 	while (ntmm_bench_keep_running(st)) {
 		if (i % DZ_REFILL == 0 && i) {
 			ntmm_bench_pause(st);
+			pthread_barrier_wait(&c->bar);
 			if (i == DZ_PAGES) { /* region used up: decommit, recommit */
 				ntmm_free(c->p, base, DZ_PAGES * PG, NTMM_MEM_DECOMMIT);
 				uint64_t b = base;
@@ -122,7 +129,10 @@ static void dz_run(ntmm_bench_state_t *st, void *ctx)
 				              NTMM_PAGE_READWRITE);
 				i = 0;
 			}
-			prezero(c->e); /* what the zero page thread does meanwhile */
+			pthread_barrier_wait(&c->bar);
+			if (t == 0)
+				prezero(c->e); /* what the zero page thread does meanwhile */
+			pthread_barrier_wait(&c->bar);
 			ntmm_bench_resume(st);
 		}
 		char *h;

@@ -1,9 +1,9 @@
 /*
  * Cache-aware pushlock (engine/sync/cache_pushlock.h): slots on their own
  * cache lines, readers inside together, a writer excludes readers on every
- * slot, all-or-nothing try-exclusive, release by handle after a migration,
- * mutual exclusion under stress and a writer finishing under a reader
- * stream. Waits on other threads are bounded (synctest.h).
+ * slot and on `central`, all-or-nothing try-exclusive, release by handle
+ * after a migration, mutual exclusion under stress (readers leaving with
+ * and without membarrier) and a writer finishing under a reader stream. Waits on other threads are bounded (synctest.h).
  */
 #include "synctest.h"
 
@@ -28,22 +28,28 @@ static bool pin_to_cpu(int cpu)
 	return sched_setaffinity(0, sizeof(set), &set) == 0;
 }
 
-static void unpin(void)
+/* The first two CPUs this process may run on, in cpu[0..1]; returns how
+   many there are (up to 2). */
+static int two_allowed_cpus(int cpu[2])
 {
 	cpu_set_t set;
-	CPU_ZERO(&set);
-	for (unsigned c = 0; c < ncpus_conf() && c < CPU_SETSIZE; c++)
-		CPU_SET(c, &set);
-	sched_setaffinity(0, sizeof(set), &set);
+	int n = 0;
+	cpu[0] = cpu[1] = 0;
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return 0;
+	for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+		if (CPU_ISSET(c, &set))
+			cpu[n++] = c;
+	return n;
 }
 
-/* every slot free (none held in any mode) */
+/* nothing held: every slot free, no writer, `central` free */
 static bool all_slots_free(ntmm__cache_pushlock_t *c)
 {
 	for (unsigned i = 0; i < c->nslots; i++)
-		if (atomic_load(&c->slots[i].lock.value) != 0)
+		if (atomic_load(&c->slots[i].reader) != 0)
 			return false;
-	return true;
+	return atomic_load(&c->writer) == 0 && atomic_load(&c->central.value) == 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -71,9 +77,10 @@ static void each_slot_has_its_own_cache_line(void **state)
 {
 	ntmm__cache_pushlock_t c;
 	assert_int_equal(ntmm__cache_pushlock_init(&c, 8), 0);
-	assert_int_equal(sizeof(c.slots[0]), NTMM__CACHELINE);
+	/* a line each, and no two slots in one adjacent-line pair */
+	assert_true(sizeof(c.slots[0]) >= 2 * NTMM__CACHELINE);
 	for (unsigned i = 0; i < c.nslots; i++)
-		assert_int_equal((uintptr_t)&c.slots[i] % NTMM__CACHELINE, 0);
+		assert_int_equal((uintptr_t)&c.slots[i] % (2 * NTMM__CACHELINE), 0);
 	ntmm__cache_pushlock_destroy(&c);
 }
 
@@ -104,22 +111,29 @@ static void *pair_reader(void *p)
 
 static void readers_are_inside_together(void **state)
 {
-	bool two_cpus = ncpus_conf() >= 2;
+	int cpus[2];
+	bool two_cpus = two_allowed_cpus(cpus) == 2;
 	atomic_store(&test_failures, 0);
 	for (int round = 0; round < 10; round++) {
 		ntmm__cache_pushlock_t c;
 		assert_int_equal(ntmm__cache_pushlock_init(&c, 0), 0);
 		atomic_int inside[2] = {0, 0};
-		/* even rounds: both on one CPU (same slot); odd: two CPUs */
-		int cpu1 = (round % 2 && two_cpus) ? 1 : 0;
-		pair_t r[2] = {{&c, inside, 0, 0, false, 0}, {&c, inside, 1, cpu1, false, 0}};
+		/* even rounds: both on one CPU — one takes its slot, the other
+		   finds it busy and reads under `central`; odd: two CPUs, two
+		   slots */
+		int cpu1 = (round % 2 && two_cpus) ? cpus[1] : cpus[0];
+		pair_t r[2] = {{&c, inside, 0, cpus[0], false, 0}, {&c, inside, 1, cpu1, false, 0}};
 		run_threads(2, pair_reader, r, sizeof(r[0]));
 		assert_true(r[0].saw_other);
 		assert_true(r[1].saw_other);
-		if (round % 2 == 0)
-			assert_int_equal(r[0].slot, r[1].slot);
-		else if (two_cpus)
+		unsigned central = NTMM__CACHE_PUSHLOCK_CENTRAL;
+		if (round % 2 == 0 || !two_cpus) {
+			assert_true((r[0].slot == central) != (r[1].slot == central));
+		} else {
 			assert_int_not_equal(r[0].slot, r[1].slot); /* different lines */
+			assert_int_not_equal(r[0].slot, central);
+			assert_int_not_equal(r[1].slot, central);
+		}
 		assert_true(all_slots_free(&c));
 		ntmm__cache_pushlock_destroy(&c);
 	}
@@ -133,17 +147,22 @@ static void writer_excludes_readers_on_every_slot(void **state)
 	ntmm__cache_pushlock_t c;
 	assert_int_equal(ntmm__cache_pushlock_init(&c, 4), 0);
 	ntmm__cache_pushlock_acquire_exclusive(&c);
-	for (unsigned i = 0; i < c.nslots; i++)
-		assert_false(ntmm__pushlock_try_acquire_shared(&c.slots[i].lock));
+	assert_int_equal(atomic_load(&c.writer), 1);
 	unsigned s = 0;
 	assert_false(ntmm__cache_pushlock_try_acquire_shared(&c, &s));
+	/* a reader on a busy slot (white box: taken as if by a reader
+	   preempted inside) is refused by `central` too */
+	atomic_store(&c.slots[ntmm__cpu_current(c.nslots)].reader, 1);
+	assert_false(ntmm__cache_pushlock_try_acquire_shared(&c, &s));
+	atomic_store(&c.slots[ntmm__cpu_current(c.nslots)].reader, 0);
 	assert_false(ntmm__cache_pushlock_try_acquire_exclusive(&c));
+	for (unsigned i = 0; i < c.nslots; i++)
+		assert_int_equal(atomic_load(&c.slots[i].reader), 0); /* readers stepped back */
 	ntmm__cache_pushlock_release_exclusive(&c);
 	assert_true(all_slots_free(&c));
 
 	assert_true(ntmm__cache_pushlock_try_acquire_exclusive(&c));
-	for (unsigned i = 0; i < c.nslots; i++)
-		assert_true(ntmm__pushlock_is_locked(&c.slots[i].lock));
+	assert_false(ntmm__cache_pushlock_try_acquire_shared(&c, &s));
 	ntmm__cache_pushlock_release_exclusive(&c);
 	assert_true(all_slots_free(&c));
 	ntmm__cache_pushlock_destroy(&c);
@@ -156,12 +175,16 @@ static void reader_on_any_slot_keeps_writers_out(void **state)
 	ntmm__cache_pushlock_t c;
 	assert_int_equal(ntmm__cache_pushlock_init(&c, 4), 0);
 	for (unsigned held = 0; held < c.nslots; held++) {
-		/* white box: hold slot `held` shared as a reader there would */
-		ntmm__pushlock_acquire_shared(&c.slots[held].lock);
+		/* white box: hold slot `held` as a reader on that CPU would */
+		uint32_t zero = 0;
+		assert_true(atomic_compare_exchange_strong(&c.slots[held].reader, &zero, 1));
 		assert_false(ntmm__cache_pushlock_try_acquire_exclusive(&c));
+		/* the failed try left nothing behind */
+		assert_int_equal(atomic_load(&c.writer), 0);
+		assert_int_equal(atomic_load(&c.central.value), 0);
 		for (unsigned i = 0; i < c.nslots; i++)
 			if (i != held)
-				assert_int_equal(atomic_load(&c.slots[i].lock.value), 0);
+				assert_int_equal(atomic_load(&c.slots[i].reader), 0);
 		unsigned s = 0;
 		assert_true(ntmm__cache_pushlock_try_acquire_shared(&c, &s)); /* readers share */
 		ntmm__cache_pushlock_release_shared(&c, s);
@@ -197,8 +220,8 @@ static void writer_waits_for_a_reader_then_gets_in(void **state)
 	writer_arg_t w = {.c = &c, .reader_holding = &holding};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, blocked_writer, &w), 0);
-	/* the writer queues on our slot (after taking the ones before it) */
-	assert_true(WAIT_UNTIL(ntmm__pushlock_has_waiters(&c.slots[s].lock)));
+	/* the writer has announced itself and waits for our slot */
+	assert_true(WAIT_UNTIL(atomic_load(&c.writer) == 1));
 	assert_false(atomic_load(&w.inside));
 	atomic_store(&holding, 0);
 	ntmm__cache_pushlock_release_shared(&c, s);
@@ -212,17 +235,19 @@ static void writer_waits_for_a_reader_then_gets_in(void **state)
 /* The handle, not the CPU at release time, names the slot to release. */
 static void release_uses_the_handle_after_a_migration(void **state)
 {
-	if (ncpus_conf() < 2)
+	int cpus[2];
+	cpu_set_t saved;
+	if (two_allowed_cpus(cpus) < 2 || sched_getaffinity(0, sizeof(saved), &saved) != 0)
 		skip();
 	ntmm__cache_pushlock_t c;
 	assert_int_equal(ntmm__cache_pushlock_init(&c, 0), 0);
-	assert_true(pin_to_cpu(0));
+	assert_true(pin_to_cpu(cpus[0]));
 	unsigned s = ntmm__cache_pushlock_acquire_shared(&c);
-	assert_int_equal(s, 0);
-	assert_true(pin_to_cpu(1));
-	assert_int_equal(ntmm__cpu_current(c.nslots), 1);
-	ntmm__cache_pushlock_release_shared(&c, s);
-	unpin();
+	assert_int_equal(s, (unsigned)cpus[0] % c.nslots);
+	assert_true(pin_to_cpu(cpus[1]));
+	assert_int_equal(ntmm__cpu_current(c.nslots), (unsigned)cpus[1] % c.nslots);
+	ntmm__cache_pushlock_release_shared(&c, s); /* from the other CPU */
+	assert_int_equal(sched_setaffinity(0, sizeof(saved), &saved), 0);
 	assert_true(all_slots_free(&c));
 	ntmm__cache_pushlock_destroy(&c);
 }
@@ -290,10 +315,15 @@ static void *stress_worker(void *p)
 	return NULL;
 }
 
-static void exclusive_sections_exclude_everyone_under_stress(void **state)
+static void stress(bool with_membarrier)
 {
 	guarded_t g = {0};
 	assert_int_equal(ntmm__cache_pushlock_init(&g.c, 3), 0);
+	if (with_membarrier && !g.c.asymmetric) {
+		ntmm__cache_pushlock_destroy(&g.c);
+		skip(); /* this kernel has no private expedited membarrier */
+	}
+	g.c.asymmetric = with_membarrier; /* white box: choose how readers leave */
 	worker_t w[THREADS];
 	for (int i = 0; i < THREADS; i++)
 		w[i] = (worker_t){&g, scaled(100000), 0x2545f4914f6cdd1dull * (i + 3), 0};
@@ -309,6 +339,18 @@ static void exclusive_sections_exclude_everyone_under_stress(void **state)
 	assert_int_equal(g.b, writes);
 	assert_true(all_slots_free(&g.c));
 	ntmm__cache_pushlock_destroy(&g.c);
+}
+
+/* Readers leave with a plain store; writers use membarrier. */
+static void exclusive_sections_exclude_everyone_under_stress(void **state)
+{
+	stress(true);
+}
+
+/* Readers leave with a fenced exchange (kernels without membarrier). */
+static void exclusive_sections_exclude_everyone_without_membarrier(void **state)
+{
+	stress(false);
 }
 
 /* ------------------------------------------------------------------ */
@@ -380,6 +422,7 @@ int main(void)
 	    cmocka_unit_test(writer_waits_for_a_reader_then_gets_in),
 	    cmocka_unit_test(release_uses_the_handle_after_a_migration),
 	    cmocka_unit_test(exclusive_sections_exclude_everyone_under_stress),
+	    cmocka_unit_test(exclusive_sections_exclude_everyone_without_membarrier),
 	    cmocka_unit_test(writer_finishes_under_a_stream_of_readers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,6 +4,8 @@
    Every test ends with the audit. */
 #include "virt_testutil.h"
 
+#include "engine.h"
+
 #include <sched.h>
 
 #define NPROC    3
@@ -309,12 +311,134 @@ static void address_space_changes_race_with_faults(void **s)
 	virt_engine_done(c.e);
 }
 
+/* The working-set manager pass runs over every process while processes
+   come and go and fault. */
+typedef struct mgr {
+	ntmm_engine_t *e;
+	atomic_int running;
+} mgr_t;
+
+static void *mgr_churn(void *arg)
+{
+	mgr_t *m = arg;
+	ntmm_thread_register(m->e);
+	for (int r = 0; r < scaled(60); r++) {
+		ntmm_process_t *p;
+		WORKER_CHECK(ntmm_process_create(m->e, &p) == 0);
+		WORKER_CHECK(ntmm_ws_set_limits(p, 4, 16) == 0);
+		uint64_t a = 0;
+		WORKER_CHECK(ntmm_allocate(p, &a, 64 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT,
+		                           NTMM_PAGE_READWRITE) == 0);
+		for (int k = 0; k < 64; k++) {
+			uint32_t v = (uint32_t)(r * 64 + k);
+			WORKER_CHECK(ntmm_write(p, a + (uint64_t)k * PG, &v, 4) == 0);
+		}
+		for (int k = 0; k < 64; k++) {
+			uint32_t v = 0;
+			WORKER_CHECK(ntmm_read(p, a + (uint64_t)k * PG, &v, 4) == 0);
+			WORKER_CHECK(v == (uint32_t)(r * 64 + k));
+		}
+		WORKER_CHECK(ntmm_process_destroy(p) == 0);
+	}
+	atomic_fetch_sub(&m->running, 1);
+	ntmm_thread_unregister(m->e);
+	return NULL;
+}
+
+static void *mgr_loop(void *arg)
+{
+	mgr_t *m = arg;
+	ntmm_thread_register(m->e);
+	unsigned passes = 0;
+	while (atomic_load(&m->running) > 0)
+		ntmm__virt_ws_manager_pass(m->e,
+		                           (++passes & 1) != 0); /* with and without pressure */
+	ntmm_thread_unregister(m->e);
+	return NULL;
+}
+
+static void ws_manager_pass_races_with_process_churn(void **s)
+{
+	mgr_t m = {virt_engine(16 * MiB, 0), 3};
+	pthread_t t[4];
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, mgr_churn, &m), 0);
+	assert_int_equal(pthread_create(&t[3], NULL, mgr_loop, &m), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(atomic_load(&test_failures), 0);
+	virt_engine_done(m.e);
+}
+
+/* Many threads hit the same guard pages at once: per page exactly one gets
+   NTMM_EGUARD (the one that cleared the guard), the others the page. */
+#define GPAGES 64
+
+typedef struct guard {
+	ntmm_engine_t *e;
+	ntmm_process_t *p;
+	uint64_t base;
+	atomic_int hits[GPAGES];
+	pthread_barrier_t go;
+} guard_t;
+
+static void *guard_worker(void *arg)
+{
+	guard_t *g = arg;
+	ntmm_thread_register(g->e);
+	pthread_barrier_wait(&g->go);
+	for (int i = 0; i < GPAGES; i++) {
+		void *h;
+		ntmm_access_begin(g->e);
+		int err = ntmm_translate(g->p, g->base + (uint64_t)i * PG, NTMM_ACCESS_WRITE, &h);
+		ntmm_access_end(g->e);
+		if (err == NTMM_EGUARD)
+			atomic_fetch_add(&g->hits[i], 1);
+		else
+			WORKER_CHECK(err == 0);
+	}
+	ntmm_thread_unregister(g->e);
+	return NULL;
+}
+
+static void guard_pages_report_once_under_concurrency(void **s)
+{
+	static guard_t g;
+	g.e = virt_engine(16 * MiB, 0);
+	g.p = virt_process(g.e);
+	g.base = 0;
+	assert_int_equal(ntmm_allocate(g.p, &g.base, GPAGES * PG,
+	                               NTMM_MEM_RESERVE | NTMM_MEM_COMMIT,
+	                               NTMM_PAGE_READWRITE | NTMM_PAGE_GUARD),
+	                 0);
+	for (int i = 0; i < GPAGES; i++)
+		atomic_store(&g.hits[i], 0);
+	pthread_barrier_init(&g.go, NULL, CTHREADS);
+	pthread_t t[CTHREADS];
+	for (int i = 0; i < CTHREADS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, guard_worker, &g), 0);
+	for (int i = 0; i < CTHREADS; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&g.go);
+	assert_int_equal(atomic_load(&test_failures), 0);
+	for (int i = 0; i < GPAGES; i++)
+		assert_int_equal(atomic_load(&g.hits[i]), 1);
+	ntmm_region_info_t q;
+	assert_int_equal(ntmm_query(g.p, g.base, &q), 0);
+	assert_int_equal(q.prot, NTMM_PAGE_READWRITE);
+	assert_int_equal(q.size, GPAGES * PG);
+	assert_int_equal(ntmm_process_destroy(g.p), 0);
+	virt_engine_done(g.e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(many_threads_and_processes_keep_their_data_under_trimming),
 	    cmocka_unit_test(collided_faults_resolve_once_without_leaking),
 	    cmocka_unit_test(address_space_changes_race_with_faults),
+	    cmocka_unit_test(ws_manager_pass_races_with_process_churn),
+	    cmocka_unit_test(guard_pages_report_once_under_concurrency),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

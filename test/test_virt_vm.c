@@ -3,6 +3,8 @@
    every bad input the issue lists, each its own test. */
 #include "virt_testutil.h"
 
+#include "engine.h"
+
 static ntmm_engine_t *E;
 static ntmm_process_t *P;
 
@@ -510,6 +512,31 @@ static void commit_past_the_limit_is_ecommit_and_changes_nothing(void **s)
 	assert_int_equal(st.commit_pages, 0);
 }
 
+static void pagefile_part_of_the_limit_moves_and_never_below_the_charge(void **s)
+{
+	uint64_t frames = 16 * MiB / PG;
+	uint64_t a = 0;
+	assert_int_equal(ntmm_allocate(P, &a, frames * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT,
+	                               NTMM_PAGE_READWRITE),
+	                 0);
+	uint64_t b = 0;
+	assert_int_equal(
+	    ntmm_allocate(P, &b, 100 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
+	    NTMM_ECOMMIT);
+	assert_int_equal(ntmm__commit_set_pagefile_limit(E, 1000), 0); /* a paging file came */
+	assert_int_equal(STAT(E, commit_limit_pages), frames + 1000);
+	assert_int_equal(
+	    ntmm_allocate(P, &b, 100 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
+	    0);
+	/* it cannot go while its space is committed */
+	assert_int_equal(ntmm__commit_set_pagefile_limit(E, 0), NTMM_ECOMMIT);
+	assert_int_equal(STAT(E, commit_limit_pages), frames + 1000);
+	assert_int_equal(ntmm_free(P, b, 0, NTMM_MEM_RELEASE), 0);
+	assert_int_equal(ntmm__commit_set_pagefile_limit(E, 0), 0);
+	assert_int_equal(ntmm_free(P, a, 0, NTMM_MEM_RELEASE), 0);
+	assert_int_equal(ntmm_audit(E), 0);
+}
+
 static void bad_limits_and_null_outputs_are_einval(void **s)
 {
 	assert_int_equal(ntmm_ws_set_limits(P, 0, 10), NTMM_EINVAL);
@@ -565,6 +592,8 @@ int main(void)
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(bad_limits_and_null_outputs_are_einval, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        pagefile_part_of_the_limit_moves_and_never_below_the_charge, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,7 +14,10 @@ typedef struct ntmm__backoff {
 	unsigned total; /* pauses so far */
 } ntmm__backoff_t;
 
-#define NTMM__BACKOFF_INIT {1, 0}
+#define NTMM__BACKOFF_INIT \
+	{                  \
+		1, 0       \
+	}
 /* about the 1024 spins NTMM-REFERENCE.md §5 gives for a multiprocessor */
 #define NTMM__BACKOFF_SPIN_LIMIT 1024u
 

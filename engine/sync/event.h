@@ -45,12 +45,12 @@ typedef struct ntmm__gate {
 } ntmm__gate_t;
 
 #define NTMM__GATE_CLOSED 0u
-#define NTMM__GATE_OPEN 1u
+#define NTMM__GATE_OPEN   1u
 
 static inline void ntmm__gate_init(ntmm__gate_t *g, bool open)
 {
 	atomic_store_explicit(&g->state, open ? NTMM__GATE_OPEN : NTMM__GATE_CLOSED,
-			      memory_order_relaxed);
+	                      memory_order_relaxed);
 }
 static inline bool ntmm__gate_is_open(ntmm__gate_t *g)
 {

@@ -222,6 +222,47 @@ static inline void ntmm__pushlock_release_shared(ntmm__pushlock_t *pl)
 	ntmm__pushlock_release_shared_slow(pl);
 }
 
+/*
+ * acquire_shared / release_shared for a word that is rarely shared by
+ * several threads at once (a cache-aware pushlock's per-CPU slot): the
+ * first CAS guesses the likely value ("free", "the only sharer") instead of
+ * loading first, which saves the load and its dependency on the CAS. A
+ * wrong guess costs a second CAS with the value the first one returned.
+ * Same contracts and orders as the plain functions.
+ */
+static inline void ntmm__pushlock_acquire_shared_mostly_free(ntmm__pushlock_t *pl)
+{
+	uintptr_t old = 0;
+	/* acquire: as in ntmm__pushlock_acquire_shared */
+	if (ntmm__likely(atomic_compare_exchange_strong_explicit(
+	        &pl->value, &old, NTMM__PL_LOCKED + NTMM__PL_SHARE, memory_order_acquire,
+	        memory_order_relaxed)))
+		return;
+	while (ntmm__pushlock_shared_can_enter(old)) {
+		if (atomic_compare_exchange_weak_explicit(
+		        &pl->value, &old, ntmm__pushlock_one_sharer_more(old), memory_order_acquire,
+		        memory_order_relaxed))
+			return;
+	}
+	ntmm__pushlock_acquire_shared_slow(pl);
+}
+
+static inline void ntmm__pushlock_release_shared_mostly_free(ntmm__pushlock_t *pl)
+{
+	uintptr_t old = NTMM__PL_LOCKED + NTMM__PL_SHARE;
+	/* release: as in ntmm__pushlock_release_shared */
+	if (ntmm__likely(atomic_compare_exchange_strong_explicit(
+	        &pl->value, &old, 0, memory_order_release, memory_order_relaxed)))
+		return;
+	while (!(old & NTMM__PL_WAITING)) {
+		if (atomic_compare_exchange_weak_explicit(
+		        &pl->value, &old, ntmm__pushlock_one_sharer_less(old), memory_order_release,
+		        memory_order_relaxed))
+			return;
+	}
+	ntmm__pushlock_release_shared_slow(pl);
+}
+
 /* Exclusive → shared without releasing (always succeeds; waiting readers
    that can now enter are woken). */
 static inline void ntmm__pushlock_downgrade(ntmm__pushlock_t *pl)

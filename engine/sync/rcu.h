@@ -25,8 +25,9 @@
 #ifdef NTMM_TSAN
 /* liburcu is not instrumented, so TSan cannot see that a grace period
    orders every earlier read-side section before what follows it. Tell it:
-   each read-side unlock (and each call_rcu) releases a token, the end of a grace period (and
-   each call_rcu callback, via ntmm__rcu_tsan_after_gp) acquires it. */
+   each read-side unlock (and each call_rcu) releases a token; the end of a
+   grace period (and each call_rcu callback, via ntmm__rcu_tsan_after_gp)
+   acquires it. */
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
 extern char ntmm__rcu_tsan_token;

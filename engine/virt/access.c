@@ -11,6 +11,7 @@
  */
 #include "virt/virt.h"
 #include "engine.h"
+#include "virt/frame.h"
 #include "virt/tlb.h"
 
 #include <stdlib.h>
@@ -35,7 +36,7 @@ static inline void tlb_fill(ntmm_process_t *p, uint64_t va, uint64_t pte)
 	uint64_t wd = NTMM__PTE_WRITE | NTMM__PTE_DIRTY;
 	en->page = va & ~(uint64_t)(NTMM_PAGE_SIZE - 1);
 	en->p = p;
-	en->host = (uintptr_t)ntmm__pfn_host(p->e, ntmm__pte_pfn(pte)) | ((pte & wd) == wd);
+	en->host = (uintptr_t)ntmm__vframe(p->e, ntmm__pte_pfn(pte)) | ((pte & wd) == wd);
 	en->gen = t->gen;
 }
 
@@ -61,7 +62,7 @@ static inline bool translate_fast(ntmm_process_t *p, uint64_t va, bool write, vo
 		        pte, &old, old | flags, memory_order_acquire, memory_order_acquire))
 			break;
 	}
-	*host = (char *)ntmm__pfn_host(p->e, ntmm__pte_pfn(old)) + (va & (NTMM_PAGE_SIZE - 1));
+	*host = (char *)ntmm__vframe(p->e, ntmm__pte_pfn(old)) + (va & (NTMM_PAGE_SIZE - 1));
 	tlb_fill(p, va, old | flags);
 	return true;
 }
@@ -221,7 +222,7 @@ void *ntmm_pin_page(const ntmm_pin_t *pin, size_t index)
 {
 	if (!pin || index >= pin->npages)
 		return NULL;
-	return ntmm__pfn_host(pin->e, pin->pfns[index]);
+	return ntmm__vframe(pin->e, pin->pfns[index]);
 }
 
 void ntmm_unpin(ntmm_pin_t *pin)

@@ -36,6 +36,7 @@
  */
 #include "virt/virt.h"
 #include "engine.h"
+#include "virt/frame.h"
 #include "sync/backoff.h"
 #include "sync/cpu.h"
 #include "sync/cpu.h"
@@ -137,7 +138,7 @@ static int hard_begin(ntmm_process_t *p, uint64_t page, uint64_t vad_end, _Atomi
    succeeded. Returns 0 (the faulting page is valid), FAULT_RETRY (torn
    down meanwhile: dispatch again), NTMM_EIO, or NTMM_ENOMEM (working-set
    list full: the page went to Standby; compact and retry). */
-static int hard_finish(ntmm_process_t *p, fault_ctx_t *c, bool ok)
+static int hard_finish(ntmm_process_t *p, unsigned cpu, fault_ctx_t *c, bool ok)
 {
 	ntmm_engine_t *e = p->e;
 	int ret = 0;
@@ -158,7 +159,7 @@ static int hard_finish(ntmm_process_t *p, fault_ctx_t *c, bool ok)
 			continue;
 		}
 		uint32_t slot = 0;
-		bool mine = i == 0 && ntmm__wsl_reserve(p, &slot) == 0;
+		bool mine = i == 0 && ntmm__wsl_reserve(p, cpu, &slot) == 0;
 		if (i == 0 && !mine)
 			ret = NTMM_ENOMEM;
 		if (ntmm__page_read_done(e, pfn, true)) {
@@ -193,7 +194,7 @@ static int hard_finish(ntmm_process_t *p, fault_ctx_t *c, bool ok)
 		    pte, &tr, want, memory_order_release, memory_order_relaxed);
 		ntmm__assert(won);
 		(void)won;
-		ntmm__wsl_fill(p, slot, c->page);
+		ntmm__wsl_fill(p, cpu, slot, c->page);
 	}
 	for (unsigned i = 0; i < c->n; i++)
 		ntmm__inpage_wake(e, c->pfn[i]);
@@ -244,7 +245,7 @@ static int access_violation(ntmm_process_t *p, uint64_t va, const char *why)
 }
 
 /* One dispatch under ws_lock shared. */
-static int dispatch(ntmm_process_t *p, uint64_t va, bool write, fault_ctx_t *c)
+static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write, fault_ctx_t *c)
 {
 	ntmm_engine_t *e = p->e;
 	uint64_t page = va & ~(uint64_t)(NTMM_PAGE_SIZE - 1);
@@ -318,7 +319,7 @@ static int dispatch(ntmm_process_t *p, uint64_t va, bool write, fault_ctx_t *c)
 		}
 
 		uint32_t slot;
-		if (ntmm__wsl_reserve(p, &slot))
+		if (ntmm__wsl_reserve(p, cpu, &slot))
 			return ntmm__error(NTMM_ENOMEM, "working set full (%u pages)",
 			                   NTMM__WSL_CAPACITY);
 
@@ -349,7 +350,7 @@ static int dispatch(ntmm_process_t *p, uint64_t va, bool write, fault_ctx_t *c)
 			    pte, &old, want, memory_order_release, memory_order_relaxed);
 			ntmm__assert(ok);
 			(void)ok;
-			ntmm__wsl_fill(p, slot, page);
+			ntmm__wsl_fill(p, cpu, slot, page);
 			NTMM__STAT_ADD(&e->stats, soft_faults, 1);
 			if (collided)
 				NTMM__STAT_ADD(&e->stats, collided_faults, 1);
@@ -370,9 +371,9 @@ static int dispatch(ntmm_process_t *p, uint64_t va, bool write, fault_ctx_t *c)
 		/* the zeroed frame is cold (non-temporal zeroing) and the caller is
 		   about to touch it: start that line's fetch now, overlapped with
 		   the rest of the fault */
-		__builtin_prefetch((char *)ntmm__pfn_host(e, pfn) + (va & (NTMM_PAGE_SIZE - 1)), 1,
+		__builtin_prefetch((char *)ntmm__vframe(e, pfn) + (va & (NTMM_PAGE_SIZE - 1)), 1,
 		                   3);
-		ntmm__pfn_entry_t *pe = ntmm__pfn(e, pfn);
+		ntmm__pfn_entry_t *pe = ntmm__vpfn(e, pfn);
 		atomic_store_explicit(&pe->pte, pte_addr, memory_order_relaxed);
 		atomic_store_explicit(&pe->original_pte,
 		                      ntmm__pte_make_demand_zero(ntmm__mmprot_from_page(prot)),
@@ -384,7 +385,7 @@ static int dispatch(ntmm_process_t *p, uint64_t va, bool write, fault_ctx_t *c)
 		                                            memory_order_relaxed)) {
 			if (old == 0)
 				ntmm__pt_note_fill(p, pte);
-			ntmm__wsl_fill(p, slot, page);
+			ntmm__wsl_fill(p, cpu, slot, page);
 			NTMM__STAT_ADD(&e->stats, demand_zero_faults, 1);
 			if (collided)
 				NTMM__STAT_ADD(&e->stats, collided_faults, 1);
@@ -408,8 +409,8 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 	ntmm_engine_t *e = p->e;
 	uint64_t page = va & ~(uint64_t)(NTMM_PAGE_SIZE - 1);
 	bool write = access == NTMM_ACCESS_WRITE;
-	atomic_fetch_add_explicit(&p->cpu[ntmm__cpu_current(p->ncpu)].page_faults, 1,
-	                          memory_order_relaxed);
+	unsigned cpu = ntmm__cpu_current(p->ncpu); /* a hint: migration only costs sharing */
+	atomic_fetch_add_explicit(&p->cpu[cpu].page_faults, 1, memory_order_relaxed);
 	NTMM__STAT_ADD(&e->stats, page_faults, 1);
 	bool compacted = false, waited = false;
 	unsigned noframe = 0;
@@ -422,7 +423,7 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 	c.page = page;
 	for (;;) {
 		unsigned slot = ntmm__ws_lock_shared(p);
-		int r = dispatch(p, va, write, &c);
+		int r = dispatch(p, cpu, va, write, &c);
 		ntmm__ws_unlock_shared(p, slot);
 		if (r == FAULT_HARD) {
 			void *pages[NTMM__HARD_CLUSTER];
@@ -430,7 +431,7 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 				pages[i] = ntmm__pfn_host(e, c.pfn[i]);
 			bool ok = ntmm__pagefile_read(&e->io, c.loc, pages, c.n) == 0;
 			slot = ntmm__ws_lock_shared(p);
-			r = hard_finish(p, &c, ok);
+			r = hard_finish(p, cpu, &c, ok);
 			ntmm__ws_unlock_shared(p, slot);
 			if (r == FAULT_RETRY)
 				continue;

@@ -18,17 +18,18 @@
  */
 #include "virt/virt.h"
 #include "engine.h"
+#include "virt/frame.h"
 #include "sync/backoff.h"
 
 #include <stdlib.h>
 
 static inline _Atomic uint64_t *table_of(ntmm_engine_t *e, ntmm__pfn_t pfn)
 {
-	return (_Atomic uint64_t *)ntmm__pfn_host(e, pfn);
+	return (_Atomic uint64_t *)ntmm__vframe(e, pfn);
 }
 static inline _Atomic uint64_t *used_of(ntmm_engine_t *e, ntmm__pfn_t pfn)
 {
-	return &ntmm__pfn(e, pfn)->original_pte;
+	return &ntmm__vpfn(e, pfn)->original_pte;
 }
 
 _Atomic uint64_t *ntmm__pt_lookup(ntmm_process_t *p, uint64_t va)
@@ -61,7 +62,7 @@ int ntmm__pt_ensure(ntmm_process_t *p, uint64_t va, _Atomic uint64_t **out)
 			                     (uint32_t)(va >> (NTMM__PAGE_SHIFT + 9 * lvl)), &pfn);
 			if (err)
 				return ntmm__error(err, "no frame for a page-table page");
-			ntmm__pfn_entry_t *pe = ntmm__pfn(e, pfn);
+			ntmm__pfn_entry_t *pe = ntmm__vpfn(e, pfn);
 			atomic_store_explicit(&pe->pte, (uint64_t)(uintptr_t)slot,
 			                      memory_order_relaxed);
 			atomic_store_explicit(&pe->original_pte, 0, memory_order_relaxed);
@@ -92,7 +93,7 @@ int ntmm__pt_ensure(ntmm_process_t *p, uint64_t va, _Atomic uint64_t **out)
 
 void ntmm__pt_note_fill(ntmm_process_t *p, _Atomic uint64_t *pte)
 {
-	ntmm__pfn_t tpfn = ntmm__host_pfn(p->e, (const void *)pte);
+	ntmm__pfn_t tpfn = ntmm__vframe_pfn(p->e, (const void *)pte);
 	atomic_fetch_add_explicit(used_of(p->e, tpfn), 1, memory_order_relaxed);
 }
 
@@ -191,7 +192,7 @@ void ntmm__pt_walk(ntmm_process_t *p, uint64_t start, uint64_t end, ntmm__pte_vi
 /* Drops the used count of the table holding a leaf PTE just zeroed. */
 static void leaf_cleared(ntmm_process_t *p, _Atomic uint64_t *pte)
 {
-	ntmm__pfn_t tpfn = ntmm__host_pfn(p->e, (const void *)pte);
+	ntmm__pfn_t tpfn = ntmm__vframe_pfn(p->e, (const void *)pte);
 	atomic_fetch_sub_explicit(used_of(p->e, tpfn), 1, memory_order_relaxed);
 }
 
@@ -317,7 +318,7 @@ static void audit_table(ntmm_process_t *p, audit_t *a, ntmm__pfn_t tpfn, int lvl
 {
 	ntmm_engine_t *e = p->e;
 	_Atomic uint64_t *t = table_of(e, tpfn);
-	uint64_t st = atomic_load_explicit(&ntmm__pfn(e, tpfn)->state, memory_order_acquire);
+	uint64_t st = atomic_load_explicit(&ntmm__vpfn(e, tpfn)->state, memory_order_acquire);
 	if (ntmm__pfn_loc(st) != NTMM__LOC_ACTIVE)
 		AUDIT_FAIL(a, "process %u: table page %u is not ACTIVE (loc %u)\n", p->id, tpfn,
 		           ntmm__pfn_loc(st));
@@ -340,7 +341,7 @@ static void audit_table(ntmm_process_t *p, audit_t *a, ntmm__pfn_t tpfn, int lvl
 		}
 		if (ntmm__pte_is_valid(ent)) {
 			ntmm__pfn_t pfn = ntmm__pte_pfn(ent);
-			ntmm__pfn_entry_t *pe = ntmm__pfn(e, pfn);
+			ntmm__pfn_entry_t *pe = ntmm__vpfn(e, pfn);
 			uint64_t s = atomic_load_explicit(&pe->state, memory_order_acquire);
 			a->valid++;
 			if (ntmm__pfn_loc(s) != NTMM__LOC_ACTIVE || ntmm__pfn_shares(s) != 1)
@@ -362,7 +363,7 @@ static void audit_table(ntmm_process_t *p, audit_t *a, ntmm__pfn_t tpfn, int lvl
 				           p->id, (unsigned long long)va, wsi);
 		} else if (ntmm__pte_is_transition(ent)) {
 			ntmm__pfn_t pfn = ntmm__pte_pfn(ent);
-			ntmm__pfn_entry_t *pe = ntmm__pfn(e, pfn);
+			ntmm__pfn_entry_t *pe = ntmm__vpfn(e, pfn);
 			uint64_t s = atomic_load_explicit(&pe->state, memory_order_acquire);
 			unsigned loc = ntmm__pfn_loc(s);
 			if (loc != NTMM__LOC_STANDBY && loc != NTMM__LOC_MODIFIED &&

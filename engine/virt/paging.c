@@ -87,17 +87,3 @@ void ntmm__paging_wait_avail(ntmm_engine_t *e, int64_t timeout_ns)
 	ntmm__paging_wake_writer(e);
 	ntmm__event_wait(ev, key, timeout_ns);
 }
-
-uint64_t ntmm__commit_limit(ntmm_engine_t *e)
-{
-	uint64_t size, max;
-	ntmm__pagefile_totals(&e->io, &size, &max);
-	return e->cfg.physical_bytes / NTMM_PAGE_SIZE + size;
-}
-
-uint64_t ntmm__commit_limit_max(ntmm_engine_t *e)
-{
-	uint64_t size, max;
-	ntmm__pagefile_totals(&e->io, &size, &max);
-	return e->cfg.physical_bytes / NTMM_PAGE_SIZE + max;
-}

@@ -1,10 +1,10 @@
 /*
  * Demand paging glue of the virtual layer (issue 5): who owns a
  * paging-file slot, the waits of collided faults on pages in I/O, the
- * wake-ups between faults, the allocator and the modified page writer, and
- * the commit limit over frames + paging-file space. Implemented in
- * paging.c; the hard fault itself is in fault.c, the writer's loop in
- * threads/modified_writer.c.
+ * wake-ups between faults, the allocator and the modified page writer.
+ * Implemented in paging.c; the hard fault itself is in fault.c, the commit
+ * limit over frames + paging-file space obtained in commit.c, the writer's
+ * loop in threads/modified_writer.c.
  *
  * Ownership of a paging-file slot (exactly one owner, so no slot leaks):
  *   - a pagefile PTE (not resident) owns the slot it names; whoever
@@ -77,9 +77,8 @@ void ntmm__paging_wake_writer(ntmm_engine_t *e);
    finished a batch or timeout_ns passes. */
 void ntmm__paging_wait_avail(ntmm_engine_t *e, int64_t timeout_ns);
 
-/* Commit limit now: frames in the pool + paging-file slots actually
-   obtained; and at maximum (every file grown to its maximum). Pages. */
-uint64_t ntmm__commit_limit(ntmm_engine_t *e);
+/* commit.c: the commit limit at maximum (every paging file grown to its
+   maximum), in pages; the limit now is ntmm__commit_limit (virt.h). */
 uint64_t ntmm__commit_limit_max(ntmm_engine_t *e);
 
 /* The calling thread's last fault kind (ntmm_last_fault_kind). */

@@ -8,6 +8,7 @@
  */
 #include "virt/virt.h"
 #include "engine.h"
+#include "virt/frame.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -48,10 +49,10 @@ int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out)
 		free(p);
 		return ntmm__error(err, "no frame for the top-level page table");
 	}
-	ntmm__pfn_entry_t *pe = ntmm__pfn(e, p->root);
+	ntmm__pfn_entry_t *pe = ntmm__vpfn(e, p->root);
 	atomic_store_explicit(&pe->pte, 0, memory_order_relaxed);
 	atomic_store_explicit(&pe->original_pte, 0, memory_order_relaxed); /* used entries */
-	p->root_host = ntmm__pfn_host(e, p->root);
+	p->root_host = ntmm__vframe(e, p->root);
 	pthread_mutex_init(&p->trim_lock, NULL);
 	ntmm__pushlock_init(&p->as_lock);
 	p->ncpu = e->ncpus;
@@ -66,6 +67,8 @@ int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out)
 	}
 	memset(p->cpu, 0, sizeof(*p->cpu) * p->ncpu);
 	ntmm__wsl_init(&p->wsl, e->cfg.ws_min_pages, e->cfg.ws_max_pages);
+	atomic_store_explicit(&p->users, 0, memory_order_relaxed);
+	ntmm__event_init(&p->users_done);
 
 	pthread_mutex_lock(&e->virt.lock);
 	p->id = ++e->virt.next_id;
@@ -113,6 +116,19 @@ static void process_teardown(ntmm_process_t *p)
 	free(p);
 }
 
+/* Waits until no engine-wide pass works on p any more (p is unlinked, so
+   none can start). */
+static void wait_for_users(ntmm_process_t *p)
+{
+	for (;;) {
+		uint32_t key = ntmm__event_prepare(&p->users_done);
+		/* acquire: pairs with the release decrement of the last user */
+		if (atomic_load_explicit(&p->users, memory_order_acquire) == 0)
+			return;
+		ntmm__event_wait(&p->users_done, key, -1);
+	}
+}
+
 int ntmm_process_destroy(ntmm_process_t *p)
 {
 	int err = ntmm__process_check(p);
@@ -125,8 +141,35 @@ int ntmm_process_destroy(ntmm_process_t *p)
 	cds_list_del(&p->link);
 	e->virt.nprocesses--;
 	pthread_mutex_unlock(&e->virt.lock);
+	wait_for_users(p);
 	process_teardown(p);
 	return 0;
+}
+
+size_t ntmm__virt_ws_manager_pass(ntmm_engine_t *e, bool pressure)
+{
+	ntmm__virt_t *v = &e->virt;
+	size_t n = 0, trimmed = 0;
+	pthread_mutex_lock(&v->lock);
+	ntmm_process_t **list = malloc(sizeof(*list) * (v->nprocesses ? v->nprocesses : 1));
+	ntmm_process_t *p;
+	if (list)
+		cds_list_for_each_entry(p, &v->processes, link)
+		{
+			/* relaxed: the list lock orders it against destroy's unlink */
+			atomic_fetch_add_explicit(&p->users, 1, memory_order_relaxed);
+			list[n++] = p;
+		}
+	pthread_mutex_unlock(&v->lock);
+	for (size_t i = 0; i < n; i++) {
+		trimmed += ntmm__ws_manage(list[i], pressure);
+		/* release: our work on the process happens before destroy's
+		   teardown (it loads users with acquire) */
+		if (atomic_fetch_sub_explicit(&list[i]->users, 1, memory_order_release) == 1)
+			ntmm__event_signal(&list[i]->users_done);
+	}
+	free(list);
+	return trimmed;
 }
 
 int ntmm_process_info(ntmm_process_t *p, ntmm_process_info_t *out)
@@ -175,6 +218,12 @@ int ntmm__virt_init(ntmm_engine_t *e)
 	v->nprocesses = 0;
 	v->next_id = 0;
 	atomic_store_explicit(&v->commit_pages, 0, memory_order_relaxed);
+	v->frame_limit = e->cfg.physical_bytes / NTMM_PAGE_SIZE;
+	/* the paging-file space obtained so far (io is set up before virt);
+	   the charge path raises it as it grows the files */
+	uint64_t size, max;
+	ntmm__pagefile_totals(&e->io, &size, &max);
+	atomic_store_explicit(&v->pagefile_limit, size, memory_order_relaxed);
 	e->phys.repurpose = ntmm__virt_repurpose;
 	ntmm__paging_init(e);
 	return 0;
@@ -195,6 +244,7 @@ void ntmm__virt_fini(ntmm_engine_t *e)
 		pthread_mutex_unlock(&v->lock);
 		if (!p)
 			break;
+		wait_for_users(p);
 		process_teardown(p);
 	}
 	ntmm__rcu_barrier(); /* retired VAD maps */
@@ -272,11 +322,9 @@ int ntmm__virt_audit(ntmm_engine_t *e)
 		        (unsigned long long)sys, (unsigned long long)total);
 		bad++;
 	}
-	/* at maximum: a paging file may shrink below the charge it once took */
-	uint64_t limit = ntmm__commit_limit_max(e);
-	if (sys > limit) {
+	if (sys > ntmm__commit_limit(e)) {
 		fprintf(stderr, "ntmm audit: commit %llu past limit %llu\n",
-		        (unsigned long long)sys, (unsigned long long)limit);
+		        (unsigned long long)sys, (unsigned long long)ntmm__commit_limit(e));
 		bad++;
 	}
 	return bad ? NTMM_EINVAL : 0;

@@ -5,16 +5,19 @@
  * files of engine/virt/; the public API is in include/ntmm.h.
  *
  * Locks of a process, in acquisition order (never the reverse):
- *   trim_lock (mutex) → as_lock (pushlock) → ws_lock (pushlock)
+ *   trim_lock (mutex) → as_lock (pushlock) → ws_lock (cache-aware pushlock)
  * Who takes what:
- *   - translate of a valid PTE: nothing (RCU read side only).
- *   - a fault: ws_lock SHARED; PTEs change by CAS, so faults on several
- *     threads of one process run together. A guard-page fault drops
- *     ws_lock before it takes as_lock to clear the guard.
+ *   - translate of a valid PTE: nothing (RCU read side only; a hit in the
+ *     per-thread software TLB, tlb.h, does not even walk the tables).
+ *   - a fault: ws_lock SHARED (its CPU's slot only); PTEs change by CAS, so
+ *     faults on several threads of one process run together. A guard-page
+ *     fault drops ws_lock before it takes as_lock to clear the guard.
  *   - allocate/free/protect: as_lock EXCLUSIVE to publish a new VAD map,
  *     then ws_lock EXCLUSIVE to fix PTEs of the range.
  *   - trim/decommit/release/destroy: also trim_lock, held across the RCU
- *     grace period that ends the episode (see the TLB rule below).
+ *     grace period that ends the episode (see the TLB rule below). Long
+ *     episodes drop and retake ws_lock every few thousand pages so faults
+ *     elsewhere in the process are not held up; the batch stays open.
  * The TLB rule (DESIGN.md §2): a frame whose PTE was invalidated is handed
  * to the physical layer (release_batch / page_free) only after a grace
  * period, and nobody waits for a grace period while holding as_lock or
@@ -37,6 +40,7 @@
 
 #include "phys/page.h"
 #include "sync/cache_pushlock.h"
+#include "sync/event.h"
 #include "sync/pushlock.h"
 #include "sync/rcu.h"
 #include "virt/paging.h"
@@ -138,6 +142,10 @@ typedef struct ntmm__proc_cpu {
  *   cpu[ncpu]    — per-CPU counters and WSL batches (see ntmm__proc_cpu_t)
  *   commit_pages — pages charged; changed under as_lock exclusive, read freely
  *   hard_faults  — relaxed counter
+ *   users, users_done — references taken under e->virt.lock by engine-wide
+ *                  passes (the working-set manager) that then work on the
+ *                  process without that lock; destroy unlinks the process
+ *                  and waits (on users_done) until users is 0
  *   link         — in e->virt.processes, under e->virt.lock
  */
 struct ntmm_process {
@@ -159,6 +167,8 @@ struct ntmm_process {
 	ntmm__wsl_t wsl;
 	_Atomic uint64_t commit_pages;
 	_Atomic uint64_t hard_faults;
+	_Atomic uint32_t users;
+	ntmm__event_t users_done;
 
 	struct cds_list_head link;
 };
@@ -176,8 +186,13 @@ struct ntmm_pin {
  * Engine-wide state of the virtual layer.
  *   lock         — guards processes, nprocesses, next_id
  *   commit_pages — system commit charge; CAS so it never passes the limit
- *   paging       — demand-paging glue (paging.h); the commit limit is
- *                  computed: frames + paging-file slots obtained
+ *   frame_limit  — frames in the pool (fixed at init)
+ *   pagefile_limit — paging-file slots the commit limit counts: the space
+ *                  actually obtained (raised by the charge path when it
+ *                  grows a file, ntmm__commit_set_pagefile_limit; never set
+ *                  below the charge)
+ *   commit limit = frame_limit + pagefile_limit
+ *   paging       — demand-paging glue (paging.h)
  */
 typedef struct ntmm__virt {
 	pthread_mutex_t lock;
@@ -185,6 +200,8 @@ typedef struct ntmm__virt {
 	size_t nprocesses;
 	uint32_t next_id;
 	_Atomic uint64_t commit_pages;
+	uint64_t frame_limit;
+	_Atomic uint64_t pagefile_limit;
 	ntmm__paging_t paging;
 } ntmm__virt_t;
 
@@ -237,6 +254,11 @@ uint64_t ntmm__vad_place(const ntmm_process_t *p, const ntmm__vad_map_t *m, uint
 /* commit.c */
 int ntmm__commit_charge(ntmm_process_t *p, uint64_t pages);
 void ntmm__commit_uncharge(ntmm_process_t *p, uint64_t pages);
+uint64_t ntmm__commit_limit(ntmm_engine_t *e);
+/* The paging files' part of the commit limit (pages), for the io layer when
+   files are added, grown to a new maximum or removed. NTMM_ECOMMIT (nothing
+   changes) if the limit would fall below the current charge. */
+int ntmm__commit_set_pagefile_limit(ntmm_engine_t *e, uint64_t pages);
 
 /* pagetable.c */
 /* Pointer to the leaf PTE of va, or NULL if a table on the way is missing.
@@ -301,9 +323,10 @@ uint64_t ntmm__ws_pages(ntmm_process_t *p); /* Σ of the per-CPU deltas */
 int ntmm__wsl_init(ntmm__wsl_t *w, size_t min_pages, size_t max_pages);
 void ntmm__wsl_fini(ntmm__wsl_t *w);
 /* A slot for a new entry (ws_lock shared); NTMM_ENOMEM when full. */
-int ntmm__wsl_reserve(ntmm_process_t *p, uint32_t *slot);
-void ntmm__wsl_fill(ntmm_process_t *p, uint32_t slot, uint64_t va); /* won the PTE */
-void ntmm__wsl_hole(ntmm_process_t *p, uint32_t slot);              /* lost the PTE */
+/* cpu: the caller's ntmm__cpu_current(p->ncpu), looked up once per fault */
+int ntmm__wsl_reserve(ntmm_process_t *p, unsigned cpu, uint32_t *slot);
+void ntmm__wsl_fill(ntmm_process_t *p, unsigned cpu, uint32_t slot, uint64_t va); /* won */
+void ntmm__wsl_hole(ntmm_process_t *p, uint32_t slot);                            /* lost the PTE */
 /* Removes the entry of a PTE being torn down (ws_lock exclusive). */
 void ntmm__wsl_remove(ntmm_process_t *p, uint32_t slot);
 /* Compacts holes away (ws_lock exclusive). */
@@ -321,6 +344,10 @@ void ntmm__ws_age(ntmm_process_t *p);
    Outside any read-side section. Returns pages trimmed. */
 #define NTMM__WS_TRIM_AGE 3u
 size_t ntmm__ws_manage(ntmm_process_t *p, bool pressure);
+/* ntmm__ws_manage over every process of the engine (the balance set
+   manager's working-set manager step); returns pages trimmed. Outside any
+   read-side section. */
+size_t ntmm__virt_ws_manager_pass(ntmm_engine_t *e, bool pressure);
 int ntmm__wsl_audit(ntmm_process_t *p);
 static inline _Atomic uint64_t *ntmm__wsl_entry(ntmm__wsl_t *w, uint32_t slot)
 {

@@ -13,6 +13,7 @@
  */
 #include "virt/virt.h"
 #include "engine.h"
+#include "virt/frame.h"
 #include "sync/cpu.h"
 
 #include <stdlib.h>
@@ -52,10 +53,10 @@ static int ensure_chunk(ntmm__wsl_t *w, uint32_t slot)
 	return 0;
 }
 
-int ntmm__wsl_reserve(ntmm_process_t *p, uint32_t *slot)
+int ntmm__wsl_reserve(ntmm_process_t *p, unsigned cpu, uint32_t *slot)
 {
 	ntmm__wsl_t *w = &p->wsl;
-	_Atomic uint64_t *cache = &p->cpu[ntmm__cpu_current(p->ncpu)].wsl_cache;
+	_Atomic uint64_t *cache = &p->cpu[cpu].wsl_cache;
 	uint64_t v = atomic_load_explicit(cache, memory_order_relaxed);
 	for (;;) {
 		uint32_t nx = (uint32_t)v, end = (uint32_t)(v >> 32);
@@ -90,12 +91,11 @@ int ntmm__wsl_reserve(ntmm_process_t *p, uint32_t *slot)
 	}
 }
 
-void ntmm__wsl_fill(ntmm_process_t *p, uint32_t slot, uint64_t va)
+void ntmm__wsl_fill(ntmm_process_t *p, unsigned cpu, uint32_t slot, uint64_t va)
 {
 	ntmm__wsl_t *w = &p->wsl;
 	atomic_store_explicit(ntmm__wsl_entry(w, slot), va, memory_order_relaxed);
-	atomic_fetch_add_explicit(&p->cpu[ntmm__cpu_current(p->ncpu)].ws_delta, 1,
-	                          memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->cpu[cpu].ws_delta, 1, memory_order_relaxed);
 }
 
 void ntmm__wsl_hole(ntmm_process_t *p, uint32_t slot)
@@ -191,7 +191,8 @@ size_t ntmm__ws_trim(ntmm_process_t *p, size_t max_trim, unsigned min_age)
 		uint64_t old = atomic_load_explicit(pte, memory_order_relaxed);
 		ntmm__assert(ntmm__pte_is_valid(old) && ntmm__pte_wsi(old) == i);
 		ntmm__pfn_t pfn = ntmm__pte_pfn(old);
-		uint64_t st = atomic_load_explicit(&ntmm__pfn(e, pfn)->state, memory_order_acquire);
+		uint64_t st =
+		    atomic_load_explicit(&ntmm__vpfn(e, pfn)->state, memory_order_acquire);
 		if (ntmm__pfn_refs(st) > 0) { /* pinned: stays */
 			i++;
 			continue;
