@@ -272,8 +272,9 @@ static void foreign_handle_is_einval(void **s)
 {
 	/* something that is not a process: zeroed memory the size of a handle
 	   table entry, and a pointer to an engine */
-	static uint64_t fake[512];
+	static _Alignas(64) uint64_t fake[512];
 	ntmm_process_t *f = (ntmm_process_t *)fake;
+	ntmm_process_t *g = (ntmm_process_t *)&fake[1]; /* not even aligned like one */
 	uint64_t b = 0;
 	ntmm_region_info_t i;
 	void *h;
@@ -282,6 +283,8 @@ static void foreign_handle_is_einval(void **s)
 	assert_int_equal(ntmm_query(f, 0x10000, &i), NTMM_EINVAL);
 	assert_int_equal(ntmm_translate(f, 0x10000, NTMM_ACCESS_READ, &h), NTMM_EINVAL);
 	assert_int_equal(ntmm_process_destroy(f), NTMM_EINVAL);
+	assert_int_equal(ntmm_translate(g, 0x10000, NTMM_ACCESS_READ, &h), NTMM_EINVAL);
+	assert_int_equal(ntmm_process_destroy(g), NTMM_EINVAL);
 	assert_int_equal(ntmm_audit(E), 0);
 }
 

@@ -157,7 +157,7 @@ bool ntmm__cache_pushlock_try_acquire_shared(ntmm__cache_pushlock_t *cpl, unsign
 
 static void wait_for_readers(ntmm__cache_pushlock_t *cpl)
 {
-	bool announced = false;
+	bool announced = false, fenced = true;
 	for (unsigned i = 0; i < cpl->nslots; i++) {
 		_Atomic uint32_t *r = &cpl->slots[i].reader;
 		/* seq_cst: the writer's half of the Dekker pair (see top) */
@@ -178,11 +178,13 @@ static void wait_for_readers(ntmm__cache_pushlock_t *cpl)
 			   before it has its 0 visible below ("leaving", top). */
 			atomic_store_explicit(&cpl->writer_sleeping, 1, memory_order_seq_cst);
 			if (cpl->asymmetric)
-				membarrier_call(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+				fenced = membarrier_call(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0;
 			announced = true;
 		}
+		/* Should membarrier ever fail, a reader's wake may be missed:
+		   then look again every millisecond instead of trusting it. */
 		while (atomic_load_explicit(r, memory_order_acquire) != 0)
-			ntmm__futex_wait(r, 1, -1);
+			ntmm__futex_wait(r, 1, fenced ? -1 : 1000000);
 	}
 	if (announced)
 		atomic_store_explicit(&cpl->writer_sleeping, 0, memory_order_relaxed);

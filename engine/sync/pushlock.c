@@ -77,11 +77,14 @@
  *       cannot be unhooked under a sharer walking to it: that needs L
  *       clear, and L stays set until the last of those sharers clears it.
  *
- * MEMORY ORDER. Every change of the word is an RMW, so the release
- *   sequence of each push reaches every later acquire of the word: a thread
- *   that loaded the word with acquire ordering sees the blocks it points
- *   to. K changes hands through acquire (set) and release (clear), which
- *   orders the link fixes of one owner before the next. The link fields
+ * MEMORY ORDER. Every change of the word is an RMW (the single-threaded
+ *   fast paths in pushlock.h store plainly, but only while no other thread
+ *   exists), so the release sequence of each push reaches every later
+ *   acquire of the word: a thread that loaded the word with acquire
+ *   ordering sees the blocks it points to. K changes hands through acquire
+ *   (set) and release (clear) on the word, or through the release/acquire
+ *   pair on a woken writer's state word, which orders the link fixes of
+ *   one owner before the next. The link fields
  *   are atomics accessed relaxed: walkers without K (a sharer looking for
  *   the tail) may read `last` while the K owner writes it, and either value
  *   is right (NULL only means "keep walking").

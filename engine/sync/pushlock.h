@@ -16,7 +16,8 @@
  *   - A shared acquire waits whenever anyone waits: writers are not starved.
  *   - acquire = acquire ordering, release = release ordering on the word.
  *
- * The uncontended paths are inline here, one atomic each; everything that
+ * The uncontended paths are inline here, one atomic each (none while the
+ * process has a single thread, as glibc does for its mutex); everything that
  * involves waiters is in pushlock.c, whose header comment gives the whole
  * algorithm and its invariants.
  */

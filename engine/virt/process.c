@@ -15,7 +15,7 @@
 
 int ntmm__process_check(const ntmm_process_t *p)
 {
-	if (!p || p->magic != NTMM__PROCESS_MAGIC)
+	if (!p || (uintptr_t)p % _Alignof(ntmm_process_t) || p->magic != NTMM__PROCESS_MAGIC)
 		return ntmm__error(NTMM_EINVAL, "not a live process handle");
 	return 0;
 }
@@ -33,7 +33,14 @@ int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out)
 	if (!e || !out)
 		return ntmm__error(NTMM_EINVAL, "engine or out is NULL");
 	*out = NULL;
-	ntmm_process_t *p = calloc(1, sizeof(*p));
+	/* aligned: the struct holds cache-line aligned members (ws_lock) */
+	size_t bytes =
+	    (sizeof(ntmm_process_t) + NTMM__CACHELINE - 1) & ~(size_t)(NTMM__CACHELINE - 1);
+	ntmm_process_t *p = aligned_alloc(
+	    _Alignof(ntmm_process_t) > NTMM__CACHELINE ? _Alignof(ntmm_process_t) : NTMM__CACHELINE,
+	    bytes);
+	if (p)
+		memset(p, 0, bytes);
 	if (!p)
 		return ntmm__error(NTMM_ENOMEM, "host memory for a process");
 	p->e = e;
@@ -154,8 +161,9 @@ size_t ntmm__virt_ws_manager_pass(ntmm_engine_t *e, bool pressure)
 	ntmm_process_t **list = malloc(sizeof(*list) * (v->nprocesses ? v->nprocesses : 1));
 	ntmm_process_t *p;
 	if (list)
-		cds_list_for_each_entry(p, &v->processes, link)
-		{
+		for (struct cds_list_head *it = v->processes.next; it != &v->processes;
+		     it = it->next) {
+			p = caa_container_of(it, ntmm_process_t, link);
 			/* relaxed: the list lock orders it against destroy's unlink */
 			atomic_fetch_add_explicit(&p->users, 1, memory_order_relaxed);
 			list[n++] = p;
@@ -290,8 +298,8 @@ int ntmm__virt_audit(ntmm_engine_t *e)
 	uint64_t total = 0;
 	pthread_mutex_lock(&v->lock);
 	ntmm_process_t *p;
-	cds_list_for_each_entry(p, &v->processes, link)
-	{
+	for (struct cds_list_head *it = v->processes.next; it != &v->processes; it = it->next) {
+		p = caa_container_of(it, ntmm_process_t, link);
 		ntmm__pushlock_acquire_exclusive(&p->as_lock);
 		ntmm__ws_lock_exclusive(p);
 		uint64_t committed, valid;
