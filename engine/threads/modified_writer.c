@@ -113,20 +113,34 @@ size_t ntmm__mpw_write_batch(ntmm_engine_t *e, size_t max, int *err)
 	   them back as one cluster (the list order is trim order) */
 	sort_by_pte(e, pfns, n);
 
+	ntmm__pfloc_t stale = NTMM__PFLOC_NONE; /* a run of stale slots to free */
+	size_t nstale = 0;
 	for (size_t i = 0; i < n; i++) {
 		ntmm__pfn_entry_t *pe = ntmm__pfn(e, pfns[i]);
 		/* relaxed: while WRITE_IN_PROGRESS with our I/O reference only we
 		   write OriginalPte (take's lock release ordered earlier writes) */
 		uint64_t o = atomic_load_explicit(&pe->original_pte, memory_order_relaxed);
 		if (ntmm__pte_is_pagefile(o)) {
-			/* re-dirtied since its last write: that copy is stale */
-			ntmm__pagefile_pte_release(e, o);
+			/* re-dirtied since its last write: that copy is stale (freed in
+			   runs: pages written together come back together) */
+			ntmm__pfloc_t loc = ntmm__pfloc_from_pte(o);
+			if (nstale && loc == ntmm__pfloc_add(stale, nstale) &&
+			    nstale < UINT32_MAX) {
+				nstale++;
+			} else {
+				if (nstale)
+					ntmm__pagefile_free(&e->io, stale, nstale);
+				stale = loc;
+				nstale = 1;
+			}
 			o &= NTMM__PTE_PROT_MASK;
 			atomic_store_explicit(&pe->original_pte, o, memory_order_relaxed);
 		}
 		orig[i] = o & NTMM__PTE_PROT_MASK;
 		pages[i] = ntmm__pfn_host(e, pfns[i]);
 	}
+	if (nstale)
+		ntmm__pagefile_free(&e->io, stale, nstale);
 
 	/* runs of contiguous slots; pages that find no space stay Modified */
 	size_t placed = 0;
@@ -170,8 +184,7 @@ size_t ntmm__mpw_write_batch(ntmm_engine_t *e, size_t max, int *err)
 		}
 	}
 	/* write faults waiting for these pages may go on */
-	for (size_t i = 0; i < n; i++)
-		ntmm__inpage_wake(e, pfns[i]);
+	ntmm__inpage_wake_many(e, pfns, n);
 	ntmm__event_signal(&e->virt.paging.avail);
 	if (err)
 		*err = first_err;

@@ -71,6 +71,18 @@ void ntmm__inpage_wake(ntmm_engine_t *e, ntmm__pfn_t pfn)
 	ntmm__event_signal(bucket(e, pfn));
 }
 
+void ntmm__inpage_wake_many(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t n)
+{
+	uint64_t done = 0; /* one signal per bucket */
+	for (size_t i = 0; i < n; i++) {
+		unsigned b = (unsigned)(bucket(e, pfns[i]) - e->virt.paging.inpage);
+		if (!(done & (1ull << b))) {
+			done |= 1ull << b;
+			ntmm__event_signal(&e->virt.paging.inpage[b]);
+		}
+	}
+}
+
 void ntmm__paging_wake_writer(ntmm_engine_t *e)
 {
 	/* acquire: pairs with the release store in systhreads start/stop; the

@@ -70,6 +70,8 @@ void ntmm__pagefile_pte_release(ntmm_engine_t *e, uint64_t pte);
    safety timeout passes); wake the waiters of pfn. */
 void ntmm__inpage_wait(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr, bool write);
 void ntmm__inpage_wake(ntmm_engine_t *e, ntmm__pfn_t pfn);
+/* The same for n frames, one signal per bucket. */
+void ntmm__inpage_wake_many(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t n);
 
 /* Wakes the modified page writer (no-op without system threads). */
 void ntmm__paging_wake_writer(ntmm_engine_t *e);
