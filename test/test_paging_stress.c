@@ -156,7 +156,7 @@ static void modified_list_mark_wakes_the_writer(void **s)
 {
 	paging_env_t v = paging_env(16, 16, 64, true, false);
 	ntmm__mpw_t *mpw = &v.e->systhreads.mpw;
-	size_t n = v.e->phys.modified_high * 2;
+	size_t n = atomic_load(&v.e->phys.modified_high) * 2;
 	ntmm_process_t *p;
 	assert_int_equal(ntmm_process_create(v.e, &p), 0);
 	uint64_t a = commit_pages(p, n);
@@ -168,7 +168,7 @@ static void modified_list_mark_wakes_the_writer(void **s)
 	assert_int_equal(ntmm_ws_empty(p), 0);
 	/* it writes at least down below the mark (what is left under the mark
 	   waits for a short allocator or the next crossing, as in NT) */
-	size_t high = v.e->phys.modified_high;
+	size_t high = atomic_load(&v.e->phys.modified_high);
 	assert_true(
 	    WAIT_UNTIL(atomic_load(&mpw->pages) >= high && PSTAT(v.e, modified_pages) < high, 60));
 	assert_true(atomic_load(&mpw->trigger_wakes) > wakes0);
@@ -186,7 +186,7 @@ static void modified_list_mark_wakes_the_writer(void **s)
 static void short_allocator_wakes_the_writer(void **s)
 {
 	paging_env_t v = paging_env(8, 8, 32, true, false);
-	v.e->phys.modified_high = SIZE_MAX; /* the mark never triggers */
+	atomic_store(&v.e->phys.modified_high, SIZE_MAX); /* the mark never triggers */
 	ntmm__mpw_t *mpw = &v.e->systhreads.mpw;
 	size_t frames = v.e->phys.nframes;
 	ntmm_process_t *p1, *p2;

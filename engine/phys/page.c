@@ -80,7 +80,9 @@ static void drop_ref(ntmm_engine_t *e, ntmm__pfn_t pfn, bool tail)
 		else
 			ntmm__plist_push_head(ph, l, pfn);
 		ntmm__node_pub_standby(n);
-		bool wake_writer = dirty && n->modified.count == ph->modified_high;
+		bool wake_writer =
+		    dirty && n->modified.count ==
+		                 atomic_load_explicit(&ph->modified_high, memory_order_relaxed);
 		pthread_mutex_unlock(&n->standby_lock);
 		if (wake_writer)
 			ntmm__writer_wake(ph);

@@ -220,7 +220,7 @@ typedef struct ntmm__phys {
 	     event outlives the pointer) */
 	void (*original_gone)(ntmm_engine_t *e, uint64_t original_pte);
 	_Atomic(ntmm__event_t *) writer_wake;
-	size_t modified_high;
+	_Atomic size_t modified_high; /* relaxed: a tunable mark */
 	bool ready;
 } ntmm__phys_t;
 

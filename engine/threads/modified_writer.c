@@ -49,7 +49,8 @@ bool ntmm__mpw_wanted(ntmm_engine_t *e, bool urgent)
 	size_t modified = list_sum(e, true);
 	if (modified == 0)
 		return false;
-	if (urgent || modified >= e->phys.modified_high)
+	if (urgent ||
+	    modified >= atomic_load_explicit(&e->phys.modified_high, memory_order_relaxed))
 		return true;
 	size_t frames = e->cfg.physical_bytes / NTMM_PAGE_SIZE;
 	return list_sum(e, false) < frames / 32;

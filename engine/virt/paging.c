@@ -32,7 +32,11 @@ void ntmm__paging_init(ntmm_engine_t *e)
 	   uses min(available / 16, 16384) pages; scaled to the pool */
 	size_t frames = e->cfg.physical_bytes / NTMM_PAGE_SIZE;
 	size_t high = frames / 16;
-	e->phys.modified_high = high < 16 ? 16 : high > 16384 ? 16384 : high;
+	atomic_store_explicit(&e->phys.modified_high,
+	                      high < 16      ? 16
+	                      : high > 16384 ? 16384
+	                                     : high,
+	                      memory_order_relaxed);
 }
 
 bool ntmm__pte_is_pagefile(uint64_t pte)
