@@ -261,6 +261,58 @@ static void decommit_frees_pagefile_slots(void **s)
 	paging_env_done(&v);
 }
 
+typedef struct reader {
+	ntmm_engine_t *e;
+	ntmm_process_t *p;
+	uint64_t a;
+	size_t n;
+	long collided;
+} reader_t;
+
+static void *read_all(void *arg)
+{
+	reader_t *r = arg;
+	WORKER_CHECK(ntmm_thread_register(r->e) == 0);
+	void *buf = aligned_alloc(4096, 4096);
+	for (size_t i = 0; i < r->n; i++) {
+		WORKER_CHECK(ntmm_read(r->p, r->a + i * PG, buf, PG) == 0);
+		WORKER_CHECK(page_check(buf, 5000 + i, 7));
+		r->collided += ntmm_last_fault_kind() == NTMM_FAULT_COLLIDED;
+	}
+	free(buf);
+	ntmm_thread_unregister(r->e);
+	return NULL;
+}
+
+/* Several threads hard-fault the same pages at once: one read per page,
+   the others wait on the page in flight (never a second frame), and every
+   thread sees the data. */
+static void collided_hard_faults_wait_for_the_read(void **s)
+{
+	paging_env_t v = paging_env(8, 4, 16, false, false);
+	ntmm_process_t *p;
+	assert_int_equal(ntmm_process_create(v.e, &p), 0);
+	size_t n = (size_t)scaled(512);
+	uint64_t a = commit_pages(p, n);
+	fill_pages(p, a, n, 5000, 7);
+	for (int round = 0; round < 3; round++) {
+		page_out(v.e, p, a, n);
+		reader_t r[4];
+		pthread_t t[4];
+		for (int i = 0; i < 4; i++) {
+			r[i] = (reader_t){v.e, p, a, n, 0};
+			pthread_create(&t[i], NULL, read_all, &r[i]);
+		}
+		for (int i = 0; i < 4; i++)
+			pthread_join(t[i], NULL);
+		assert_int_equal(atomic_load(&test_failures), 0);
+		assert_int_equal(ntmm_audit(v.e), 0);
+	}
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	assert_int_equal(PSTAT(v.e, pagefile_pages), 0);
+	paging_env_done(&v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -272,6 +324,7 @@ int main(void)
 	    cmocka_unit_test(commit_limit_grows_the_pagefile_then_ecommit_at_maximum),
 	    cmocka_unit_test(full_pagefile_keeps_pages_modified),
 	    cmocka_unit_test(decommit_frees_pagefile_slots),
+	    cmocka_unit_test(collided_hard_faults_wait_for_the_read),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
