@@ -57,6 +57,7 @@ typedef struct fault_ctx {
 	unsigned n; /* FAULT_HARD: the run being read */
 	ntmm__pfloc_t loc;
 	uint64_t flags;
+	unsigned prot; /* the VAD protection the flags were made from */
 	uint64_t page;
 	ntmm__pfn_t pfn[NTMM__HARD_CLUSTER];
 	_Atomic uint64_t *pte[NTMM__HARD_CLUSTER];
@@ -90,7 +91,7 @@ static bool inpage_start(ntmm_engine_t *e, ntmm__pfn_t pfn, _Atomic uint64_t *pt
    cluster become in-page transition pages. FAULT_HARD, FAULT_RETRY or
    FAULT_NOFRAME. */
 static int hard_begin(ntmm_process_t *p, uint64_t page, uint64_t vad_end, _Atomic uint64_t *pte,
-                      uint64_t old, uint64_t flags, fault_ctx_t *c)
+                      uint64_t old, uint64_t flags, unsigned prot, fault_ctx_t *c)
 {
 	ntmm_engine_t *e = p->e;
 	ntmm__pfn_t pfn;
@@ -102,6 +103,7 @@ static int hard_begin(ntmm_process_t *p, uint64_t page, uint64_t vad_end, _Atomi
 	c->n = 1;
 	c->loc = ntmm__pfloc_from_pte(old);
 	c->flags = flags;
+	c->prot = prot;
 	c->page = page;
 	c->pfn[0] = pfn;
 	c->pte[0] = pte;
@@ -134,6 +136,25 @@ static int hard_begin(ntmm_process_t *p, uint64_t page, uint64_t vad_end, _Atomi
 	return FAULT_HARD;
 }
 
+/* The protection of the committed page at `page` now, or 0 if it is not
+   committed (any more). */
+static unsigned vad_prot_now(ntmm_process_t *p, uint64_t page)
+{
+	unsigned prot = 0;
+	ntmm__rcu_read_lock();
+	/* acquire: pairs with the release store in ntmm__vad_publish */
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_acquire);
+	long vi = m ? ntmm__vad_find(m, page) : -1;
+	if (vi >= 0) {
+		const ntmm__vad_t *v = m->vads[vi];
+		const ntmm__vad_run_t *r =
+		    ntmm__vad_run_of(v, (uint32_t)((page - v->start) >> NTMM__PAGE_SHIFT));
+		prot = r->committed ? r->prot : 0;
+	}
+	ntmm__rcu_read_unlock();
+	return prot;
+}
+
 /* Hard fault, second half (ws_lock shared again): ok = the read
    succeeded. Returns 0 (the faulting page is valid), FAULT_RETRY (torn
    down meanwhile: dispatch again), NTMM_EIO, or NTMM_ENOMEM (working-set
@@ -142,6 +163,10 @@ static int hard_finish(ntmm_process_t *p, unsigned cpu, fault_ctx_t *c, bool ok)
 {
 	ntmm_engine_t *e = p->e;
 	int ret = 0;
+	/* the protection may have changed while ws_lock was dropped (protect
+	   only rewrites valid PTEs): then the page goes to Standby like a
+	   prefetched one and the fault is dispatched again */
+	bool same_prot = vad_prot_now(p, c->page) == c->prot;
 	for (unsigned i = 0; i < c->n; i++) {
 		ntmm__pfn_t pfn = c->pfn[i];
 		_Atomic uint64_t *pte = c->pte[i];
@@ -159,9 +184,9 @@ static int hard_finish(ntmm_process_t *p, unsigned cpu, fault_ctx_t *c, bool ok)
 			continue;
 		}
 		uint32_t slot = 0;
-		bool mine = i == 0 && ntmm__wsl_reserve(p, cpu, &slot) == 0;
+		bool mine = i == 0 && same_prot && ntmm__wsl_reserve(p, cpu, &slot) == 0;
 		if (i == 0 && !mine)
-			ret = NTMM_ENOMEM;
+			ret = same_prot ? NTMM_ENOMEM : FAULT_RETRY;
 		if (ntmm__page_read_done(e, pfn, true)) {
 			/* torn down during the read: the frame and its slot are gone */
 			if (mine)
@@ -196,8 +221,7 @@ static int hard_finish(ntmm_process_t *p, unsigned cpu, fault_ctx_t *c, bool ok)
 		(void)won;
 		ntmm__wsl_fill(p, cpu, slot, c->page);
 	}
-	for (unsigned i = 0; i < c->n; i++)
-		ntmm__inpage_wake(e, c->pfn[i]);
+	ntmm__inpage_wake_many(e, c->pfn, c->n);
 	if (!ok)
 		return ntmm__error(NTMM_EIO, "in-page error at %#llx (paging-file read failed)",
 		                   (unsigned long long)c->page);
@@ -312,7 +336,7 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write, fa
 				return ntmm__error(NTMM_EINVAL, "bad software PTE %#llx at %#llx",
 				                   (unsigned long long)old,
 				                   (unsigned long long)page);
-			int r = hard_begin(p, page, vad_end, pte, old, flags, c);
+			int r = hard_begin(p, page, vad_end, pte, old, flags, prot, c);
 			if (r == FAULT_RETRY)
 				continue;
 			return r;
@@ -420,6 +444,7 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 	c.n = 0;
 	c.loc = 0;
 	c.flags = 0;
+	c.prot = 0;
 	c.page = page;
 	for (;;) {
 		unsigned slot = ntmm__ws_lock_shared(p);
