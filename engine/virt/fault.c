@@ -57,7 +57,8 @@ typedef struct fault_ctx {
 	unsigned n; /* FAULT_HARD: the run being read */
 	ntmm__pfloc_t loc;
 	uint64_t flags;
-	unsigned prot; /* the VAD protection the flags were made from */
+	unsigned prot;              /* the VAD protection the flags were made from */
+	const ntmm__vad_map_t *map; /* ... and the VAD map it was read from */
 	uint64_t page;
 	ntmm__pfn_t pfn[NTMM__HARD_CLUSTER];
 	_Atomic uint64_t *pte[NTMM__HARD_CLUSTER];
@@ -91,7 +92,8 @@ static bool inpage_start(ntmm_engine_t *e, ntmm__pfn_t pfn, _Atomic uint64_t *pt
    cluster become in-page transition pages. FAULT_HARD, FAULT_RETRY or
    FAULT_NOFRAME. */
 static int hard_begin(ntmm_process_t *p, uint64_t page, uint64_t vad_end, _Atomic uint64_t *pte,
-                      uint64_t old, uint64_t flags, unsigned prot, fault_ctx_t *c)
+                      uint64_t old, uint64_t flags, unsigned prot, const ntmm__vad_map_t *map,
+                      fault_ctx_t *c)
 {
 	ntmm_engine_t *e = p->e;
 	ntmm__pfn_t pfn;
@@ -104,6 +106,7 @@ static int hard_begin(ntmm_process_t *p, uint64_t page, uint64_t vad_end, _Atomi
 	c->loc = ntmm__pfloc_from_pte(old);
 	c->flags = flags;
 	c->prot = prot;
+	c->map = map;
 	c->page = page;
 	c->pfn[0] = pfn;
 	c->pte[0] = pte;
@@ -166,7 +169,10 @@ static int hard_finish(ntmm_process_t *p, unsigned cpu, fault_ctx_t *c, bool ok)
 	/* the protection may have changed while ws_lock was dropped (protect
 	   only rewrites valid PTEs): then the page goes to Standby like a
 	   prefetched one and the fault is dispatched again */
-	bool same_prot = vad_prot_now(p, c->page) == c->prot;
+	/* the map is copy-on-update and cannot be freed while this fault is
+	   inside its read-side section: the same map means the same prot */
+	bool same_prot = atomic_load_explicit(&p->vads, memory_order_acquire) == c->map ||
+	                 vad_prot_now(p, c->page) == c->prot;
 	for (unsigned i = 0; i < c->n; i++) {
 		ntmm__pfn_t pfn = c->pfn[i];
 		_Atomic uint64_t *pte = c->pte[i];
@@ -336,7 +342,7 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write, fa
 				return ntmm__error(NTMM_EINVAL, "bad software PTE %#llx at %#llx",
 				                   (unsigned long long)old,
 				                   (unsigned long long)page);
-			int r = hard_begin(p, page, vad_end, pte, old, flags, prot, c);
+			int r = hard_begin(p, page, vad_end, pte, old, flags, prot, m, c);
 			if (r == FAULT_RETRY)
 				continue;
 			return r;
@@ -445,6 +451,7 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 	c.loc = 0;
 	c.flags = 0;
 	c.prot = 0;
+	c.map = NULL;
 	c.page = page;
 	for (;;) {
 		unsigned slot = ntmm__ws_lock_shared(p);
