@@ -313,6 +313,29 @@ static void collided_hard_faults_wait_for_the_read(void **s)
 	paging_env_done(&v);
 }
 
+/* A paging file added at run time raises the commit limit; one the charge
+   relies on cannot be removed; once the charge fits without it, it can. */
+static void added_pagefile_raises_limit_and_removal_lowers_it(void **s)
+{
+	paging_env_t v = paging_env(8, 1, 1, false, false);
+	uint64_t limit0 = PSTAT(v.e, commit_limit_pages);
+	char *path = io_path(v.dir, "second.sys");
+	assert_int_equal(ntmm_pagefile_add(v.e, path, 4 * MiB, 4 * MiB), 0);
+	assert_int_equal(PSTAT(v.e, commit_limit_pages), limit0 + 1023);
+	ntmm_process_t *p;
+	assert_int_equal(ntmm_process_create(v.e, &p), 0);
+	uint64_t a = commit_pages(p, limit0 + 512);
+	assert_int_equal(ntmm_pagefile_remove(v.e, path), NTMM_EBUSY);
+	assert_int_equal(PSTAT(v.e, commit_limit_pages), limit0 + 1023);
+	assert_int_equal(ntmm_free(p, a, 0, NTMM_MEM_RELEASE), 0);
+	assert_int_equal(ntmm_pagefile_remove(v.e, path), 0);
+	assert_int_equal(PSTAT(v.e, commit_limit_pages), limit0);
+	assert_int_equal(ntmm_audit(v.e), 0);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	free(path);
+	paging_env_done(&v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -325,6 +348,7 @@ int main(void)
 	    cmocka_unit_test(full_pagefile_keeps_pages_modified),
 	    cmocka_unit_test(decommit_frees_pagefile_slots),
 	    cmocka_unit_test(collided_hard_faults_wait_for_the_read),
+	    cmocka_unit_test(added_pagefile_raises_limit_and_removal_lowers_it),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
