@@ -42,8 +42,11 @@ int ntmm_engine_create(const ntmm_config_t *cfg, ntmm_engine_t **out)
 		goto fail_phys;
 	if ((err = ntmm__virt_init(e)))
 		goto fail_io;
-	if (e->cfg.start_threads && (err = ntmm__systhreads_start(e)))
+	ntmm__systhreads_init(e);
+	if (e->cfg.start_threads && (err = ntmm__systhreads_start(e))) {
+		ntmm__systhreads_fini(e);
 		goto fail_virt;
+	}
 	*out = e;
 	return 0;
 
@@ -70,6 +73,7 @@ void ntmm_engine_destroy(ntmm_engine_t *e)
 	if (!e)
 		return;
 	ntmm__systhreads_stop(e);
+	ntmm__systhreads_fini(e);
 	ntmm__virt_fini(e);
 	ntmm__io_fini(e);
 	ntmm__phys_fini(e);
@@ -113,8 +117,16 @@ int ntmm_audit(ntmm_engine_t *e)
 {
 	if (!e)
 		return ntmm__error(NTMM_EINVAL, "engine is NULL");
+	/* no system-thread pass midway; not inside an access section, where a
+	   pass waiting for a grace period while holding `quiet` would wait
+	   for us */
+	bool quiet = !urcu_memb_read_ongoing();
+	if (quiet)
+		pthread_mutex_lock(&e->systhreads.quiet);
 	int virt = ntmm__virt_audit(e);
 	int phys = ntmm__phys_audit(e);
+	if (quiet)
+		pthread_mutex_unlock(&e->systhreads.quiet);
 	return virt ? virt : phys;
 }
 

@@ -59,7 +59,9 @@ static const option_t options[] = {
 	{"ws_max_pages", OPT_SIZE, OFF(ws_max_pages), 345, 1, 1LL << 40,
 	 "default working-set maximum (pages)"},
 	{"swap_idle_ms", OPT_UINT, OFF(swap_idle_ms), 15000, 0, 1LL << 31,
-	 "swapper: out-swap a process idle this long"},
+	 "swapper: out-swap a process idle this long (0: never)"},
+	{"balance_tick_ms", OPT_UINT, OFF(balance_tick_ms), 1000, 1, 60000,
+	 "balance set manager period (the swapper runs every 4th tick)"},
 	{"io_backend", OPT_INT, OFF(io_backend), 0, 0, 2,
 	 "paging-file I/O: 0 auto, 1 io_uring for all, 2 preadv/pwritev"},
 };

@@ -99,7 +99,8 @@ typedef struct ntmm_config {
 	int thread_cpu[NTMM_THREAD_COUNT];	/* -1 = no pinning; else a PU index */
 	uint64_t aslr_seed;			/* randomized placement seed (0 = fixed default) */
 	size_t ws_min_pages, ws_max_pages;	/* default working-set limits */
-	unsigned swap_idle_ms;			/* swapper: out-swap after this idle time */
+	unsigned swap_idle_ms;			/* swapper: out-swap after this idle time (0: never) */
+	unsigned balance_tick_ms;		/* balance set manager period (NT: 1000) */
 	int io_backend; /* paging-file I/O: 0 auto (io_uring for batched reads if
 			   it works, pwritev for writes), 1 io_uring for all
 			   (NTMM_ENOTSUP if unavailable), 2 preadv/pwritev */
@@ -223,8 +224,13 @@ NTMM_API int ntmm_ws_set_limits(ntmm_process_t *p, size_t min_pages, size_t max_
 NTMM_API int ntmm_ws_empty(ntmm_process_t *p);
 typedef struct ntmm_process_info {
 	size_t ws_pages, ws_peak_pages, commit_pages, page_faults, hard_faults;
+	size_t swap_outs, swap_ins; /* times the swapper out-swapped it / it came back */
 } ntmm_process_info_t;
 NTMM_API int ntmm_process_info(ntmm_process_t *p, ntmm_process_info_t *out);
+/* Standby priority (0..7) the process's pages get when trimmed from its
+   working set; repurposing takes the lowest priority first. The default is
+   5. Errors: NTMM_EINVAL (bad handle, prio above 7). */
+NTMM_API int ntmm_process_set_page_priority(ntmm_process_t *p, unsigned prio);
 NTMM_API int ntmm_stats_get(ntmm_engine_t *e, ntmm_stats_t *out);
 
 #ifdef __cplusplus

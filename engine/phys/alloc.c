@@ -84,6 +84,60 @@ static inline ntmm__pfn_t mag_pop(const ntmm__phys_t *ph, ntmm__pfn_t *mag, _Ato
 	return mag[top];
 }
 
+static size_t available(const ntmm__phys_t *ph)
+{
+	size_t n = 0;
+	/* relaxed: the published mirrors are approximate by design */
+	for (unsigned i = 0; i < ph->nnodes; i++) {
+		const ntmm__node_t *nd = &ph->nodes[i];
+		n += atomic_load_explicit(&nd->zeroed_pub, memory_order_relaxed) +
+		     atomic_load_explicit(&nd->free_pub, memory_order_relaxed);
+		for (unsigned p = 0; p < NTMM__STANDBY_PRIOS; p++)
+			n += atomic_load_explicit(&nd->standby_pub[p], memory_order_relaxed);
+		size_t committed =
+		    (size_t)atomic_load_explicit(&nd->committed_chunks, memory_order_relaxed) *
+		    NTMM__CHUNK_FRAMES;
+		n += nd->nframes > committed ? nd->nframes - committed : 0;
+	}
+	return n;
+}
+
+size_t ntmm__phys_available(ntmm_engine_t *e)
+{
+	return available(&e->phys);
+}
+
+/* The low-memory hook: on the refill and slow paths only (once per
+   NTMM__MAG_BATCH allocations at most), a handful of relaxed loads. */
+static void lowmem_check(ntmm__phys_t *ph)
+{
+	size_t mark = atomic_load_explicit(&ph->lowmem_mark, memory_order_relaxed);
+	if (!mark || !atomic_load_explicit(&ph->lowmem_armed, memory_order_relaxed) ||
+	    available(ph) >= mark)
+		return;
+	/* relaxed: the exchange only picks the one sender */
+	if (!atomic_exchange_explicit(&ph->lowmem_armed, false, memory_order_relaxed))
+		return;
+	/* acquire: pairs with the release in ntmm__phys_set_lowmem_wake */
+	ntmm__event_t *ev = atomic_load_explicit(&ph->lowmem_wake, memory_order_acquire);
+	if (ev)
+		ntmm__event_signal(ev);
+}
+
+void ntmm__phys_set_lowmem_wake(ntmm_engine_t *e, ntmm__event_t *ev, size_t mark)
+{
+	ntmm__phys_t *ph = &e->phys;
+	atomic_store_explicit(&ph->lowmem_mark, ev ? mark : 0, memory_order_relaxed);
+	/* release: the event is initialised before a signaller loads it */
+	atomic_store_explicit(&ph->lowmem_wake, ev, memory_order_release);
+	atomic_store_explicit(&ph->lowmem_armed, ev != NULL, memory_order_relaxed);
+}
+
+void ntmm__phys_lowmem_rearm(ntmm_engine_t *e)
+{
+	atomic_store_explicit(&e->phys.lowmem_armed, true, memory_order_relaxed);
+}
+
 /* Refills an empty magazine from the node lists. Slot held. */
 static uint32_t mag_refill(ntmm__phys_t *ph, ntmm__node_t *n, ntmm__pfn_t *mag,
                            _Atomic uint32_t *cnt, bool zeroed)
@@ -103,6 +157,7 @@ static uint32_t mag_refill(ntmm__phys_t *ph, ntmm__node_t *n, ntmm__pfn_t *mag,
 	for (uint32_t i = 0; i < k; i++)
 		mag[have + i] = got[k - 1 - i];
 	cnt_set(cnt, have + k);
+	lowmem_check(ph);
 	return k;
 }
 
@@ -222,6 +277,7 @@ static int alloc_slow(ntmm_engine_t *e, unsigned flags, unsigned home, uint32_t 
 	ntmm__phys_t *ph = &e->phys;
 	bool zero = flags & NTMM__ALLOC_ZERO, from_free = false;
 	ntmm__pfn_t pfn = NTMM__PFN_NONE;
+	lowmem_check(ph);
 	for (int pass = 0; pass < 2 && pfn == NTMM__PFN_NONE; pass++) {
 		if (pass == 1)
 			ntmm__phys_flush_caches(e, NTMM__ALLOC_NODE_ANY); /* last resort */

@@ -222,6 +222,12 @@ typedef struct ntmm__phys {
 	_Atomic(ntmm__event_t *) writer_wake;
 	_Atomic size_t modified_high; /* relaxed: a tunable mark */
 	bool ready;
+	/* low-memory notification (ntmm__phys_set_lowmem_wake): the balance
+	   set manager's event, its mark (0 = off) and whether a signal may be
+	   sent (cleared by the one sender, set again by rearm) */
+	_Atomic(ntmm__event_t *) lowmem_wake;
+	_Atomic size_t lowmem_mark;
+	_Atomic bool lowmem_armed;
 } ntmm__phys_t;
 
 int ntmm__phys_init(ntmm_engine_t *e);
@@ -249,6 +255,16 @@ bool ntmm__phys_zero_wanted(ntmm_engine_t *e, unsigned node);
 /* Installs (or clears, with NULL) the event the phys layer signals when it
    puts frames on node's Free list while Zeroed is below its mark. */
 void ntmm__phys_set_zero_wake(ntmm_engine_t *e, unsigned node, ntmm__event_t *ev);
+
+/* Low-memory event: when an allocation refills a per-CPU cache or takes
+   the slow path and finds available frames (ntmm__phys_available) below
+   mark, ev is signalled, once until ntmm__phys_lowmem_rearm. NULL / 0 turns
+   it off. */
+void ntmm__phys_set_lowmem_wake(ntmm_engine_t *e, ntmm__event_t *ev, size_t mark);
+void ntmm__phys_lowmem_rearm(ntmm_engine_t *e);
+/* Zeroed + Free + Standby frames on the node lists plus frames of
+   uncommitted chunks (unlocked, approximate; per-CPU caches not counted). */
+size_t ntmm__phys_available(ntmm_engine_t *e);
 
 /* Cache reduction: moves every per-CPU cache of node (ANY: all nodes) back
    to the node lists (busy slots are skipped), then returns wholly free

@@ -8,7 +8,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static ntmm__thread_attr_t attr_of(ntmm_engine_t *e, const char *name, int which)
+void ntmm__systhreads_init(ntmm_engine_t *e)
+{
+	ntmm__systhreads_t *st = &e->systhreads;
+	pthread_mutex_init(&st->quiet, NULL);
+	__cds_wfcq_init(&st->dq_head, &st->dq_tail);
+	st->balance.e = st->swapper.e = st->segderef.e = e;
+}
+
+void ntmm__systhreads_fini(ntmm_engine_t *e)
+{
+	ntmm__deferred_run(e); /* nothing posted is lost or leaked */
+	pthread_mutex_destroy(&e->systhreads.quiet);
+}
+
+/* Starts one of the single-instance threads with its configured priority
+   and pin. */
+static int start_one(ntmm_engine_t *e, ntmm__thread_t *t, _Atomic bool *started, const char *name,
+                     enum ntmm_system_thread which, ntmm__thread_fn fn, void *arg)
 {
 	ntmm__thread_attr_t a = {
 	    .name = name,
@@ -16,7 +33,10 @@ static ntmm__thread_attr_t attr_of(ntmm_engine_t *e, const char *name, int which
 	    .cpu = e->cfg.thread_cpu[which],
 	    .topology = e->phys.topo.synthetic ? NULL : e->phys.topo.hw,
 	};
-	return a;
+	int err = ntmm__thread_start(t, &a, fn, arg);
+	if (!err) /* release: pairs with the acquire of those who wake it */
+		atomic_store_explicit(started, true, memory_order_release);
+	return err;
 }
 
 /* The modified and mapped page writers. */
@@ -24,40 +44,35 @@ static int writers_start(ntmm_engine_t *e)
 {
 	ntmm__systhreads_t *st = &e->systhreads;
 	st->mpw.e = e;
-	ntmm__thread_attr_t a = attr_of(e, "ntmm-mpw", NTMM_THREAD_MODIFIED_WRITER);
-	int err = ntmm__thread_start(&st->mpw.t, &a, ntmm__modified_writer_thread, &st->mpw);
+	int err = start_one(e, &st->mpw.t, &st->mpw_started, "ntmm-mpw",
+	                    NTMM_THREAD_MODIFIED_WRITER, ntmm__modified_writer_thread, &st->mpw);
 	if (err)
 		return err;
-	st->mpw_started = true;
 	/* release: the event is initialized before anyone may signal it */
 	atomic_store_explicit(&e->virt.paging.writer, &st->mpw.t.wake, memory_order_release);
 	atomic_store_explicit(&e->phys.writer_wake, &st->mpw.t.wake, memory_order_release);
 	ntmm__mapped_writer_init(&st->mapped, e);
-	a = attr_of(e, "ntmm-mapped", NTMM_THREAD_MAPPED_WRITER);
-	err = ntmm__thread_start(&st->mapped.t, &a, ntmm__mapped_writer_thread, &st->mapped);
-	if (err) {
+	err = start_one(e, &st->mapped.t, &st->mapped_started, "ntmm-mapped",
+	                NTMM_THREAD_MAPPED_WRITER, ntmm__mapped_writer_thread, &st->mapped);
+	if (err)
 		ntmm__mapped_writer_fini(&st->mapped);
-		return err;
-	}
-	st->mapped_started = true;
-	return 0;
+	return err;
 }
 
 static void writers_stop(ntmm_engine_t *e)
 {
 	ntmm__systhreads_t *st = &e->systhreads;
-	if (st->mpw_started) {
+	/* relaxed exchanges: only this (the destroying) thread writes them now */
+	if (atomic_exchange_explicit(&st->mpw_started, false, memory_order_relaxed)) {
 		/* relaxed: signallers that still loaded the pointer only signal
 		   the event, which lives as long as the engine */
 		atomic_store_explicit(&e->phys.writer_wake, NULL, memory_order_relaxed);
 		atomic_store_explicit(&e->virt.paging.writer, NULL, memory_order_relaxed);
 		ntmm__thread_stop(&st->mpw.t);
-		st->mpw_started = false;
 	}
-	if (st->mapped_started) {
+	if (atomic_exchange_explicit(&st->mapped_started, false, memory_order_relaxed)) {
 		ntmm__thread_stop(&st->mapped.t);
 		ntmm__mapped_writer_fini(&st->mapped);
-		st->mapped_started = false;
 	}
 }
 
@@ -89,16 +104,42 @@ int ntmm__systhreads_start(ntmm_engine_t *e)
 		/* from now on frees wake it (it starts with a pass of its own) */
 		ntmm__phys_set_zero_wake(e, n, &z->t.wake);
 	}
+	/* the writers before the threads that trim (their pages need writing);
+	   the swapper before the balance set manager, which wakes it */
 	int err = writers_start(e);
-	if (err)
+	if (!err)
+		err = start_one(e, &st->swapper.t, &st->swapper.started, "ntmm-swapper",
+		                NTMM_THREAD_SWAPPER, ntmm__swapper_thread, &st->swapper);
+	if (!err)
+		err =
+		    start_one(e, &st->segderef.t, &st->segderef.started, "ntmm-segderef",
+		              NTMM_THREAD_SEGMENT_DEREF, ntmm__segment_deref_thread, &st->segderef);
+	if (!err)
+		err = start_one(e, &st->balance.t, &st->balance.started, "ntmm-balance",
+		                NTMM_THREAD_BALANCE_SET, ntmm__balance_set_thread, &st->balance);
+	if (err) {
 		ntmm__systhreads_stop(e);
-	return err;
+		return err;
+	}
+	ntmm__wsm_marks_t m;
+	ntmm__wsm_marks(e, &m);
+	ntmm__phys_set_lowmem_wake(e, &st->balance.t.wake, m.minimum);
+	return 0;
 }
 
 void ntmm__systhreads_stop(ntmm_engine_t *e)
 {
 	ntmm__systhreads_t *st = &e->systhreads;
-	writers_stop(e);
+	ntmm__phys_set_lowmem_wake(e, NULL, 0);
+	/* relaxed exchanges: only this (the destroying) thread writes them
+	   now; the balance set thread stops first, as it wakes the swapper */
+	if (atomic_exchange_explicit(&st->balance.started, false, memory_order_relaxed))
+		ntmm__thread_stop(&st->balance.t);
+	if (atomic_exchange_explicit(&st->swapper.started, false, memory_order_relaxed))
+		ntmm__thread_stop(&st->swapper.t);
+	if (atomic_exchange_explicit(&st->segderef.started, false, memory_order_relaxed))
+		ntmm__thread_stop(&st->segderef.t);
+	writers_stop(e); /* after the trimmers; a batch in flight completes */
 	for (unsigned n = 0; n < st->nzero; n++) {
 		ntmm__phys_set_zero_wake(e, n, NULL);
 		ntmm__thread_stop(&st->zero[n].t);

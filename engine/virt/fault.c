@@ -442,6 +442,8 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 	unsigned cpu = ntmm__cpu_current(p->ncpu); /* a hint: migration only costs sharing */
 	atomic_fetch_add_explicit(&p->cpu[cpu].page_faults, 1, memory_order_relaxed);
 	NTMM__STAT_ADD(&e->stats, page_faults, 1);
+	if (atomic_load_explicit(&p->wsm.swapped_out, memory_order_relaxed)) /* wsmgr.c */
+		ntmm__wsm_swap_in(p);
 	bool compacted = false, waited = false;
 	unsigned noframe = 0;
 	fault_ctx_t c; /* the arrays are filled by hard_begin before use */

@@ -76,6 +76,7 @@ int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out)
 	ntmm__wsl_init(&p->wsl, e->cfg.ws_min_pages, e->cfg.ws_max_pages);
 	atomic_store_explicit(&p->users, 0, memory_order_relaxed);
 	ntmm__event_init(&p->users_done);
+	ntmm__wsm_process_init(p);
 
 	pthread_mutex_lock(&e->virt.lock);
 	p->id = ++e->virt.next_id;
@@ -197,6 +198,8 @@ int ntmm_process_info(ntmm_process_t *p, ntmm_process_info_t *out)
 	out->commit_pages = atomic_load_explicit(&p->commit_pages, memory_order_relaxed);
 	out->page_faults = faults;
 	out->hard_faults = atomic_load_explicit(&p->hard_faults, memory_order_relaxed);
+	out->swap_outs = atomic_load_explicit(&p->wsm.swap_outs, memory_order_relaxed);
+	out->swap_ins = atomic_load_explicit(&p->wsm.swap_ins, memory_order_relaxed);
 	return 0;
 }
 

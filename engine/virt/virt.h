@@ -45,6 +45,7 @@
 #include "sync/rcu.h"
 #include "virt/paging.h"
 #include "virt/pte.h"
+#include "virt/wsmgr.h"
 
 typedef struct ntmm__virt_process ntmm__virt_process_t;
 
@@ -146,6 +147,7 @@ typedef struct ntmm__proc_cpu {
  *                  passes (the working-set manager) that then work on the
  *                  process without that lock; destroy unlinks the process
  *                  and waits (on users_done) until users is 0
+ *   wsm          — working set manager / swapper state (virt/wsmgr.h)
  *   link         — in e->virt.processes, under e->virt.lock
  */
 struct ntmm_process {
@@ -169,6 +171,7 @@ struct ntmm_process {
 	_Atomic uint64_t hard_faults;
 	_Atomic uint32_t users;
 	ntmm__event_t users_done;
+	ntmm__wsm_proc_t wsm;
 
 	struct cds_list_head link;
 };
@@ -338,6 +341,9 @@ void ntmm__wsl_compact(ntmm_process_t *p);
 size_t ntmm__ws_trim(ntmm_process_t *p, size_t max_trim, unsigned min_age);
 /* Ages the working set: accessed → age 0 (bit cleared), else age++ (≤ 7). */
 void ntmm__ws_age(ntmm_process_t *p);
+/* The same, returning the entries found accessed; hist (may be NULL) gets
+   the number of entries of each age 0..7 after aging (for wsmgr.c). */
+size_t ntmm__ws_age_hist(ntmm_process_t *p, size_t hist[8]);
 /* One working-set manager pass (NTMM-REFERENCE.md §6), for the balance set
    manager: ages, then trims oldest-first down to the maximum, or, under
    memory pressure, pages unused since the last pass down to the minimum.

@@ -205,6 +205,9 @@ size_t ntmm__ws_trim(ntmm_process_t *p, size_t max_trim, unsigned min_age)
 		} while (!atomic_compare_exchange_weak_explicit(
 		    pte, &old, want, memory_order_acq_rel, memory_order_relaxed));
 		ntmm__wsl_remove(p, i); /* may move another entry into slot i */
+		/* relaxed: any recent value of the process default will do */
+		ntmm__page_set_priority(
+		    e, pfn, atomic_load_explicit(&p->wsm.page_priority, memory_order_relaxed));
 		if (ntmm__page_unmap(e, pfn, (old & NTMM__PTE_DIRTY) != 0, false))
 			ntmm__shootdown_add_release(&s, pfn);
 		trimmed++;
@@ -217,9 +220,13 @@ size_t ntmm__ws_trim(ntmm_process_t *p, size_t max_trim, unsigned min_age)
 	return trimmed;
 }
 
-void ntmm__ws_age(ntmm_process_t *p)
+size_t ntmm__ws_age_hist(ntmm_process_t *p, size_t hist[8])
 {
 	ntmm__wsl_t *w = &p->wsl;
+	size_t accessed = 0;
+	if (hist)
+		for (unsigned a = 0; a < 8; a++)
+			hist[a] = 0;
 	ntmm__ws_lock_exclusive(p);
 	uint32_t n = atomic_load_explicit(&w->next, memory_order_relaxed);
 	for (uint32_t i = 0; i < n; i++) {
@@ -233,13 +240,21 @@ void ntmm__ws_age(ntmm_process_t *p)
 		    atomic_fetch_and_explicit(pte, ~NTMM__PTE_ACCESSED, memory_order_relaxed);
 		uint64_t age = ent & NTMM__WSLE_AGE_MASK;
 		if (old & NTMM__PTE_ACCESSED)
-			age = 0;
+			age = 0, accessed++;
 		else if (age < NTMM__WSLE_AGE_MASK)
 			age++;
+		if (hist)
+			hist[age]++;
 		atomic_store_explicit(slot, (ent & ~NTMM__WSLE_AGE_MASK) | age,
 		                      memory_order_relaxed);
 	}
 	ntmm__ws_unlock_exclusive(p);
+	return accessed;
+}
+
+void ntmm__ws_age(ntmm_process_t *p)
+{
+	ntmm__ws_age_hist(p, NULL);
 }
 
 size_t ntmm__ws_manage(ntmm_process_t *p, bool pressure)

@@ -1,0 +1,236 @@
+/*
+ * The working set manager (NTMM-REFERENCE.md §6), run by the balance set
+ * manager thread on its tick and on the low-memory event, plus the process
+ * swap primitives the swapper thread uses and the per-process standby
+ * priority. It drives wsl.c's primitives (aging, the batched trim) and
+ * decides which sets to age and trim and how far.
+ *
+ * Policy, with marks scaled to the pool (ntmm__wsm_marks):
+ *   available = Zeroed + Free + Standby + frames of uncommitted chunks
+ *   (the pool can still grow into those), modified = the Modified list.
+ *   - available + modified ≥ plenty: only sets above their maximum are
+ *     touched (aged, then trimmed to the maximum).
+ *   - below plenty: every set is aged (Accessed → age 0 and cleared, else
+ *     age++ up to 7, the age field's limit); sets above their maximum are
+ *     trimmed to it, oldest pages first, any age.
+ *   - available < minimum as well (pressure): sets above their minimum are
+ *     trimmed toward it, oldest first, taking only pages not accessed since
+ *     the previous aging (age ≥ 1), so recently used pages survive.
+ *   Pinned pages are never trimmed (the trim primitive skips them).
+ * "Oldest first" uses the age histogram the aging pass returns: one trim
+ * call takes every page older than the cut-off age, a second takes what is
+ * still needed at the cut-off age — at most two grace periods per set.
+ *
+ * Process iteration (ntmm__wsm_for_each) does not hold e->virt.lock while
+ * it works on a process: trimming waits for grace periods, and a thread in
+ * an access section may be waiting for virt.lock (ntmm_stats_get,
+ * ntmm_process_create). Each visited process holds a `users` reference
+ * instead (the virtual layer's protocol, shared with its own
+ * ntmm__virt_ws_manager_pass), so destroy waits for the visit to end.
+ *
+ * The virtual layer also offers ntmm__ws_manage / ntmm__virt_ws_manager_pass
+ * (the same rules per process, trimming by age thresholds 3..0). This file
+ * adds what the balance set manager needs around them: the marks, the
+ * plenty gate (no aging at all while memory is plentiful and a set is
+ * within its maximum), an exact oldest-first order from the aging
+ * histogram, and noting accesses for the swapper's idle test.
+ */
+#include "virt/virt.h"
+#include "engine.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+uint64_t ntmm__wsm_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void ntmm__wsm_process_init(ntmm_process_t *p)
+{
+	atomic_store_explicit(&p->wsm.page_priority, NTMM__PFN_PRIO_DEFAULT, memory_order_relaxed);
+	atomic_store_explicit(&p->wsm.swapped_out, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->wsm.swap_outs, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->wsm.swap_ins, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->wsm.active_ns, ntmm__wsm_now_ns(), memory_order_relaxed);
+	p->wsm.seen_faults = 0;
+}
+
+void ntmm__wsm_marks(ntmm_engine_t *e, ntmm__wsm_marks_t *out)
+{
+	/* 1/32 and 1/8 of the pool: on the 256 MiB default pool 2048 and 8192
+	   frames. Windows uses fixed page counts sized for gigabytes. */
+	size_t n = e->phys.nframes;
+	size_t min = n / 32 > 64 ? n / 32 : 64;
+	if (min > n / 4)
+		min = n / 4;
+	size_t plenty = n / 8 > 2 * min ? n / 8 : 2 * min;
+	out->minimum = min;
+	out->plenty = plenty;
+}
+
+void ntmm__wsm_gauges(ntmm_engine_t *e, size_t *available, size_t *modified)
+{
+	size_t avail = 0, mod = 0;
+	for (unsigned n = 0; n < e->phys.nnodes; n++) {
+		ntmm__node_info_t ni;
+		ntmm__phys_node_info(e, n, &ni);
+		avail += ni.zeroed + ni.free_ + ni.standby;
+		avail += ni.frames > ni.committed_frames ? ni.frames - ni.committed_frames : 0;
+		mod += ni.modified;
+	}
+	*available = avail;
+	*modified = mod;
+}
+
+uint64_t ntmm__wsm_faults(ntmm_process_t *p)
+{
+	uint64_t f = 0;
+	for (unsigned c = 0; c < p->ncpu; c++)
+		f += atomic_load_explicit(&p->cpu[c].page_faults, memory_order_relaxed);
+	return f;
+}
+
+size_t ntmm__wsm_age(ntmm_process_t *p, size_t hist[8])
+{
+	size_t accessed = ntmm__ws_age_hist(p, hist);
+	if (accessed)
+		atomic_store_explicit(&p->wsm.active_ns, ntmm__wsm_now_ns(), memory_order_relaxed);
+	return accessed;
+}
+
+size_t ntmm__wsm_trim_oldest(ntmm_process_t *p, const size_t hist[8], size_t pages,
+                             unsigned min_age)
+{
+	if (!pages || min_age > 7)
+		return 0;
+	/* cut-off age a: the pages older than a are fewer than `pages` */
+	size_t older = 0;
+	unsigned a = 7;
+	while (a > min_age && older + hist[a] < pages)
+		older += hist[a--];
+	size_t done = 0;
+	if (older)
+		done += ntmm__ws_trim(p, older, a + 1);
+	if (done < pages)
+		done += ntmm__ws_trim(p, pages - done, a);
+	return done;
+}
+
+void ntmm__wsm_for_each(ntmm_engine_t *e, void (*fn)(ntmm_process_t *p, void *arg), void *arg)
+{
+	ntmm__virt_t *v = &e->virt;
+	pthread_mutex_lock(&v->lock);
+	size_t n = 0, cap = v->nprocesses;
+	ntmm_process_t **list = malloc(sizeof(*list) * (cap ? cap : 1));
+	ntmm_process_t *p;
+	if (list)
+		for (struct cds_list_head *pos_ = v->processes.next; pos_ != &v->processes;
+		     pos_ = pos_->next) {
+			p = cds_list_entry(pos_, ntmm_process_t, link);
+			/* relaxed: the list lock orders it against destroy's unlink */
+			atomic_fetch_add_explicit(&p->users, 1, memory_order_relaxed);
+			list[n++] = p;
+		}
+	pthread_mutex_unlock(&v->lock);
+	for (size_t i = 0; i < n; i++) {
+		fn(list[i], arg);
+		/* release: our work on the process happens before destroy's
+		   teardown (it loads users with acquire) */
+		if (atomic_fetch_sub_explicit(&list[i]->users, 1, memory_order_release) == 1)
+			ntmm__event_signal(&list[i]->users_done);
+	}
+	free(list);
+}
+
+typedef struct run_arg {
+	bool plenty, pressure;
+	ntmm__wsm_result_t *r;
+} run_arg_t;
+
+/* Ages and trims one process as the policy says. */
+static void run_one(ntmm_process_t *p, void *arg)
+{
+	run_arg_t *ra = arg;
+	bool plenty = ra->plenty, pressure = ra->pressure;
+	ntmm__wsm_result_t *r = ra->r;
+	ntmm__pushlock_acquire_shared(&p->as_lock); /* the limits' lock */
+	size_t min = p->wsl.min_pages, max = p->wsl.max_pages;
+	ntmm__pushlock_release_shared(&p->as_lock);
+	if (plenty && ntmm__ws_pages(p) <= max)
+		return;
+	size_t hist[8];
+	ntmm__wsm_age(p, hist);
+	r->processes_aged++;
+	size_t ws = 0;
+	for (unsigned a = 0; a < 8; a++)
+		ws += hist[a];
+	if (ws > max) {
+		size_t t = ntmm__wsm_trim_oldest(p, hist, ws - max, 0);
+		r->trimmed_max += t;
+		/* the oldest went first: take them off the histogram */
+		size_t left = t;
+		for (unsigned a = 8; a-- > 0 && left;) {
+			size_t k = hist[a] < left ? hist[a] : left;
+			hist[a] -= k;
+			left -= k;
+		}
+		ws -= t;
+	}
+	if (pressure && ws > min)
+		r->trimmed_pressure += ntmm__wsm_trim_oldest(p, hist, ws - min, 1);
+}
+
+void ntmm__wsm_run(ntmm_engine_t *e, ntmm__wsm_result_t *out)
+{
+	ntmm__wsm_result_t r = {0};
+	ntmm__wsm_marks_t m;
+	ntmm__wsm_marks(e, &m);
+	ntmm__wsm_gauges(e, &r.available, &r.modified);
+	bool pressure = r.available < m.minimum;
+	bool plenty = r.available + r.modified >= m.plenty;
+
+	run_arg_t ra = {plenty, pressure, &r};
+	ntmm__wsm_for_each(e, run_one, &ra);
+	if (out)
+		*out = r;
+}
+
+/* --------------------------------------------------------------- swapping */
+
+size_t ntmm__wsm_swap_out(ntmm_process_t *p)
+{
+	/* relaxed: a fault that finds one of the PTEs trimmed below read it
+	   with acquire from the trim's acq_rel CAS, which comes after this
+	   store, so that fault sees the flag */
+	atomic_store_explicit(&p->wsm.swapped_out, 1, memory_order_relaxed);
+	size_t n = ntmm__ws_trim(p, SIZE_MAX, 0);
+	atomic_fetch_add_explicit(&p->wsm.swap_outs, 1, memory_order_relaxed);
+	NTMM__STAT_ADD(&p->e->stats, swap_outs, 1);
+	return n;
+}
+
+void ntmm__wsm_swap_in(ntmm_process_t *p)
+{
+	/* relaxed: the exchange only elects the one in-swapper */
+	if (!atomic_exchange_explicit(&p->wsm.swapped_out, 0, memory_order_relaxed))
+		return;
+	atomic_fetch_add_explicit(&p->wsm.swap_ins, 1, memory_order_relaxed);
+	atomic_store_explicit(&p->wsm.active_ns, ntmm__wsm_now_ns(), memory_order_relaxed);
+	NTMM__STAT_ADD(&p->e->stats, swap_ins, 1);
+}
+
+/* ------------------------------------------------------------ public API */
+
+int ntmm_process_set_page_priority(ntmm_process_t *p, unsigned prio)
+{
+	int err = ntmm__process_check(p);
+	if (err)
+		return err;
+	if (prio > 7)
+		return ntmm__error(NTMM_EINVAL, "page priority %u (0..7)", prio);
+	atomic_store_explicit(&p->wsm.page_priority, prio, memory_order_relaxed);
+	return 0;
+}
