@@ -71,6 +71,26 @@ static bool obtain(ntmm_engine_t *e, uint64_t need)
 	return ntmm__commit_set_pagefile_limit(e, size) == 0;
 }
 
+void ntmm__commit_sync_pagefile_limit(ntmm_engine_t *e)
+{
+	uint64_t size, max;
+	ntmm__pagefile_totals(&e->io, &size, &max);
+	if (ntmm__commit_set_pagefile_limit(e, size) == 0)
+		return;
+	/* a shrink went below what the charge needs: grow back the deficit
+	   (if the disk refuses, the limit stays above the space; the writer
+	   then finds no room and pages stay Modified, nothing is lost) */
+	uint64_t charge = atomic_load_explicit(&e->virt.commit_pages, memory_order_relaxed);
+	uint64_t need = charge > e->virt.frame_limit ? charge - e->virt.frame_limit : 0;
+	for (unsigned i = 0; i < NTMM__PF_MAX_FILES && size < need; i++) {
+		if (!atomic_load_explicit(&e->io.files[i], memory_order_acquire))
+			continue;
+		ntmm__pagefile_grow(&e->io, i, need - size);
+		ntmm__pagefile_totals(&e->io, &size, &max);
+	}
+	ntmm__commit_set_pagefile_limit(e, size);
+}
+
 int ntmm__commit_charge(ntmm_process_t *p, uint64_t pages)
 {
 	ntmm_engine_t *e = p->e;

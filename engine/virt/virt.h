@@ -262,6 +262,10 @@ uint64_t ntmm__commit_limit(ntmm_engine_t *e);
    files are added, grown to a new maximum or removed. NTMM_ECOMMIT (nothing
    changes) if the limit would fall below the current charge. */
 int ntmm__commit_set_pagefile_limit(ntmm_engine_t *e, uint64_t pages);
+/* After paging files grew or shrank (segment dereference thread): the
+   paging-file part of the limit follows the space obtained; a shrink below
+   what the charge needs is grown back. */
+void ntmm__commit_sync_pagefile_limit(ntmm_engine_t *e);
 
 /* pagetable.c */
 /* Pointer to the leaf PTE of va, or NULL if a table on the way is missing.
