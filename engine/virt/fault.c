@@ -97,8 +97,9 @@ static int hard_begin(ntmm_process_t *p, uint64_t page, uint64_t vad_end, _Atomi
 {
 	ntmm_engine_t *e = p->e;
 	ntmm__pfn_t pfn;
-	if (ntmm__page_alloc(e, 0, NTMM__ALLOC_NODE_ANY, (uint32_t)(page >> NTMM__PAGE_SHIFT),
-	                     &pfn))
+	/* no colour preference: the most recently freed frame (top of the
+	   per-CPU cache) is the likeliest to be in cache for the read's copy */
+	if (ntmm__page_alloc(e, 0, NTMM__ALLOC_NODE_ANY, NTMM__COLOUR_ANY, &pfn))
 		return FAULT_NOFRAME;
 	if (!inpage_start(e, pfn, pte, old))
 		return FAULT_RETRY;
