@@ -202,6 +202,22 @@ NTMM_API int ntmm_pin(ntmm_process_t *p, uint64_t va, size_t len, unsigned acces
 NTMM_API void *ntmm_pin_page(const ntmm_pin_t *pin, size_t index);
 NTMM_API void ntmm_unpin(ntmm_pin_t *pin);
 
+/* What the calling thread's most recent ntmm_translate / ntmm_read /
+   ntmm_write / ntmm_pin resolved: the kind of its last fault, or
+   NTMM_FAULT_NONE when every page was already valid. COLLIDED: the fault
+   found the page in another thread's I/O and waited for it. One
+   thread-local word, set by the fault handler (for tools and the demo). */
+enum ntmm_fault_kind {
+	NTMM_FAULT_NONE = 0,
+	NTMM_FAULT_DEMAND_ZERO,
+	NTMM_FAULT_SOFT,
+	NTMM_FAULT_HARD,
+	NTMM_FAULT_COLLIDED,
+	NTMM_FAULT_COPY_ON_WRITE,
+	NTMM_FAULT_KINDS
+};
+NTMM_API unsigned ntmm_last_fault_kind(void);
+
 /* ------------------------------------------------- working sets, information */
 
 NTMM_API int ntmm_ws_set_limits(ntmm_process_t *p, size_t min_pages, size_t max_pages);

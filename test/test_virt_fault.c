@@ -372,8 +372,8 @@ static void pte_formats_round_trip(void **s)
 	assert_int_equal(ntmm__mmprot_from_page(NTMM_PAGE_NOACCESS), NTMM__MM_NOACCESS);
 }
 
-/* Prototype and pagefile PTEs have their dispatch slots; until sections and
-   paging files exist the fault says NTMM_ENOTSUP. */
+/* Prototype PTEs have their dispatch slot; until sections exist the fault
+   says NTMM_ENOTSUP. */
 static void prototype_and_pagefile_ptes_are_enotsup_for_now(void **s)
 {
 	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
@@ -385,10 +385,7 @@ static void prototype_and_pagefile_ptes_are_enotsup_for_now(void **s)
 	atomic_store(pte, ntmm__pte_make_prototype(0, NTMM__MM_READWRITE));
 	ntmm__pt_note_fill(p, pte);
 	assert_int_equal(ntmm_read(p, a + PG, &c, 1), NTMM_ENOTSUP);
-	pte = ntmm__pt_lookup(p, a + 2 * PG);
-	atomic_store(pte, ntmm__pte_make_pagefile(1, 42, NTMM__MM_READWRITE));
-	ntmm__pt_note_fill(p, pte);
-	assert_int_equal(ntmm_read(p, a + 2 * PG, &c, 1), NTMM_ENOTSUP);
+	/* pagefile PTEs are hard faults now: test/test_paging_*.c */
 	assert_int_equal(ntmm_process_destroy(p), 0);
 	virt_engine_done(e);
 }

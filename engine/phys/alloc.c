@@ -172,6 +172,14 @@ void ntmm__zero_wake(ntmm__node_t *n)
 
 /* Moves frames [0, k) of a magazine to the node lists and slides the rest
    down. Slot held. */
+void ntmm__writer_wake(ntmm__phys_t *ph)
+{
+	/* acquire: pairs with the release store that installed the event */
+	ntmm__event_t *ev = atomic_load_explicit(&ph->writer_wake, memory_order_acquire);
+	if (ev)
+		ntmm__event_signal(ev);
+}
+
 static void mag_drain(ntmm__phys_t *ph, ntmm__node_t *n, ntmm__pfn_t *mag, _Atomic uint32_t *cnt,
                       uint32_t k, bool zeroed)
 {
@@ -287,11 +295,13 @@ static int alloc_slow(ntmm_engine_t *e, unsigned flags, unsigned home, uint32_t 
 		uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
 		ntmm__pfn_store(p, s, active_word(s));
 	} else if (!(flags & NTMM__ALLOC_NO_STANDBY)) {
+		ntmm__writer_wake(ph); /* short of free frames: let the writer refill Standby */
 		for (unsigned i = 0; i < ph->nnodes && pfn == NTMM__PFN_NONE; i++)
 			pfn = take_standby(e, ph->topo.order[home][i]);
 		from_free = zero; /* a repurposed frame holds its old owner's bytes */
 	}
 	if (pfn == NTMM__PFN_NONE) {
+		ntmm__writer_wake(ph);
 		NTMM__STAT_ADD(&e->stats, frame_alloc_fails, 1);
 		return NTMM_ENOMEM;
 	}

@@ -50,6 +50,8 @@ static void drop_ref(ntmm_engine_t *e, ntmm__pfn_t pfn, bool tail)
 				continue;
 			}
 			/* relaxed: the frame is FREE and held under free_lock */
+			uint64_t orig =
+			    atomic_load_explicit(&p->original_pte, memory_order_relaxed);
 			atomic_store_explicit(&p->pte, 0, memory_order_relaxed);
 			atomic_store_explicit(&p->original_pte, 0, memory_order_relaxed);
 			ntmm__freelist_put(ph, n, false, pfn);
@@ -57,6 +59,8 @@ static void drop_ref(ntmm_engine_t *e, ntmm__pfn_t pfn, bool tail)
 			ntmm__node_pub_free(n);
 			pthread_mutex_unlock(&n->free_lock);
 			NTMM__STAT_ADD(&e->stats, frame_frees, 1);
+			if (orig && ph->original_gone)
+				ph->original_gone(e, orig);
 			if (wake)
 				ntmm__zero_wake(n);
 			return;
@@ -76,7 +80,12 @@ static void drop_ref(ntmm_engine_t *e, ntmm__pfn_t pfn, bool tail)
 		else
 			ntmm__plist_push_head(ph, l, pfn);
 		ntmm__node_pub_standby(n);
+		bool wake_writer =
+		    dirty && n->modified.count ==
+		                 atomic_load_explicit(&ph->modified_high, memory_order_relaxed);
 		pthread_mutex_unlock(&n->standby_lock);
+		if (wake_writer)
+			ntmm__writer_wake(ph);
 		return;
 	}
 }
@@ -181,6 +190,7 @@ bool ntmm__page_delete_transition(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pt
 		pthread_mutex_lock(&n->free_lock); /* order: standby_lock → free_lock */
 		ntmm__pfn_store(p, s, ntmm__pfn_listed(s, NTMM__LOC_FREE));
 		/* relaxed: held under both locks */
+		uint64_t orig = atomic_load_explicit(&p->original_pte, memory_order_relaxed);
 		atomic_store_explicit(&p->pte, 0, memory_order_relaxed);
 		atomic_store_explicit(&p->original_pte, 0, memory_order_relaxed);
 		ntmm__freelist_put(ph, n, false, pfn);
@@ -189,6 +199,8 @@ bool ntmm__page_delete_transition(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pt
 		pthread_mutex_unlock(&n->free_lock);
 		pthread_mutex_unlock(&n->standby_lock);
 		NTMM__STAT_ADD(&e->stats, frame_frees, 1);
+		if (orig && ph->original_gone)
+			ph->original_gone(e, orig);
 		if (wake)
 			ntmm__zero_wake(n);
 		return true;

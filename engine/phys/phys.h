@@ -210,6 +210,17 @@ typedef struct ntmm__phys {
 	ntmm__node_t *nodes; /* [nnodes] */
 	ntmm__pcpu_t *pcpu;  /* [ncpus] */
 	ntmm__repurpose_fn repurpose;
+	/* issue 5 hooks, set by the layers above (NULL: none):
+	   original_gone — called with a frame's non-zero OriginalPte when the
+	     frame goes to Free because its owner deleted it (the paging-file
+	     slot it names must be released); no phys lock is held
+	   writer_wake — the modified page writer's event: signalled when an
+	     allocation runs short (falls back to Standby or fails) and when a
+	     node's Modified list reaches modified_high (acquire loads; the
+	     event outlives the pointer) */
+	void (*original_gone)(ntmm_engine_t *e, uint64_t original_pte);
+	_Atomic(ntmm__event_t *) writer_wake;
+	_Atomic size_t modified_high; /* relaxed: a tunable mark */
 	bool ready;
 	/* low-memory notification (ntmm__phys_set_lowmem_wake): the balance
 	   set manager's event, its mark (0 = off) and whether a signal may be
@@ -353,5 +364,8 @@ void ntmm__zero_fence(void);
 /* alloc.c */
 void ntmm__free_to_node(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t s);
 void ntmm__zero_wake(ntmm__node_t *n);
+/* Signals phys.writer_wake if set (the allocator is short of frames, or
+   Modified is large). */
+void ntmm__writer_wake(ntmm__phys_t *ph);
 
 #endif

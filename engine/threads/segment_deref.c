@@ -124,6 +124,7 @@ void ntmm__segderef_pass(ntmm__segderef_thread_t *s, bool from_thread)
 			atomic_fetch_add_explicit(&s->shrunk_pages, (uint64_t)r,
 			                          memory_order_relaxed);
 	}
+	ntmm__commit_sync_pagefile_limit(e); /* the commit limit follows the space */
 	size_t keep;
 	if (chunks_to_spare(e, &keep)) {
 		if (++s->free_streak >= 2) {

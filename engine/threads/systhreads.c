@@ -39,6 +39,43 @@ static int start_one(ntmm_engine_t *e, ntmm__thread_t *t, _Atomic bool *started,
 	return err;
 }
 
+/* The modified and mapped page writers. */
+static int writers_start(ntmm_engine_t *e)
+{
+	ntmm__systhreads_t *st = &e->systhreads;
+	st->mpw.e = e;
+	int err = start_one(e, &st->mpw.t, &st->mpw_started, "ntmm-mpw",
+	                    NTMM_THREAD_MODIFIED_WRITER, ntmm__modified_writer_thread, &st->mpw);
+	if (err)
+		return err;
+	/* release: the event is initialized before anyone may signal it */
+	atomic_store_explicit(&e->virt.paging.writer, &st->mpw.t.wake, memory_order_release);
+	atomic_store_explicit(&e->phys.writer_wake, &st->mpw.t.wake, memory_order_release);
+	ntmm__mapped_writer_init(&st->mapped, e);
+	err = start_one(e, &st->mapped.t, &st->mapped_started, "ntmm-mapped",
+	                NTMM_THREAD_MAPPED_WRITER, ntmm__mapped_writer_thread, &st->mapped);
+	if (err)
+		ntmm__mapped_writer_fini(&st->mapped);
+	return err;
+}
+
+static void writers_stop(ntmm_engine_t *e)
+{
+	ntmm__systhreads_t *st = &e->systhreads;
+	/* relaxed exchanges: only this (the destroying) thread writes them now */
+	if (atomic_exchange_explicit(&st->mpw_started, false, memory_order_relaxed)) {
+		/* relaxed: signallers that still loaded the pointer only signal
+		   the event, which lives as long as the engine */
+		atomic_store_explicit(&e->phys.writer_wake, NULL, memory_order_relaxed);
+		atomic_store_explicit(&e->virt.paging.writer, NULL, memory_order_relaxed);
+		ntmm__thread_stop(&st->mpw.t);
+	}
+	if (atomic_exchange_explicit(&st->mapped_started, false, memory_order_relaxed)) {
+		ntmm__thread_stop(&st->mapped.t);
+		ntmm__mapped_writer_fini(&st->mapped);
+	}
+}
+
 int ntmm__systhreads_start(ntmm_engine_t *e)
 {
 	ntmm__systhreads_t *st = &e->systhreads;
@@ -67,9 +104,12 @@ int ntmm__systhreads_start(ntmm_engine_t *e)
 		/* from now on frees wake it (it starts with a pass of its own) */
 		ntmm__phys_set_zero_wake(e, n, &z->t.wake);
 	}
-	/* the swapper first: the balance set manager wakes it */
-	int err = start_one(e, &st->swapper.t, &st->swapper.started, "ntmm-swapper",
-	                    NTMM_THREAD_SWAPPER, ntmm__swapper_thread, &st->swapper);
+	/* the writers before the threads that trim (their pages need writing);
+	   the swapper before the balance set manager, which wakes it */
+	int err = writers_start(e);
+	if (!err)
+		err = start_one(e, &st->swapper.t, &st->swapper.started, "ntmm-swapper",
+		                NTMM_THREAD_SWAPPER, ntmm__swapper_thread, &st->swapper);
 	if (!err)
 		err =
 		    start_one(e, &st->segderef.t, &st->segderef.started, "ntmm-segderef",
@@ -99,6 +139,7 @@ void ntmm__systhreads_stop(ntmm_engine_t *e)
 		ntmm__thread_stop(&st->swapper.t);
 	if (atomic_exchange_explicit(&st->segderef.started, false, memory_order_relaxed))
 		ntmm__thread_stop(&st->segderef.t);
+	writers_stop(e); /* after the trimmers; a batch in flight completes */
 	for (unsigned n = 0; n < st->nzero; n++) {
 		ntmm__phys_set_zero_wake(e, n, NULL);
 		ntmm__thread_stop(&st->zero[n].t);

@@ -12,6 +12,7 @@
 #include <ntmm.h>
 
 #include "threads/thread.h"
+#include "threads/writers.h"
 
 #include <urcu/wfcqueue.h>
 
@@ -94,6 +95,9 @@ typedef struct ntmm__systhreads {
 	ntmm__balance_thread_t balance;
 	ntmm__swapper_thread_t swapper;
 	ntmm__segderef_thread_t segderef;
+	ntmm__mpw_t mpw;                          /* modified page writer (modified_writer.c) */
+	ntmm__mapped_writer_t mapped;             /* mapped page writer (mapped_writer.c) */
+	_Atomic bool mpw_started, mapped_started; /* as the others' `started` */
 	pthread_mutex_t quiet;
 	struct __cds_wfcq_head dq_head;
 	struct cds_wfcq_tail dq_tail;

@@ -77,6 +77,7 @@ static int check_va(uint64_t va)
 
 int ntmm_translate(ntmm_process_t *p, uint64_t va, unsigned access, void **host)
 {
+	ntmm__fault_kind = NTMM_FAULT_NONE; /* the fault handler sets another kind */
 	bool write = access == NTMM_ACCESS_WRITE;
 	ntmm__tlb_t *t = &ntmm__tlb;
 	if (t->depth && t->e && host) {
@@ -142,6 +143,7 @@ static int copy(ntmm_process_t *p, uint64_t va, void *buf, const void *src, size
 
 int ntmm_read(ntmm_process_t *p, uint64_t va, void *buf, size_t len)
 {
+	ntmm__fault_kind = NTMM_FAULT_NONE;
 	if (!buf)
 		return ntmm__error(NTMM_EINVAL, "buffer is NULL");
 	return copy(p, va, buf, NULL, len);
@@ -149,6 +151,7 @@ int ntmm_read(ntmm_process_t *p, uint64_t va, void *buf, size_t len)
 
 int ntmm_write(ntmm_process_t *p, uint64_t va, const void *buf, size_t len)
 {
+	ntmm__fault_kind = NTMM_FAULT_NONE;
 	if (!buf)
 		return ntmm__error(NTMM_EINVAL, "buffer is NULL");
 	return copy(p, va, NULL, buf, len);
@@ -156,6 +159,7 @@ int ntmm_write(ntmm_process_t *p, uint64_t va, const void *buf, size_t len)
 
 int ntmm_pin(ntmm_process_t *p, uint64_t va, size_t len, unsigned access, ntmm_pin_t **out)
 {
+	ntmm__fault_kind = NTMM_FAULT_NONE;
 	int err = ntmm__process_check(p);
 	if (err)
 		return err;

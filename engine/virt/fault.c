@@ -8,8 +8,25 @@
  * GUARD clears the guard and reports NTMM_EGUARD; create missing tables;
  * then by PTE: valid (another thread resolved it, or its access bits need
  * to follow the VAD), transition (soft fault: reclaim from Standby/Modified/
- * TRANSITION), prototype and pagefile (dispatch slots: NTMM_ENOTSUP until
- * sections and paging files exist), zero or demand-zero (a zeroed frame).
+ * TRANSITION), prototype (dispatch slot: NTMM_ENOTSUP until sections
+ * exist), pagefile (hard fault, below), zero or demand-zero (a zeroed frame).
+ *
+ * Hard fault (NTMM-REFERENCE.md §4.7): under ws_lock shared, take a frame,
+ * make it READ_IN_PROGRESS and publish a transition PTE naming it; do the
+ * same for up to NTMM__HARD_CLUSTER-1 following pages of the VAD whose PTEs
+ * are pagefile PTEs in the following slots of the same file (prefetch, only
+ * from free frames: never repurposing Standby for a guess). Then drop
+ * ws_lock, read the whole run with one vectored request, retake ws_lock
+ * shared and finish: the faulting page becomes valid, the prefetched ones
+ * go to Standby as transition pages, and the in-page waiters are woken. A
+ * teardown meanwhile marks the frames DELETED (read_done frees them; their
+ * slots go with OriginalPte). A failed read puts each pagefile PTE back,
+ * frees the frames and returns NTMM_EIO; the slot still holds the data, so
+ * a retry can succeed. The fault stays inside the caller's read-side
+ * section during the read (page tables cannot be freed under it).
+ * Slot policy: a read for a write frees the slot at once (the page is
+ * dirty); a read for a read keeps it in OriginalPte while the page stays
+ * clean (paging.h).
  *
  * Concurrency: several threads of one process fault at once under the
  * shared lock; each PTE changes by CAS. Two threads on one demand-zero page
@@ -27,6 +44,201 @@
 #include <stdlib.h>
 
 #define FAULT_RETRY 1 /* internal: state changed under us, dispatch again */
+/* internal dispatch results (negative, outside the NTMM_E* range) */
+#define FAULT_GUARD   (-1000) /* guard page: the caller drops ws_lock first */
+#define FAULT_WAIT    (-1001) /* page in I/O: wait on it without ws_lock, retry */
+#define FAULT_NOFRAME (-1002) /* no frame: wait for the writer without ws_lock */
+#define FAULT_HARD    (-1003) /* hard fault started: read without ws_lock */
+
+/* What dispatch hands to the caller for FAULT_WAIT and FAULT_HARD. */
+typedef struct fault_ctx {
+	ntmm__pfn_t wait_pfn; /* FAULT_WAIT */
+	uint64_t wait_pte;
+	unsigned n; /* FAULT_HARD: the run being read */
+	ntmm__pfloc_t loc;
+	uint64_t flags;
+	unsigned prot;              /* the VAD protection the flags were made from */
+	const ntmm__vad_map_t *map; /* ... and the VAD map it was read from */
+	uint64_t page;
+	ntmm__pfn_t pfn[NTMM__HARD_CLUSTER];
+	_Atomic uint64_t *pte[NTMM__HARD_CLUSTER];
+	uint64_t orig[NTMM__HARD_CLUSTER]; /* the pagefile PTEs */
+} fault_ctx_t;
+
+/* Starts the read of one page: fresh frame, READ_IN_PROGRESS, transition
+   PTE published over the pagefile PTE `old`. false (nothing changed) if
+   the PTE changed meanwhile. */
+static bool inpage_start(ntmm_engine_t *e, ntmm__pfn_t pfn, _Atomic uint64_t *pte, uint64_t old)
+{
+	uint64_t pte_addr = (uint64_t)(uintptr_t)pte;
+	ntmm__page_read_begin(e, pfn, pte_addr, old);
+	uint64_t want = ntmm__pte_make_transition(pfn, ntmm__pte_prot(old));
+	/* release: the frame's state (READ_IN_PROGRESS) and owner are visible
+	   to whoever reads the transition PTE with acquire */
+	if (atomic_compare_exchange_strong_explicit(pte, &old, want, memory_order_release,
+	                                            memory_order_relaxed))
+		return true;
+	/* never published: undo (the frame is ours alone) */
+	ntmm__pfn_entry_t *pe = ntmm__pfn(e, pfn);
+	atomic_store_explicit(&pe->original_pte, 0, memory_order_relaxed);
+	int r = ntmm__page_read_done(e, pfn, true);
+	ntmm__assert(r == 0);
+	(void)r;
+	ntmm__page_free(e, pfn);
+	return false;
+}
+
+/* Hard fault, first half (ws_lock shared): the faulting page and its
+   cluster become in-page transition pages. FAULT_HARD, FAULT_RETRY or
+   FAULT_NOFRAME. */
+static int hard_begin(ntmm_process_t *p, uint64_t page, uint64_t vad_end, _Atomic uint64_t *pte,
+                      uint64_t old, uint64_t flags, unsigned prot, const ntmm__vad_map_t *map,
+                      fault_ctx_t *c)
+{
+	ntmm_engine_t *e = p->e;
+	ntmm__pfn_t pfn;
+	/* no colour preference: the most recently freed frame (top of the
+	   per-CPU cache) is the likeliest to be in cache for the read's copy */
+	if (ntmm__page_alloc(e, 0, NTMM__ALLOC_NODE_ANY, NTMM__COLOUR_ANY, &pfn))
+		return FAULT_NOFRAME;
+	if (!inpage_start(e, pfn, pte, old))
+		return FAULT_RETRY;
+	c->n = 1;
+	c->loc = ntmm__pfloc_from_pte(old);
+	c->flags = flags;
+	c->prot = prot;
+	c->map = map;
+	c->page = page;
+	c->pfn[0] = pfn;
+	c->pte[0] = pte;
+	c->orig[0] = old;
+	for (unsigned i = 1; i < NTMM__HARD_CLUSTER; i++) {
+		uint64_t va = page + ((uint64_t)i << NTMM__PAGE_SHIFT);
+		if (va >= vad_end)
+			break;
+		/* the cluster stays within the leaf table, where the next PTE
+		   is the next word (no walk) */
+		if (!(va & (NTMM__PT_LEAF_SPAN - 1)))
+			break;
+		_Atomic uint64_t *q = pte + i;
+		/* acquire: as the fault's own PTE load */
+		uint64_t o = atomic_load_explicit(q, memory_order_acquire);
+		if (!ntmm__pte_is_pagefile(o) ||
+		    ntmm__pfloc_from_pte(o) != ntmm__pfloc_add(c->loc, i))
+			break;
+		ntmm__pfn_t f;
+		if (ntmm__page_alloc(e, NTMM__ALLOC_NO_STANDBY, NTMM__ALLOC_NODE_ANY,
+		                     (uint32_t)(va >> NTMM__PAGE_SHIFT), &f))
+			break;
+		if (!inpage_start(e, f, q, o))
+			break;
+		c->pfn[i] = f;
+		c->pte[i] = q;
+		c->orig[i] = o;
+		c->n = i + 1;
+	}
+	return FAULT_HARD;
+}
+
+/* The protection of the committed page at `page` now, or 0 if it is not
+   committed (any more). */
+static unsigned vad_prot_now(ntmm_process_t *p, uint64_t page)
+{
+	unsigned prot = 0;
+	ntmm__rcu_read_lock();
+	/* acquire: pairs with the release store in ntmm__vad_publish */
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_acquire);
+	long vi = m ? ntmm__vad_find(m, page) : -1;
+	if (vi >= 0) {
+		const ntmm__vad_t *v = m->vads[vi];
+		const ntmm__vad_run_t *r =
+		    ntmm__vad_run_of(v, (uint32_t)((page - v->start) >> NTMM__PAGE_SHIFT));
+		prot = r->committed ? r->prot : 0;
+	}
+	ntmm__rcu_read_unlock();
+	return prot;
+}
+
+/* Hard fault, second half (ws_lock shared again): ok = the read
+   succeeded. Returns 0 (the faulting page is valid), FAULT_RETRY (torn
+   down meanwhile: dispatch again), NTMM_EIO, or NTMM_ENOMEM (working-set
+   list full: the page went to Standby; compact and retry). */
+static int hard_finish(ntmm_process_t *p, unsigned cpu, fault_ctx_t *c, bool ok)
+{
+	ntmm_engine_t *e = p->e;
+	int ret = 0;
+	/* the protection may have changed while ws_lock was dropped (protect
+	   only rewrites valid PTEs): then the page goes to Standby like a
+	   prefetched one and the fault is dispatched again */
+	/* the map is copy-on-update and cannot be freed while this fault is
+	   inside its read-side section: the same map means the same prot */
+	bool same_prot = atomic_load_explicit(&p->vads, memory_order_acquire) == c->map ||
+	                 vad_prot_now(p, c->page) == c->prot;
+	for (unsigned i = 0; i < c->n; i++) {
+		ntmm__pfn_t pfn = c->pfn[i];
+		_Atomic uint64_t *pte = c->pte[i];
+		uint64_t tr = ntmm__pte_make_transition(pfn, ntmm__pte_prot(c->orig[i]));
+		ntmm__pfn_entry_t *pe = ntmm__pfn(e, pfn);
+		if (!ok) {
+			uint64_t exp = tr;
+			/* acq_rel: the PTE owns the slot again; pairs with teardown's
+			   exchange (if teardown won, the frame's OriginalPte still
+			   names the slot and its free releases it) */
+			if (atomic_compare_exchange_strong_explicit(
+			        pte, &exp, c->orig[i], memory_order_acq_rel, memory_order_relaxed))
+				atomic_store_explicit(&pe->original_pte, 0, memory_order_relaxed);
+			ntmm__page_read_done(e, pfn, false);
+			continue;
+		}
+		uint32_t slot = 0;
+		bool mine = i == 0 && same_prot && ntmm__wsl_reserve(p, cpu, &slot) == 0;
+		if (i == 0 && !mine)
+			ret = same_prot ? NTMM_ENOMEM : FAULT_RETRY;
+		if (ntmm__page_read_done(e, pfn, true)) {
+			/* torn down during the read: the frame and its slot are gone */
+			if (mine)
+				ntmm__wsl_hole(p, slot);
+			if (i == 0)
+				ret = FAULT_RETRY;
+			continue;
+		}
+		if (!mine) {
+			/* prefetched (or no working-set room): to Standby; nobody
+			   ever mapped it, so no grace period is needed */
+			if (ntmm__page_unmap(e, pfn, false, false))
+				ntmm__page_release_batch(e, &pfn, 1);
+			continue;
+		}
+		if (c->flags & NTMM__PTE_DIRTY) {
+			/* written at once: the paging-file copy is stale */
+			ntmm__pagefile_pte_release(e, c->orig[i]);
+			atomic_store_explicit(
+			    &pe->original_pte,
+			    ntmm__pte_make_demand_zero(ntmm__pte_prot(c->orig[i])),
+			    memory_order_relaxed);
+		}
+		uint64_t want = ntmm__pte_make_valid(pfn, slot, c->flags);
+		/* release: the frame's contents (the read) are visible to whoever
+		   loads the valid PTE with acquire; nobody else writes a
+		   transition PTE whose frame we hold ACTIVE (teardown waits for
+		   ws_lock exclusive) */
+		bool won = atomic_compare_exchange_strong_explicit(
+		    pte, &tr, want, memory_order_release, memory_order_relaxed);
+		ntmm__assert(won);
+		(void)won;
+		ntmm__wsl_fill(p, cpu, slot, c->page);
+	}
+	ntmm__inpage_wake_many(e, c->pfn, c->n);
+	if (!ok)
+		return ntmm__error(NTMM_EIO, "in-page error at %#llx (paging-file read failed)",
+		                   (unsigned long long)c->page);
+	if (ret == 0) {
+		NTMM__STAT_ADD(&e->stats, hard_faults, 1);
+		atomic_fetch_add_explicit(&p->hard_faults, 1, memory_order_relaxed);
+		ntmm__fault_kind = NTMM_FAULT_HARD;
+	}
+	return ret;
+}
 
 static int guard_fault(ntmm_process_t *p, uint64_t page)
 {
@@ -64,12 +276,13 @@ static int access_violation(ntmm_process_t *p, uint64_t va, const char *why)
 }
 
 /* One dispatch under ws_lock shared. */
-static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write)
+static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write, fault_ctx_t *c)
 {
 	ntmm_engine_t *e = p->e;
 	uint64_t page = va & ~(uint64_t)(NTMM_PAGE_SIZE - 1);
 	unsigned prot = 0;
 	bool committed = false, found = false;
+	uint64_t vad_end = 0;
 
 	ntmm__rcu_read_lock();
 	/* acquire: pairs with the release store in ntmm__vad_publish */
@@ -80,6 +293,7 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write)
 		const ntmm__vad_run_t *r =
 		    ntmm__vad_run_of(v, (uint32_t)((page - v->start) >> NTMM__PAGE_SHIFT));
 		found = true;
+		vad_end = v->end;
 		committed = r->committed;
 		prot = r->prot;
 	}
@@ -90,7 +304,7 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write)
 	if (!committed)
 		return access_violation(p, page, "reserved, not committed");
 	if (prot & NTMM_PAGE_GUARD)
-		return -1000; /* guard: the caller drops ws_lock first */
+		return FAULT_GUARD;
 	uint64_t bits = ntmm__pte_bits_for(prot);
 	if (!(bits & NTMM__PTE_READ))
 		return access_violation(p, page, "PAGE_NOACCESS");
@@ -116,6 +330,7 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write)
 			        pte, &old, want, memory_order_relaxed, memory_order_relaxed)) {
 				if (collided)
 					NTMM__STAT_ADD(&e->stats, collided_faults, 1);
+				ntmm__fault_kind = collided ? NTMM_FAULT_COLLIDED : NTMM_FAULT_NONE;
 				return 0;
 			}
 			continue;
@@ -123,9 +338,16 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write)
 		if (ntmm__pte_is_prototype(old))
 			return ntmm__error(NTMM_ENOTSUP, "prototype PTE at %#llx (sections)",
 			                   (unsigned long long)page);
-		if (ntmm__pte_is_software(old) && !ntmm__pte_is_demand_zero(old))
-			return ntmm__error(NTMM_ENOTSUP, "pagefile PTE at %#llx (paging files)",
-			                   (unsigned long long)page);
+		if (ntmm__pte_is_software(old) && !ntmm__pte_is_demand_zero(old)) {
+			if (!ntmm__pte_is_pagefile(old))
+				return ntmm__error(NTMM_EINVAL, "bad software PTE %#llx at %#llx",
+				                   (unsigned long long)old,
+				                   (unsigned long long)page);
+			int r = hard_begin(p, page, vad_end, pte, old, flags, prot, m, c);
+			if (r == FAULT_RETRY)
+				continue;
+			return r;
+		}
 
 		uint32_t slot;
 		if (ntmm__wsl_reserve(p, cpu, &slot))
@@ -135,6 +357,14 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write)
 		if (ntmm__pte_is_transition(old)) {
 			ntmm__pfn_t pfn = ntmm__pte_pfn(old);
 			int r = ntmm__page_reclaim(e, pfn, pte_addr, write);
+			if (r == NTMM_EBUSY) {
+				/* in I/O (a hard fault's read, or the writer's write
+				   for a write access): sleep on it without ws_lock */
+				ntmm__wsl_hole(p, slot);
+				c->wait_pfn = pfn;
+				c->wait_pte = pte_addr;
+				return FAULT_WAIT;
+			}
 			if (r) {
 				/* another thread won this page, it is in I/O, or the
 				   allocator is repurposing it and restoring the PTE:
@@ -155,6 +385,7 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write)
 			NTMM__STAT_ADD(&e->stats, soft_faults, 1);
 			if (collided)
 				NTMM__STAT_ADD(&e->stats, collided_faults, 1);
+			ntmm__fault_kind = NTMM_FAULT_SOFT;
 			return 0;
 		}
 
@@ -164,7 +395,9 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write)
 		                       (uint32_t)(page >> NTMM__PAGE_SHIFT), &pfn);
 		if (err) {
 			ntmm__wsl_hole(p, slot);
-			return ntmm__error(err, "no frame for a demand-zero fault");
+			return err == NTMM_ENOMEM
+			           ? FAULT_NOFRAME
+			           : ntmm__error(err, "no frame for a demand-zero fault");
 		}
 		/* the zeroed frame is cold (non-temporal zeroing) and the caller is
 		   about to touch it: start that line's fetch now, overlapped with
@@ -187,6 +420,7 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write)
 			NTMM__STAT_ADD(&e->stats, demand_zero_faults, 1);
 			if (collided)
 				NTMM__STAT_ADD(&e->stats, collided_faults, 1);
+			ntmm__fault_kind = NTMM_FAULT_DEMAND_ZERO;
 			return 0;
 		}
 		ntmm__page_free(e, pfn); /* lost the race; never published */
@@ -195,20 +429,62 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write)
 	}
 }
 
+/* a fault that finds no frame waits this long per round for the writer,
+   at most this many rounds (it stays inside the caller's read-side
+   section, so it cannot wait for trims without bound) */
+#define NOFRAME_WAIT_NS (10 * 1000 * 1000)
+#define NOFRAME_ROUNDS  50
+
 int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 {
+	ntmm_engine_t *e = p->e;
 	uint64_t page = va & ~(uint64_t)(NTMM_PAGE_SIZE - 1);
 	bool write = access == NTMM_ACCESS_WRITE;
 	unsigned cpu = ntmm__cpu_current(p->ncpu); /* a hint: migration only costs sharing */
 	atomic_fetch_add_explicit(&p->cpu[cpu].page_faults, 1, memory_order_relaxed);
-	NTMM__STAT_ADD(&p->e->stats, page_faults, 1);
+	NTMM__STAT_ADD(&e->stats, page_faults, 1);
 	if (atomic_load_explicit(&p->wsm.swapped_out, memory_order_relaxed)) /* wsmgr.c */
 		ntmm__wsm_swap_in(p);
-	bool compacted = false;
+	bool compacted = false, waited = false;
+	unsigned noframe = 0;
+	fault_ctx_t c; /* the arrays are filled by hard_begin before use */
+	c.wait_pfn = 0;
+	c.wait_pte = 0;
+	c.n = 0;
+	c.loc = 0;
+	c.flags = 0;
+	c.prot = 0;
+	c.map = NULL;
+	c.page = page;
 	for (;;) {
 		unsigned slot = ntmm__ws_lock_shared(p);
-		int r = dispatch(p, cpu, va, write);
+		int r = dispatch(p, cpu, va, write, &c);
 		ntmm__ws_unlock_shared(p, slot);
+		if (r == FAULT_HARD) {
+			void *pages[NTMM__HARD_CLUSTER];
+			for (unsigned i = 0; i < c.n; i++)
+				pages[i] = ntmm__pfn_host(e, c.pfn[i]);
+			bool ok = ntmm__pagefile_read(&e->io, c.loc, pages, c.n) == 0;
+			slot = ntmm__ws_lock_shared(p);
+			r = hard_finish(p, cpu, &c, ok);
+			ntmm__ws_unlock_shared(p, slot);
+			if (r == FAULT_RETRY)
+				continue;
+		}
+		if (r == FAULT_WAIT) {
+			ntmm__inpage_wait(e, c.wait_pfn, c.wait_pte, write);
+			waited = true;
+			continue;
+		}
+		if (r == FAULT_NOFRAME) {
+			if (atomic_load_explicit(&e->virt.paging.writer, memory_order_relaxed) &&
+			    ++noframe <= NOFRAME_ROUNDS) {
+				ntmm__paging_wait_avail(e, NOFRAME_WAIT_NS);
+				continue;
+			}
+			return ntmm__error(NTMM_ENOMEM, "no frame for a fault at %#llx",
+			                   (unsigned long long)page);
+		}
 		if (r == NTMM_ENOMEM && !compacted) {
 			/* a full working-set list may only hold holes: compact once
 			   (exclusive, no grace period involved) and retry */
@@ -218,7 +494,11 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 			compacted = true;
 			continue;
 		}
-		if (r != -1000)
+		if (r == 0 && waited) {
+			ntmm__fault_kind = NTMM_FAULT_COLLIDED;
+			NTMM__STAT_ADD(&e->stats, collided_faults, 1);
+		}
+		if (r != FAULT_GUARD)
 			return r;
 		r = guard_fault(p, page); /* ws_lock dropped: as_lock comes first */
 		if (r != FAULT_RETRY)

@@ -226,8 +226,9 @@ static void teardown_leaf(ntmm_process_t *p, uint64_t va, _Atomic uint64_t *pte,
 				ntmm__backoff(&b);
 		}
 	}
-	/* exchange: the repurpose callback may CAS this PTE concurrently */
-	atomic_exchange_explicit(pte, 0, memory_order_acq_rel);
+	/* exchange: the repurpose callback may CAS this PTE concurrently; a
+	   pagefile PTE (also one a repurpose just restored) owns its slot */
+	ntmm__pagefile_pte_release(e, atomic_exchange_explicit(pte, 0, memory_order_acq_rel));
 	leaf_cleared(p, pte);
 }
 

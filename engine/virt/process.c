@@ -213,9 +213,12 @@ void ntmm__virt_repurpose(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr,
 	/* Only a transition PTE still naming this frame goes back; if the owner
 	   has already torn it down the CAS fails and nothing changes. acq_rel:
 	   pairs with the owner's exchange in teardown and its acquire loads. */
-	if (ntmm__pte_is_transition(old) && ntmm__pte_pfn(old) == pfn)
-		atomic_compare_exchange_strong_explicit(pte, &old, original_pte,
-		                                        memory_order_acq_rel, memory_order_relaxed);
+	if (ntmm__pte_is_transition(old) && ntmm__pte_pfn(old) == pfn &&
+	    atomic_compare_exchange_strong_explicit(pte, &old, original_pte, memory_order_acq_rel,
+	                                            memory_order_relaxed))
+		return;
+	/* the PTE is gone: nobody will own the paging-file slot OriginalPte names */
+	ntmm__pagefile_pte_release(e, original_pte);
 }
 
 int ntmm__virt_init(ntmm_engine_t *e)
@@ -227,12 +230,13 @@ int ntmm__virt_init(ntmm_engine_t *e)
 	v->next_id = 0;
 	atomic_store_explicit(&v->commit_pages, 0, memory_order_relaxed);
 	v->frame_limit = e->cfg.physical_bytes / NTMM_PAGE_SIZE;
-	/* until the io layer reports its files, the configured first paging
-	   file's maximum counts */
-	atomic_store_explicit(&v->pagefile_limit,
-	                      e->cfg.pagefile_path ? e->cfg.pagefile_maximum / NTMM_PAGE_SIZE : 0,
-	                      memory_order_relaxed);
+	/* the paging-file space obtained so far (io is set up before virt);
+	   the charge path raises it as it grows the files */
+	uint64_t size, max;
+	ntmm__pagefile_totals(&e->io, &size, &max);
+	atomic_store_explicit(&v->pagefile_limit, size, memory_order_relaxed);
 	e->phys.repurpose = ntmm__virt_repurpose;
+	ntmm__paging_init(e);
 	return 0;
 }
 
@@ -256,6 +260,7 @@ void ntmm__virt_fini(ntmm_engine_t *e)
 	}
 	ntmm__rcu_barrier(); /* retired VAD maps */
 	e->phys.repurpose = NULL;
+	e->phys.original_gone = NULL;
 	pthread_mutex_destroy(&v->lock);
 }
 

@@ -43,6 +43,7 @@
 #include "sync/event.h"
 #include "sync/pushlock.h"
 #include "sync/rcu.h"
+#include "virt/paging.h"
 #include "virt/pte.h"
 #include "virt/wsmgr.h"
 
@@ -189,9 +190,12 @@ struct ntmm_pin {
  *   lock         — guards processes, nprocesses, next_id
  *   commit_pages — system commit charge; CAS so it never passes the limit
  *   frame_limit  — frames in the pool (fixed at init)
- *   pagefile_limit — paging-file maximum in pages; set by the io layer as
- *                  paging files come and go (ntmm__commit_set_pagefile_limit)
+ *   pagefile_limit — paging-file slots the commit limit counts: the space
+ *                  actually obtained (raised by the charge path when it
+ *                  grows a file, ntmm__commit_set_pagefile_limit; never set
+ *                  below the charge)
  *   commit limit = frame_limit + pagefile_limit
+ *   paging       — demand-paging glue (paging.h)
  */
 typedef struct ntmm__virt {
 	pthread_mutex_t lock;
@@ -201,6 +205,7 @@ typedef struct ntmm__virt {
 	_Atomic uint64_t commit_pages;
 	uint64_t frame_limit;
 	_Atomic uint64_t pagefile_limit;
+	ntmm__paging_t paging;
 } ntmm__virt_t;
 
 int ntmm__virt_init(ntmm_engine_t *e);
@@ -257,6 +262,10 @@ uint64_t ntmm__commit_limit(ntmm_engine_t *e);
    files are added, grown to a new maximum or removed. NTMM_ECOMMIT (nothing
    changes) if the limit would fall below the current charge. */
 int ntmm__commit_set_pagefile_limit(ntmm_engine_t *e, uint64_t pages);
+/* After paging files grew or shrank (segment dereference thread): the
+   paging-file part of the limit follows the space obtained; a shrink below
+   what the charge needs is grown back. */
+void ntmm__commit_sync_pagefile_limit(ntmm_engine_t *e);
 
 /* pagetable.c */
 /* Pointer to the leaf PTE of va, or NULL if a table on the way is missing.

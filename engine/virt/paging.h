@@ -1,0 +1,89 @@
+/*
+ * Demand paging glue of the virtual layer (issue 5): who owns a
+ * paging-file slot, the waits of collided faults on pages in I/O, the
+ * wake-ups between faults, the allocator and the modified page writer.
+ * Implemented in paging.c; the hard fault itself is in fault.c, the commit
+ * limit over frames + paging-file space obtained in commit.c, the writer's
+ * loop in threads/modified_writer.c.
+ *
+ * Ownership of a paging-file slot (exactly one owner, so no slot leaks):
+ *   - a pagefile PTE (not resident) owns the slot it names; whoever
+ *     overwrites such a PTE frees the slot (teardown, a failed repurpose);
+ *   - a frame's OriginalPte owns the slot it names while the frame is in
+ *     memory (clean page read back or written: kept while clean, so a
+ *     re-trim needs no write). The slot goes back to the PTE when the frame
+ *     is repurposed (the allocator restores OriginalPte), and is freed when
+ *     the frame is freed (the phys layer's original_gone callback), when a
+ *     hard fault for a write dirties the page at once, or when the modified
+ *     page writer takes a re-dirtied frame to write it again (the old copy
+ *     is stale: the writer frees it and allocates a fresh run, so clusters
+ *     stay contiguous).
+ *
+ * In-page waits: a fault that finds its page READ_IN_PROGRESS (a hard fault
+ * of another thread) or WRITE_IN_PROGRESS on a write (the writer) leaves
+ * the working-set lock and sleeps on one of NTMM__INPAGE_BUCKETS event
+ * counts chosen by PFN; the I/O completion signals that bucket. Waiters
+ * re-check after prepare (no lost wake-up) and use a timeout only as a
+ * safety net. Nothing spins.
+ */
+#ifndef NTMM_VIRT_PAGING_H
+#define NTMM_VIRT_PAGING_H
+
+#include <ntmm.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "phys/page.h"
+#include "sync/event.h"
+
+#define NTMM__INPAGE_BUCKETS 64u
+/* hard-fault read cluster: the faulting page and up to CLUSTER-1 following
+   pages of the same VAD that sit in the following slots of the same file */
+#define NTMM__HARD_CLUSTER 16u
+
+/*
+ * Per engine, inside ntmm__virt_t.
+ *   inpage[]   collided-fault waits (see above); signal after the state
+ *              word no longer shows the I/O (release in the signal)
+ *   avail      signalled by the modified page writer after each batch, for
+ *              faults that found no frame and wait for one (bounded)
+ *   writer     the modified page writer's wake event, or NULL (no system
+ *              threads); set by systhreads start/stop (release/acquire)
+ */
+typedef struct ntmm__paging {
+	ntmm__event_t inpage[NTMM__INPAGE_BUCKETS];
+	ntmm__event_t avail;
+	_Atomic(ntmm__event_t *) writer;
+} ntmm__paging_t;
+
+void ntmm__paging_init(ntmm_engine_t *e);
+
+/* True for a pagefile PTE that names a slot (not demand-zero, not 0). */
+bool ntmm__pte_is_pagefile(uint64_t pte);
+/* Frees the slot a pagefile PTE (or OriginalPte) names; no-op for any
+   other value. Lock-free; callable from any context (phys list locks
+   held included). */
+void ntmm__pagefile_pte_release(ntmm_engine_t *e, uint64_t pte);
+
+/* Collided faults: wait until pfn is no longer in I/O for pte_addr (or a
+   safety timeout passes); wake the waiters of pfn. */
+void ntmm__inpage_wait(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr, bool write);
+void ntmm__inpage_wake(ntmm_engine_t *e, ntmm__pfn_t pfn);
+/* The same for n frames, one signal per bucket. */
+void ntmm__inpage_wake_many(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t n);
+
+/* Wakes the modified page writer (no-op without system threads). */
+void ntmm__paging_wake_writer(ntmm_engine_t *e);
+/* A fault that found no frame: wakes the writer and sleeps until it has
+   finished a batch or timeout_ns passes. */
+void ntmm__paging_wait_avail(ntmm_engine_t *e, int64_t timeout_ns);
+
+/* commit.c: the commit limit at maximum (every paging file grown to its
+   maximum), in pages; the limit now is ntmm__commit_limit (virt.h). */
+uint64_t ntmm__commit_limit_max(ntmm_engine_t *e);
+
+/* The calling thread's last fault kind (ntmm_last_fault_kind). */
+extern __thread unsigned ntmm__fault_kind;
+
+#endif
