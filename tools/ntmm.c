@@ -23,6 +23,12 @@ static const subcommand_t subcommands[] = {
      "[--no-threads]\n"
      "        create an engine and report its backing, nodes, frames, PFN entry size\n"
      "        and system threads (policy and priority obtained)"},
+    {"demo", ntmm__tool_demo,
+     "[--json] [--physical=SIZE] [--overcommit=X] [--processes=N] [--seconds=S]\n"
+     "        [--phase=S] [--writes=F] [--patterns=sequential,random,zipf] [--dir=PATH]\n"
+     "        commit several times the frame pool across processes, page it through a\n"
+     "        paging file under changing access patterns, verify every byte, report\n"
+     "        faults by kind with latency percentiles, I/O rates and thread policies"},
 };
 
 static void usage(FILE *out)

@@ -167,6 +167,10 @@ size_t ntmm__systhreads_list(ntmm_engine_t *e, ntmm__systhread_ref_t *out, size_
 		NTMM__LIST_ONE("process swapper", -1, &st->swapper.t);
 	if (atomic_load_explicit(&st->segderef.started, memory_order_acquire))
 		NTMM__LIST_ONE("segment dereference", -1, &st->segderef.t);
+	if (atomic_load_explicit(&st->mpw_started, memory_order_acquire))
+		NTMM__LIST_ONE("modified page writer", -1, &st->mpw.t);
+	if (atomic_load_explicit(&st->mapped_started, memory_order_acquire))
+		NTMM__LIST_ONE("mapped page writer", -1, &st->mapped.t);
 	for (unsigned i = 0; i < st->nzero; i++)
 		NTMM__LIST_ONE("zero page", (int)st->zero[i].node, &st->zero[i].t);
 #undef NTMM__LIST_ONE
