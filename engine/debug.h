@@ -18,9 +18,9 @@
 #endif
 #endif
 
-#define NTMM__ASSERT_FAIL(expr)                                                           \
+#define NTMM__ASSERT_FAIL(expr)                                                               \
 	(fprintf(stderr, "ntmm: assertion failed: %s (%s:%d %s)\n", expr, __FILE__, __LINE__, \
-		 __func__),                                                                   \
+	         __func__),                                                                   \
 	 abort())
 
 #if NTMM_DEBUG >= 1
@@ -34,9 +34,9 @@
 #define ntmm__assert_expensive(x) ((void)0)
 #endif
 
-#define ntmm__likely(x) __builtin_expect(!!(x), 1)
+#define ntmm__likely(x)   __builtin_expect(!!(x), 1)
 #define ntmm__unlikely(x) __builtin_expect(!!(x), 0)
-#define NTMM__CACHELINE 64
-#define NTMM__ALIGNED_CL __attribute__((aligned(NTMM__CACHELINE)))
+#define NTMM__CACHELINE   64
+#define NTMM__ALIGNED_CL  __attribute__((aligned(NTMM__CACHELINE)))
 
 #endif

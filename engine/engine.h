@@ -22,14 +22,14 @@
 #include "threads/systhreads.h"
 
 struct ntmm_engine {
-	ntmm_config_t cfg;   /* validated copy; strings below are owned copies */
-	char *topology_str;  /* cfg.topology points here */
-	char *pagefile_path; /* cfg.pagefile_path points here */
-	unsigned ncpus;	     /* CPUs of this machine (configured), for per-CPU slots */
-	ntmm__stats_t stats; /* per-CPU counters */
-	ntmm__phys_t phys;   /* frame pool, PFN database, page lists (phys/) */
-	ntmm__virt_t virt;   /* processes, commit charge (virt/) */
-	ntmm__io_t io;	     /* paging files, backing-store drivers, I/O rings (io/) */
+	ntmm_config_t cfg;             /* validated copy; strings below are owned copies */
+	char *topology_str;            /* cfg.topology points here */
+	char *pagefile_path;           /* cfg.pagefile_path points here */
+	unsigned ncpus;                /* CPUs of this machine (configured), for per-CPU slots */
+	ntmm__stats_t stats;           /* per-CPU counters */
+	ntmm__phys_t phys;             /* frame pool, PFN database, page lists (phys/) */
+	ntmm__virt_t virt;             /* processes, commit charge (virt/) */
+	ntmm__io_t io;                 /* paging files, backing-store drivers, I/O rings (io/) */
 	ntmm__systhreads_t systhreads; /* the system threads (threads/) */
 };
 

@@ -24,46 +24,50 @@ typedef struct option {
 	const char *help;
 } option_t;
 
-#define MiB (1024LL * 1024)
-#define GiB (1024LL * MiB)
+#define MiB    (1024LL * 1024)
+#define GiB    (1024LL * MiB)
 #define OFF(f) offsetof(ntmm_config_t, f)
 #define PRIO(idx, name, def)                                                               \
-	{"prio_" name, OPT_INT, OFF(thread_priority) + (idx) * sizeof(int), def, 0, 31,    \
-	 "NT priority of the " name " thread"},                                             \
+	{"prio_" name,                                                                     \
+	 OPT_INT,                                                                          \
+	 OFF(thread_priority) + (idx) * sizeof(int),                                       \
+	 def,                                                                              \
+	 0,                                                                                \
+	 31,                                                                               \
+	 "NT priority of the " name " thread"},                                            \
 	{                                                                                  \
 		"cpu_" name, OPT_INT, OFF(thread_cpu) + (idx) * sizeof(int), -1, -1, 4095, \
-			"CPU the " name " thread is pinned to (-1: none)"                  \
+		    "CPU the " name " thread is pinned to (-1: none)"                      \
 	}
 
 static const option_t options[] = {
-	{"physical_bytes", OPT_SIZE, OFF(physical_bytes), 256 * MiB, 2 * MiB, 1LL << 46,
-	 "frame pool size, multiple of 2 MiB"},
-	{"pagefile_path", OPT_STR, OFF(pagefile_path), 0, 0, 0, "first paging file (unset: none)"},
-	{"pagefile_initial", OPT_SIZE, OFF(pagefile_initial), 64 * MiB, 0, 1LL << 46,
-	 "initial paging-file size"},
-	{"pagefile_maximum", OPT_SIZE, OFF(pagefile_maximum), 1 * GiB, 0, 1LL << 46,
-	 "paging-file growth limit"},
-	{"backing", OPT_BACKING, OFF(backing), NTMM_BACKING_AUTO, 0, 3,
-	 "auto | hugetlb | thp | 4k"},
-	{"topology", OPT_STR, OFF(topology), 0, 0, 0, "hwloc synthetic topology (unset: machine)"},
-	{"start_threads", OPT_INT, OFF(start_threads), 1, 0, 1, "start the system threads"},
-	PRIO(NTMM_THREAD_BALANCE_SET, "balance_set", 16),
-	PRIO(NTMM_THREAD_SWAPPER, "swapper", 23),
-	PRIO(NTMM_THREAD_MODIFIED_WRITER, "modified_writer", 17),
-	PRIO(NTMM_THREAD_MAPPED_WRITER, "mapped_writer", 17),
-	PRIO(NTMM_THREAD_SEGMENT_DEREF, "segment_deref", 18),
-	PRIO(NTMM_THREAD_ZERO_PAGE, "zero_page", 23),
-	{"aslr_seed", OPT_U64, OFF(aslr_seed), 0x6e746d6d, 0, 0, "randomized placement seed"},
-	{"ws_min_pages", OPT_SIZE, OFF(ws_min_pages), 50, 1, 1LL << 40,
-	 "default working-set minimum (pages)"},
-	{"ws_max_pages", OPT_SIZE, OFF(ws_max_pages), 345, 1, 1LL << 40,
-	 "default working-set maximum (pages)"},
-	{"swap_idle_ms", OPT_UINT, OFF(swap_idle_ms), 15000, 0, 1LL << 31,
-	 "swapper: out-swap a process idle this long (0: never)"},
-	{"balance_tick_ms", OPT_UINT, OFF(balance_tick_ms), 1000, 1, 60000,
-	 "balance set manager period (the swapper runs every 4th tick)"},
-	{"io_backend", OPT_INT, OFF(io_backend), 0, 0, 2,
-	 "paging-file I/O: 0 auto, 1 io_uring for all, 2 preadv/pwritev"},
+    {"physical_bytes", OPT_SIZE, OFF(physical_bytes), 256 * MiB, 2 * MiB, 1LL << 46,
+     "frame pool size, multiple of 2 MiB"},
+    {"pagefile_path", OPT_STR, OFF(pagefile_path), 0, 0, 0, "first paging file (unset: none)"},
+    {"pagefile_initial", OPT_SIZE, OFF(pagefile_initial), 64 * MiB, 0, 1LL << 46,
+     "initial paging-file size"},
+    {"pagefile_maximum", OPT_SIZE, OFF(pagefile_maximum), 1 * GiB, 0, 1LL << 46,
+     "paging-file growth limit"},
+    {"backing", OPT_BACKING, OFF(backing), NTMM_BACKING_AUTO, 0, 3, "auto | hugetlb | thp | 4k"},
+    {"topology", OPT_STR, OFF(topology), 0, 0, 0, "hwloc synthetic topology (unset: machine)"},
+    {"start_threads", OPT_INT, OFF(start_threads), 1, 0, 1, "start the system threads"},
+    PRIO(NTMM_THREAD_BALANCE_SET, "balance_set", 16),
+    PRIO(NTMM_THREAD_SWAPPER, "swapper", 23),
+    PRIO(NTMM_THREAD_MODIFIED_WRITER, "modified_writer", 17),
+    PRIO(NTMM_THREAD_MAPPED_WRITER, "mapped_writer", 17),
+    PRIO(NTMM_THREAD_SEGMENT_DEREF, "segment_deref", 18),
+    PRIO(NTMM_THREAD_ZERO_PAGE, "zero_page", 23),
+    {"aslr_seed", OPT_U64, OFF(aslr_seed), 0x6e746d6d, 0, 0, "randomized placement seed"},
+    {"ws_min_pages", OPT_SIZE, OFF(ws_min_pages), 50, 1, 1LL << 40,
+     "default working-set minimum (pages)"},
+    {"ws_max_pages", OPT_SIZE, OFF(ws_max_pages), 345, 1, 1LL << 40,
+     "default working-set maximum (pages)"},
+    {"swap_idle_ms", OPT_UINT, OFF(swap_idle_ms), 15000, 0, 1LL << 31,
+     "swapper: out-swap a process idle this long (0: never)"},
+    {"balance_tick_ms", OPT_UINT, OFF(balance_tick_ms), 1000, 1, 60000,
+     "balance set manager period (the swapper runs every 4th tick)"},
+    {"io_backend", OPT_INT, OFF(io_backend), 0, 0, 2,
+     "paging-file I/O: 0 auto, 1 io_uring for all, 2 preadv/pwritev"},
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -193,17 +197,17 @@ int ntmm__config_validate(const ntmm_config_t *cfg)
 		}
 		if (v < o->min || v > o->max)
 			return ntmm__error(NTMM_EINVAL, "%s = %lld is outside [%lld, %lld] (%s)",
-					   o->name, v, o->min, o->max, o->help);
+			                   o->name, v, o->min, o->max, o->help);
 	}
 	if (cfg->physical_bytes % (2 * MiB))
 		return ntmm__error(NTMM_EINVAL, "physical_bytes = %zu is not a multiple of 2 MiB",
-				   cfg->physical_bytes);
+		                   cfg->physical_bytes);
 	if (cfg->ws_min_pages > cfg->ws_max_pages)
 		return ntmm__error(NTMM_EINVAL, "ws_min_pages %zu > ws_max_pages %zu",
-				   cfg->ws_min_pages, cfg->ws_max_pages);
+		                   cfg->ws_min_pages, cfg->ws_max_pages);
 	if (cfg->pagefile_path && cfg->pagefile_initial > cfg->pagefile_maximum)
 		return ntmm__error(NTMM_EINVAL, "pagefile_initial %zu > pagefile_maximum %zu",
-				   cfg->pagefile_initial, cfg->pagefile_maximum);
+		                   cfg->pagefile_initial, cfg->pagefile_maximum);
 	return 0;
 }
 

@@ -33,15 +33,15 @@ extern "C" {
 /* ------------------------------------------------------------------ errors */
 
 /* X(name, value, text): one list, used for the enum and for ntmm_strerror. */
-#define NTMM_ERRORS(X)                                                             \
+#define NTMM_ERRORS(X)                                                                   \
 	X(EINVAL, -1, "invalid argument (size, alignment, flags, protection or handle)") \
-	X(ENOMEM, -2, "out of memory: no frames and nothing reclaimable")               \
-	X(ECOMMIT, -3, "commit limit reached")                                          \
-	X(EACCESS, -4, "access violation")                                              \
-	X(EGUARD, -5, "guard page hit (the guard is now cleared)")                      \
-	X(ECONFLICT, -6, "range overlaps or is not wholly reserved/committed")          \
-	X(EIO, -7, "in-page error: the backing store failed")                           \
-	X(EBUSY, -8, "resource busy")                                                   \
+	X(ENOMEM, -2, "out of memory: no frames and nothing reclaimable")                \
+	X(ECOMMIT, -3, "commit limit reached")                                           \
+	X(EACCESS, -4, "access violation")                                               \
+	X(EGUARD, -5, "guard page hit (the guard is now cleared)")                       \
+	X(ECONFLICT, -6, "range overlaps or is not wholly reserved/committed")           \
+	X(EIO, -7, "in-page error: the backing store failed")                            \
+	X(EBUSY, -8, "resource busy")                                                    \
 	X(ENOTSUP, -9, "operation not supported here")
 
 enum ntmm_error {
@@ -85,23 +85,23 @@ enum ntmm_system_thread {
 };
 
 typedef struct ntmm_config {
-	size_t physical_bytes;	 /* size of the frame pool (all nodes), multiple of 2 MiB */
+	size_t physical_bytes;     /* size of the frame pool (all nodes), multiple of 2 MiB */
 	const char *pagefile_path; /* first paging file; NULL = none */
 	size_t pagefile_initial;   /* bytes */
 	size_t pagefile_maximum;   /* bytes; growth up to this */
-	int backing;		   /* enum ntmm_backing */
-	const char *topology;	   /* NULL = this machine; else an hwloc synthetic
+	int backing;               /* enum ntmm_backing */
+	const char *topology;      /* NULL = this machine; else an hwloc synthetic
 				      string such as "pack:2 numa:1 core:2 pu:1" */
-	int start_threads;	   /* 1 = start the system threads */
+	int start_threads;         /* 1 = start the system threads */
 
 	/* ---- additions beside the contract ---- */
 	int thread_priority[NTMM_THREAD_COUNT]; /* NT priority 0..31 per system thread */
-	int thread_cpu[NTMM_THREAD_COUNT];	/* -1 = no pinning; else a PU index */
-	uint64_t aslr_seed;			/* randomized placement seed (0 = fixed default) */
-	size_t ws_min_pages, ws_max_pages;	/* default working-set limits */
-	unsigned swap_idle_ms;			/* swapper: out-swap after this idle time (0: never) */
-	unsigned balance_tick_ms;		/* balance set manager period (NT: 1000) */
-	int io_backend; /* paging-file I/O: 0 auto (io_uring for batched reads if
+	int thread_cpu[NTMM_THREAD_COUNT];      /* -1 = no pinning; else a PU index */
+	uint64_t aslr_seed;                     /* randomized placement seed (0 = fixed default) */
+	size_t ws_min_pages, ws_max_pages;      /* default working-set limits */
+	unsigned swap_idle_ms;    /* swapper: out-swap after this idle time (0: never) */
+	unsigned balance_tick_ms; /* balance set manager period (NT: 1000) */
+	int io_backend;           /* paging-file I/O: 0 auto (io_uring for batched reads if
 			   it works, pwritev for writes), 1 io_uring for all
 			   (NTMM_ENOTSUP if unavailable), 2 preadv/pwritev */
 } ntmm_config_t;
@@ -149,38 +149,38 @@ NTMM_API int ntmm_pagefile_remove(ntmm_engine_t *e, const char *path);
 
 /* ------------------------------------------------- processes, virtual memory */
 
-#define NTMM_PAGE_SIZE 4096u
+#define NTMM_PAGE_SIZE              4096u
 #define NTMM_ALLOCATION_GRANULARITY 65536u
 
 /* type bits */
-#define NTMM_MEM_COMMIT 0x1000u
-#define NTMM_MEM_RESERVE 0x2000u
+#define NTMM_MEM_COMMIT   0x1000u
+#define NTMM_MEM_RESERVE  0x2000u
 #define NTMM_MEM_DECOMMIT 0x4000u
-#define NTMM_MEM_RELEASE 0x8000u
-#define NTMM_MEM_FREE 0x10000u
-#define NTMM_MEM_PRIVATE 0x20000u
-#define NTMM_MEM_MAPPED 0x40000u
+#define NTMM_MEM_RELEASE  0x8000u
+#define NTMM_MEM_FREE     0x10000u
+#define NTMM_MEM_PRIVATE  0x20000u
+#define NTMM_MEM_MAPPED   0x40000u
 #define NTMM_MEM_TOP_DOWN 0x100000u
 
 /* protections */
-#define NTMM_PAGE_NOACCESS 0x01u
-#define NTMM_PAGE_READONLY 0x02u
+#define NTMM_PAGE_NOACCESS  0x01u
+#define NTMM_PAGE_READONLY  0x02u
 #define NTMM_PAGE_READWRITE 0x04u
 #define NTMM_PAGE_WRITECOPY 0x08u
-#define NTMM_PAGE_GUARD 0x100u
+#define NTMM_PAGE_GUARD     0x100u
 
 /* access kinds */
-#define NTMM_ACCESS_READ 0u
+#define NTMM_ACCESS_READ  0u
 #define NTMM_ACCESS_WRITE 1u
 
 NTMM_API int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out);
 NTMM_API int ntmm_process_destroy(ntmm_process_t *p);
 
 NTMM_API int ntmm_allocate(ntmm_process_t *p, uint64_t *base, size_t size, unsigned type,
-			   unsigned prot);
+                           unsigned prot);
 NTMM_API int ntmm_free(ntmm_process_t *p, uint64_t base, size_t size, unsigned type);
 NTMM_API int ntmm_protect(ntmm_process_t *p, uint64_t base, size_t size, unsigned prot,
-			  unsigned *old_prot);
+                          unsigned *old_prot);
 
 typedef struct ntmm_region_info {
 	uint64_t base, allocation_base, size;
@@ -198,7 +198,7 @@ NTMM_API int ntmm_translate(ntmm_process_t *p, uint64_t va, unsigned access, voi
 NTMM_API int ntmm_read(ntmm_process_t *p, uint64_t va, void *buf, size_t len);
 NTMM_API int ntmm_write(ntmm_process_t *p, uint64_t va, const void *buf, size_t len);
 NTMM_API int ntmm_pin(ntmm_process_t *p, uint64_t va, size_t len, unsigned access,
-		      ntmm_pin_t **out);
+                      ntmm_pin_t **out);
 NTMM_API void *ntmm_pin_page(const ntmm_pin_t *pin, size_t index);
 NTMM_API void ntmm_unpin(ntmm_pin_t *pin);
 

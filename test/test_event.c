@@ -94,6 +94,10 @@ static void *pc_thread(void *p)
 	void **a = p;
 	pc_t *pc = a[0];
 	if (a[1]) {
+		/* the consumer asleep before the first item (white box: the
+		   waiter count), so the wake-up path is taken at least once
+		   however the two threads are scheduled */
+		WORKER_CHECK(WAIT_UNTIL(atomic_load(&pc->ev.waiters) > 0));
 		for (long i = 0; i < pc->total; i++) {
 			atomic_fetch_add_explicit(&pc->produced, 1, memory_order_relaxed);
 			ntmm__event_signal(&pc->ev);
@@ -122,6 +126,7 @@ static void producer_consumer_loses_no_wakeup(void **state)
 	void *args[2][2] = {{&pc, NULL}, {&pc, (void *)1}};
 	run_threads_watched(2, pc_thread, args, sizeof(args[0]), "producer/consumer", NULL, NULL);
 	printf("consumer slept %ld times for %ld items\n", pc.sleeps, pc.total);
+	assert_int_equal(atomic_load(&test_failures), 0);
 	assert_int_equal(pc.consumed, pc.total);
 	assert_true(pc.sleeps > 0); /* the wake-up path was exercised */
 }

@@ -36,13 +36,13 @@ static inline long scaled(long n)
 
 /* Worker threads record failures here; the main thread asserts it is 0. */
 static __attribute__((unused)) atomic_long test_failures;
-#define WORKER_CHECK(cond)                                                               \
-	do {                                                                             \
-		if (!(cond)) {                                                           \
-			if (atomic_fetch_add(&test_failures, 1) < 10)                    \
+#define WORKER_CHECK(cond)                                                                       \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
+			if (atomic_fetch_add(&test_failures, 1) < 10)                            \
 				fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-					#cond);                                          \
-		}                                                                        \
+				        #cond);                                                  \
+		}                                                                                \
 	} while (0)
 
 static inline uint64_t test_now_ns(void)
@@ -58,7 +58,8 @@ static inline void run_threads(int n, test_thread_fn fn, void *args, size_t arg_
 {
 	pthread_t *t = calloc((size_t)n, sizeof(*t));
 	for (int i = 0; i < n; i++)
-		assert_int_equal(pthread_create(&t[i], NULL, fn, (char *)args + (size_t)i * arg_size), 0);
+		assert_int_equal(
+		    pthread_create(&t[i], NULL, fn, (char *)args + (size_t)i * arg_size), 0);
 	for (int i = 0; i < n; i++)
 		pthread_join(t[i], NULL);
 	free(t);

@@ -50,8 +50,8 @@ void ntmm__tool_print_threads(ntmm_engine_t *e, FILE *o, bool json)
 			        ", \"node\": %d, \"nt_priority\": %d, \"policy\": \"%s\", "
 			        "\"rt_priority\": %d, \"nice\": %d, \"cpu\": %d, \"degraded\": %s, "
 			        "\"degraded_reason\": ",
-			        refs[i].node, t->nt_priority, policy_name(t->policy), t->rt_priority,
-			        t->nice, t->cpu, t->degraded ? "true" : "false");
+			        refs[i].node, t->nt_priority, policy_name(t->policy),
+			        t->rt_priority, t->nice, t->cpu, t->degraded ? "true" : "false");
 			json_str(o, t->degraded_reason);
 			fprintf(o, "}");
 		}

@@ -271,6 +271,20 @@ static ntmm__pfn_t take_standby(ntmm_engine_t *e, unsigned node)
 	return pfn;
 }
 
+/* Whether a zeroing pass holds frames off the lists (in its zbatch). */
+static bool zeroing_in_flight(ntmm__phys_t *ph)
+{
+	for (unsigned i = 0; i < ph->nnodes; i++) {
+		ntmm__node_t *n = &ph->nodes[i];
+		pthread_mutex_lock(&n->free_lock);
+		unsigned k = n->zbatch_n;
+		pthread_mutex_unlock(&n->free_lock);
+		if (k)
+			return true;
+	}
+	return false;
+}
+
 static int alloc_slow(ntmm_engine_t *e, unsigned flags, unsigned home, uint32_t colour,
                       ntmm__pfn_t *out)
 {
@@ -278,17 +292,26 @@ static int alloc_slow(ntmm_engine_t *e, unsigned flags, unsigned home, uint32_t 
 	bool zero = flags & NTMM__ALLOC_ZERO, from_free = false;
 	ntmm__pfn_t pfn = NTMM__PFN_NONE;
 	lowmem_check(ph);
-	for (int pass = 0; pass < 2 && pfn == NTMM__PFN_NONE; pass++) {
-		if (pass == 1)
-			ntmm__phys_flush_caches(e, NTMM__ALLOC_NODE_ANY); /* last resort */
-		for (unsigned i = 0; i < ph->nnodes && pfn == NTMM__PFN_NONE; i++) {
-			unsigned node = ph->topo.order[home][i];
-			for (int tries = 0; tries < 8; tries++) {
-				pfn = take_node(ph, node, zero, colour, &from_free);
-				if (pfn != NTMM__PFN_NONE || !ntmm__pool_grow(e, node))
-					break;
+	ntmm__backoff_t bo = NTMM__BACKOFF_INIT;
+	for (;;) {
+		for (int pass = 0; pass < 2 && pfn == NTMM__PFN_NONE; pass++) {
+			if (pass == 1)
+				ntmm__phys_flush_caches(e, NTMM__ALLOC_NODE_ANY); /* last resort */
+			for (unsigned i = 0; i < ph->nnodes && pfn == NTMM__PFN_NONE; i++) {
+				unsigned node = ph->topo.order[home][i];
+				for (int tries = 0; tries < 8; tries++) {
+					pfn = take_node(ph, node, zero, colour, &from_free);
+					if (pfn != NTMM__PFN_NONE || !ntmm__pool_grow(e, node))
+						break;
+				}
 			}
 		}
+		if (pfn != NTMM__PFN_NONE || !zeroing_in_flight(ph))
+			break;
+		/* the zero page thread has Free frames off the lists while it
+		   clears them: they are coming back as Zeroed, so this is no
+		   reason to repurpose Standby or to fail */
+		ntmm__backoff(&bo);
 	}
 	if (pfn != NTMM__PFN_NONE) {
 		ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);

@@ -17,7 +17,7 @@ enum ntmm__stat_index {
 #define NTMM__STAT_ENUM(name, desc) NTMM__STAT_##name,
 	NTMM_STATS_COUNTERS(NTMM__STAT_ENUM)
 #undef NTMM__STAT_ENUM
-	NTMM__STAT_COUNT
+	    NTMM__STAT_COUNT
 };
 
 typedef struct ntmm__cpu_stats {

@@ -94,7 +94,7 @@ void ntmm__gate_close(ntmm__gate_t *g)
 {
 	uint32_t open = NTMM__GATE_OPEN;
 	atomic_compare_exchange_strong_explicit(&g->state, &open, NTMM__GATE_CLOSED,
-						memory_order_relaxed, memory_order_relaxed);
+	                                        memory_order_relaxed, memory_order_relaxed);
 }
 
 void ntmm__gate_wait(ntmm__gate_t *g)
@@ -107,8 +107,8 @@ void ntmm__gate_wait(ntmm__gate_t *g)
 				break;
 			if (s == NTMM__GATE_CLOSED &&
 			    !atomic_compare_exchange_strong_explicit(&g->state, &s, GATE_SLEEPERS,
-								     memory_order_acquire,
-								     memory_order_acquire))
+			                                             memory_order_acquire,
+			                                             memory_order_acquire))
 				continue;
 			ntmm__futex_wait(&g->state, GATE_SLEEPERS, -1);
 		}

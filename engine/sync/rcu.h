@@ -31,16 +31,15 @@
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
 extern char ntmm__rcu_tsan_token;
-#define ntmm__rcu_read_unlock() (__tsan_release(&ntmm__rcu_tsan_token), urcu_memb_read_unlock())
-#define ntmm__rcu_synchronize() \
-	(urcu_memb_synchronize_rcu(), __tsan_acquire(&ntmm__rcu_tsan_token))
+#define ntmm__rcu_read_unlock()   (__tsan_release(&ntmm__rcu_tsan_token), urcu_memb_read_unlock())
+#define ntmm__rcu_synchronize()   (urcu_memb_synchronize_rcu(), __tsan_acquire(&ntmm__rcu_tsan_token))
 #define ntmm__rcu_tsan_after_gp() __tsan_acquire(&ntmm__rcu_tsan_token)
 #define ntmm__rcu_call(head, fn) \
 	(__tsan_release(&ntmm__rcu_tsan_token), urcu_memb_call_rcu((head), (fn)))
 #else
-#define ntmm__rcu_call(head, fn) urcu_memb_call_rcu((head), (fn))
-#define ntmm__rcu_read_unlock() urcu_memb_read_unlock()
-#define ntmm__rcu_synchronize() urcu_memb_synchronize_rcu()
+#define ntmm__rcu_call(head, fn)  urcu_memb_call_rcu((head), (fn))
+#define ntmm__rcu_read_unlock()   urcu_memb_read_unlock()
+#define ntmm__rcu_synchronize()   urcu_memb_synchronize_rcu()
 #define ntmm__rcu_tsan_after_gp() ((void)0)
 #endif
 #define ntmm__rcu_barrier() urcu_memb_barrier()

@@ -153,12 +153,12 @@ size_t ntmm__systhreads_list(ntmm_engine_t *e, ntmm__systhread_ref_t *out, size_
 {
 	ntmm__systhreads_t *st = &e->systhreads;
 	size_t n = 0;
-#define NTMM__LIST_ONE(role_, node_, thr_)                                                 \
-	do {                                                                               \
-		if (n < max)                                                               \
-			out[n] = (ntmm__systhread_ref_t){.role = (role_), .node = (node_), \
-			                                 .t = (thr_)};                     \
-		n++;                                                                       \
+#define NTMM__LIST_ONE(role_, node_, thr_)                                  \
+	do {                                                                \
+		if (n < max)                                                \
+			out[n] = (ntmm__systhread_ref_t){                   \
+			    .role = (role_), .node = (node_), .t = (thr_)}; \
+		n++;                                                        \
 	} while (0)
 	/* acquire: pairs with start_one's release of `started` */
 	if (atomic_load_explicit(&st->balance.started, memory_order_acquire))

@@ -75,7 +75,6 @@ int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out)
 	memset(p->cpu, 0, sizeof(*p->cpu) * p->ncpu);
 	ntmm__wsl_init(&p->wsl, e->cfg.ws_min_pages, e->cfg.ws_max_pages);
 	atomic_store_explicit(&p->users, 0, memory_order_relaxed);
-	ntmm__event_init(&p->users_done);
 	ntmm__wsm_process_init(p);
 
 	pthread_mutex_lock(&e->virt.lock);
@@ -129,11 +128,11 @@ static void process_teardown(ntmm_process_t *p)
 static void wait_for_users(ntmm_process_t *p)
 {
 	for (;;) {
-		uint32_t key = ntmm__event_prepare(&p->users_done);
+		uint32_t key = ntmm__event_prepare(&p->e->virt.users_done);
 		/* acquire: pairs with the release decrement of the last user */
 		if (atomic_load_explicit(&p->users, memory_order_acquire) == 0)
 			return;
-		ntmm__event_wait(&p->users_done, key, -1);
+		ntmm__event_wait(&p->e->virt.users_done, key, -1);
 	}
 }
 
@@ -175,7 +174,7 @@ size_t ntmm__virt_ws_manager_pass(ntmm_engine_t *e, bool pressure)
 		/* release: our work on the process happens before destroy's
 		   teardown (it loads users with acquire) */
 		if (atomic_fetch_sub_explicit(&list[i]->users, 1, memory_order_release) == 1)
-			ntmm__event_signal(&list[i]->users_done);
+			ntmm__event_signal(&v->users_done); /* not list[i]: may be freed */
 	}
 	free(list);
 	return trimmed;
@@ -228,6 +227,7 @@ int ntmm__virt_init(ntmm_engine_t *e)
 	CDS_INIT_LIST_HEAD(&v->processes);
 	v->nprocesses = 0;
 	v->next_id = 0;
+	ntmm__event_init(&v->users_done);
 	atomic_store_explicit(&v->commit_pages, 0, memory_order_relaxed);
 	v->frame_limit = e->cfg.physical_bytes / NTMM_PAGE_SIZE;
 	/* the paging-file space obtained so far (io is set up before virt);

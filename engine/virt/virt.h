@@ -143,10 +143,13 @@ typedef struct ntmm__proc_cpu {
  *   cpu[ncpu]    — per-CPU counters and WSL batches (see ntmm__proc_cpu_t)
  *   commit_pages — pages charged; changed under as_lock exclusive, read freely
  *   hard_faults  — relaxed counter
- *   users, users_done — references taken under e->virt.lock by engine-wide
+ *   users        — references taken under e->virt.lock by engine-wide
  *                  passes (the working-set manager) that then work on the
  *                  process without that lock; destroy unlinks the process
- *                  and waits (on users_done) until users is 0
+ *                  and waits (on e->virt.users_done) until users is 0. The
+ *                  pass's decrement is its last touch of the process: the
+ *                  destroyer may free it at once, so the wake-up goes
+ *                  through the engine's event, not one inside the process
  *   wsm          — working set manager / swapper state (virt/wsmgr.h)
  *   link         — in e->virt.processes, under e->virt.lock
  */
@@ -170,7 +173,6 @@ struct ntmm_process {
 	_Atomic uint64_t commit_pages;
 	_Atomic uint64_t hard_faults;
 	_Atomic uint32_t users;
-	ntmm__event_t users_done;
 	ntmm__wsm_proc_t wsm;
 
 	struct cds_list_head link;
@@ -196,6 +198,8 @@ struct ntmm_pin {
  *                  below the charge)
  *   commit limit = frame_limit + pagefile_limit
  *   paging       — demand-paging glue (paging.h)
+ *   users_done   — signalled when a process's users count drops to 0;
+ *                  destroyers wait on it and re-check their own process
  */
 typedef struct ntmm__virt {
 	pthread_mutex_t lock;
@@ -206,6 +210,7 @@ typedef struct ntmm__virt {
 	uint64_t frame_limit;
 	_Atomic uint64_t pagefile_limit;
 	ntmm__paging_t paging;
+	ntmm__event_t users_done;
 } ntmm__virt_t;
 
 int ntmm__virt_init(ntmm_engine_t *e);

@@ -140,7 +140,7 @@ void ntmm__wsm_for_each(ntmm_engine_t *e, void (*fn)(ntmm_process_t *p, void *ar
 		/* release: our work on the process happens before destroy's
 		   teardown (it loads users with acquire) */
 		if (atomic_fetch_sub_explicit(&list[i]->users, 1, memory_order_release) == 1)
-			ntmm__event_signal(&list[i]->users_done);
+			ntmm__event_signal(&v->users_done); /* not list[i]: may be freed */
 	}
 	free(list);
 }

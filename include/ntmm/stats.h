@@ -16,17 +16,17 @@ extern "C" {
 #define NTMM_STATS_VERSION 1
 
 /* X(name, description) — event counters, summed over CPUs */
-#define NTMM_STATS_COUNTERS_PHYS(X)                                     \
-	X(frame_allocs, "frames handed out")                           \
-	X(frame_frees, "frames returned")                              \
-	X(frames_zeroed, "frames zeroed (zero page thread or inline)") \
-	X(frames_zeroed_inline, "frames zeroed inline by an allocator") \
-	X(standby_repurposed, "standby pages taken for another use")   \
+#define NTMM_STATS_COUNTERS_PHYS(X)                                      \
+	X(frame_allocs, "frames handed out")                             \
+	X(frame_frees, "frames returned")                                \
+	X(frames_zeroed, "frames zeroed (zero page thread or inline)")   \
+	X(frames_zeroed_inline, "frames zeroed inline by an allocator")  \
+	X(standby_repurposed, "standby pages taken for another use")     \
 	X(chunk_commits, "2 MiB chunks committed (MADV_POPULATE_WRITE)") \
-	X(chunk_releases, "2 MiB chunks returned to the OS")           \
+	X(chunk_releases, "2 MiB chunks returned to the OS")             \
 	X(frame_alloc_fails, "frame allocations refused (NTMM_ENOMEM)")
 
-#define NTMM_STATS_COUNTERS_VIRT(X)                                   \
+#define NTMM_STATS_COUNTERS_VIRT(X)                                  \
 	X(page_faults, "faults of every kind")                       \
 	X(demand_zero_faults, "demand-zero faults")                  \
 	X(soft_faults, "transition (soft) faults")                   \
@@ -38,36 +38,36 @@ extern "C" {
 	X(pagetable_pages, "page-table pages created")               \
 	X(rcu_shootdowns, "trim batches closed with a grace period")
 
-#define NTMM_STATS_COUNTERS_IO(X)                              \
-	X(pages_written, "pages written to paging files")     \
-	X(write_ios, "write I/Os issued")                     \
-	X(pages_read, "pages read from paging files")         \
-	X(read_ios, "read I/Os issued")                       \
-	X(io_errors, "failed reads or writes")                \
-	X(swap_outs, "processes out-swapped")                 \
+#define NTMM_STATS_COUNTERS_IO(X)                         \
+	X(pages_written, "pages written to paging files") \
+	X(write_ios, "write I/Os issued")                 \
+	X(pages_read, "pages read from paging files")     \
+	X(read_ios, "read I/Os issued")                   \
+	X(io_errors, "failed reads or writes")            \
+	X(swap_outs, "processes out-swapped")             \
 	X(swap_ins, "processes in-swapped")
 
-#define NTMM_STATS_COUNTERS(X)        \
-	NTMM_STATS_COUNTERS_PHYS(X)   \
-	NTMM_STATS_COUNTERS_VIRT(X)   \
+#define NTMM_STATS_COUNTERS(X)      \
+	NTMM_STATS_COUNTERS_PHYS(X) \
+	NTMM_STATS_COUNTERS_VIRT(X) \
 	NTMM_STATS_COUNTERS_IO(X)
 
 /* X(name, description) — gauges, read at the time of the call */
-#define NTMM_STATS_GAUGES(X)                                            \
-	X(total_frames, "frames in the pool (all nodes)")              \
-	X(committed_chunk_frames, "frames in chunks backed by memory") \
-	X(zeroed_pages, "Zeroed list")                                 \
-	X(free_pages, "Free list")                                     \
-	X(standby_pages, "Standby lists, all priorities")             \
-	X(modified_pages, "Modified list")                             \
-	X(modified_nowrite_pages, "ModifiedNoWrite list")              \
-	X(bad_pages, "Bad list")                                       \
+#define NTMM_STATS_GAUGES(X)                                                 \
+	X(total_frames, "frames in the pool (all nodes)")                    \
+	X(committed_chunk_frames, "frames in chunks backed by memory")       \
+	X(zeroed_pages, "Zeroed list")                                       \
+	X(free_pages, "Free list")                                           \
+	X(standby_pages, "Standby lists, all priorities")                    \
+	X(modified_pages, "Modified list")                                   \
+	X(modified_nowrite_pages, "ModifiedNoWrite list")                    \
+	X(bad_pages, "Bad list")                                             \
 	X(active_pages, "Active (in a working set, locked or a page table)") \
-	X(transition_pages, "Transition (in flight)")                  \
-	X(commit_pages, "system commit charge")                        \
-	X(commit_limit_pages, "system commit limit")                   \
-	X(pagefile_pages, "paging-file space in use")                  \
-	X(pagefile_size_pages, "paging-file slots obtained")           \
+	X(transition_pages, "Transition (in flight)")                        \
+	X(commit_pages, "system commit charge")                              \
+	X(commit_limit_pages, "system commit limit")                         \
+	X(pagefile_pages, "paging-file space in use")                        \
+	X(pagefile_size_pages, "paging-file slots obtained")                 \
 	X(processes, "live processes")
 
 struct ntmm_stats {
