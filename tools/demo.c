@@ -35,7 +35,7 @@
 
 /* Log-linear latency histogram: 16 sub-buckets per power of two of ns
    (≤ 6% relative error), enough for p50/p99/p999 without storing samples. */
-#define HIST_SUB 16
+#define HIST_SUB     16
 #define HIST_BUCKETS (64 * HIST_SUB)
 
 typedef struct hist {
@@ -98,8 +98,8 @@ static const char *pattern_names[PAT_COUNT] = {"sequential", "random", "zipf"};
 typedef struct demo_opts {
 	size_t physical;      /* frame pool bytes */
 	double overcommit;    /* committed / physical */
-	int processes;	      /* one worker thread each */
-	double seconds;	      /* run time */
+	int processes;        /* one worker thread each */
+	double seconds;       /* run time */
 	double phase_seconds; /* pattern changes this often */
 	double write_fraction;
 	double zipf_s;
@@ -238,10 +238,10 @@ static void *worker_main(void *arg)
 			else if (pat == PAT_RANDOM)
 				page = (size_t)(u * (double)w->pages);
 			else /* Zipf over the process's pages, hot set scattered */
-				page = (zipf_pick(w->zipf_cdf, w->zipf_n, u) * 2654435761u) %
-				       w->pages;
+				page =
+				    (zipf_pick(w->zipf_cdf, w->zipf_n, u) * 2654435761u) % w->pages;
 			bool write = (double)(splitmix(&rng) >> 11) / 9007199254740992.0 <
-				     w->o->write_fraction;
+			             w->o->write_fraction;
 			access_page(w, page, write);
 		}
 		atomic_store_explicit(&w->progress, w->accesses, memory_order_relaxed);
@@ -252,8 +252,8 @@ static void *worker_main(void *arg)
 
 /* ------------------------------------------------------------ reporting */
 
-static const char *kind_names[NTMM_FAULT_KINDS] = {"valid", "demand_zero", "soft", "hard",
-						    "collided", "copy_on_write"};
+static const char *kind_names[NTMM_FAULT_KINDS] = {"valid", "demand_zero", "soft",
+                                                   "hard",  "collided",    "copy_on_write"};
 
 static long rss_kib(void)
 {
@@ -271,36 +271,43 @@ static long rss_kib(void)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: ntmm demo [options]\n"
-		"  --physical=SIZE       frame pool (default 256M)\n"
-		"  --overcommit=X        committed memory / frame pool (default 4)\n"
-		"  --processes=N         processes, one worker thread each (default 4)\n"
-		"  --seconds=S           run time (default 20)\n"
-		"  --phase=S             pattern phase length (default 4)\n"
-		"  --writes=F            fraction of accesses that write (default 0.3)\n"
-		"  --patterns=LIST       sequential,random,zipf (default all)\n"
-		"  --zipf=S              Zipf exponent (default 0.99)\n"
-		"  --dir=PATH            directory for the paging file (default: a new temp dir)\n"
-		"  --json                one JSON object on stdout\n"
-		"  --quiet               no progress line\n");
+	        "usage: ntmm demo [options]\n"
+	        "  --physical=SIZE       frame pool (default 256M)\n"
+	        "  --overcommit=X        committed memory / frame pool (default 4)\n"
+	        "  --processes=N         processes, one worker thread each (default 4)\n"
+	        "  --seconds=S           run time (default 20)\n"
+	        "  --phase=S             pattern phase length (default 4)\n"
+	        "  --writes=F            fraction of accesses that write (default 0.3)\n"
+	        "  --patterns=LIST       sequential,random,zipf (default all)\n"
+	        "  --zipf=S              Zipf exponent (default 0.99)\n"
+	        "  --dir=PATH            directory for the paging file (default: a new temp dir)\n"
+	        "  --json                one JSON object on stdout\n"
+	        "  --quiet               no progress line\n");
 }
 
 static int parse_opts(int argc, char **argv, demo_opts_t *o)
 {
 	*o = (demo_opts_t){.physical = 256u << 20,
-			   .overcommit = 4,
-			   .processes = 4,
-			   .seconds = 20,
-			   .phase_seconds = 4,
-			   .write_fraction = 0.3,
-			   .zipf_s = 0.99,
-			   .patterns = 7};
-	static const struct option lo[] = {
-		{"physical", 1, 0, 'm'}, {"overcommit", 1, 0, 'o'}, {"processes", 1, 0, 'p'},
-		{"seconds", 1, 0, 's'},	 {"phase", 1, 0, 'f'},	    {"writes", 1, 0, 'w'},
-		{"patterns", 1, 0, 'P'}, {"zipf", 1, 0, 'z'},	    {"dir", 1, 0, 'd'},
-		{"json", 0, 0, 'j'},	 {"quiet", 0, 0, 'q'},	    {"help", 0, 0, 'h'},
-		{0, 0, 0, 0}};
+	                   .overcommit = 4,
+	                   .processes = 4,
+	                   .seconds = 20,
+	                   .phase_seconds = 4,
+	                   .write_fraction = 0.3,
+	                   .zipf_s = 0.99,
+	                   .patterns = 7};
+	static const struct option lo[] = {{"physical", 1, 0, 'm'},
+	                                   {"overcommit", 1, 0, 'o'},
+	                                   {"processes", 1, 0, 'p'},
+	                                   {"seconds", 1, 0, 's'},
+	                                   {"phase", 1, 0, 'f'},
+	                                   {"writes", 1, 0, 'w'},
+	                                   {"patterns", 1, 0, 'P'},
+	                                   {"zipf", 1, 0, 'z'},
+	                                   {"dir", 1, 0, 'd'},
+	                                   {"json", 0, 0, 'j'},
+	                                   {"quiet", 0, 0, 'q'},
+	                                   {"help", 0, 0, 'h'},
+	                                   {0, 0, 0, 0}};
 	int c;
 	/* the dispatcher hands us the words after "demo"; argv[-1] is "demo"
 	   itself, which getopt expects as the program name */
@@ -387,7 +394,7 @@ int ntmm__tool_demo(int argc, char **argv)
 
 	size_t committed = (size_t)((double)o.physical * o.overcommit);
 	size_t per_proc = (committed / (size_t)o.processes + NTMM_ALLOCATION_GRANULARITY - 1) &
-			  ~(size_t)(NTMM_ALLOCATION_GRANULARITY - 1);
+	                  ~(size_t)(NTMM_ALLOCATION_GRANULARITY - 1);
 	ntmm_config_t cfg;
 	ntmm_config_init(&cfg);
 	cfg.physical_bytes = o.physical;
@@ -400,7 +407,7 @@ int ntmm__tool_demo(int argc, char **argv)
 	int err = ntmm_engine_create(&cfg, &e);
 	if (err) {
 		fprintf(stderr, "ntmm demo: engine: %s (%s)\n", ntmm_strerror(err),
-			ntmm_error_detail());
+		        ntmm_error_detail());
 		return 1;
 	}
 
@@ -413,16 +420,22 @@ int ntmm__tool_demo(int argc, char **argv)
 	if (!w || !cdf)
 		goto out;
 	for (int i = 0; i < o.processes; i++) {
-		w[i] = (worker_t){.e = e, .o = &o, .id = i, .pages = pages, .stop = &stop,
-				  .zipf_cdf = cdf, .zipf_n = zipf_n};
+		w[i] = (worker_t){.e = e,
+		                  .o = &o,
+		                  .id = i,
+		                  .pages = pages,
+		                  .stop = &stop,
+		                  .zipf_cdf = cdf,
+		                  .zipf_n = zipf_n};
 		w[i].version = calloc(pages, sizeof(uint32_t));
 		if (!w[i].version)
 			goto out;
 		if ((err = ntmm_process_create(e, &w[i].p)) ||
-		    (err = ntmm_allocate(w[i].p, &w[i].base, per_proc,
-					 NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE))) {
+		    (err =
+		         ntmm_allocate(w[i].p, &w[i].base, per_proc,
+		                       NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE))) {
 			fprintf(stderr, "ntmm demo: process %d: %s (%s)\n", i, ntmm_strerror(err),
-				ntmm_error_detail());
+			        ntmm_error_detail());
 			goto out;
 		}
 	}
@@ -449,14 +462,14 @@ int ntmm__tool_demo(int argc, char **argv)
 		for (int i = 0; i < o.processes; i++)
 			acc += atomic_load_explicit(&w[i].progress, memory_order_relaxed);
 		fprintf(stderr,
-			"\r  %5.1fs  accesses %-10llu faults %-9llu hard %-8llu written %-8llu "
-			"free+zeroed %-7llu standby %-7llu modified %-7llu",
-			(now_ns() - t0) / 1e9, (unsigned long long)acc,
-			(unsigned long long)(s.page_faults - s0.page_faults),
-			(unsigned long long)(s.hard_faults - s0.hard_faults),
-			(unsigned long long)(s.pages_written - s0.pages_written),
-			(unsigned long long)(s.free_pages + s.zeroed_pages),
-			(unsigned long long)s.standby_pages, (unsigned long long)s.modified_pages);
+		        "\r  %5.1fs  accesses %-10llu faults %-9llu hard %-8llu written %-8llu "
+		        "free+zeroed %-7llu standby %-7llu modified %-7llu",
+		        (now_ns() - t0) / 1e9, (unsigned long long)acc,
+		        (unsigned long long)(s.page_faults - s0.page_faults),
+		        (unsigned long long)(s.hard_faults - s0.hard_faults),
+		        (unsigned long long)(s.pages_written - s0.pages_written),
+		        (unsigned long long)(s.free_pages + s.zeroed_pages),
+		        (unsigned long long)s.standby_pages, (unsigned long long)s.modified_pages);
 	}
 	atomic_store(&stop, 1);
 	for (int i = 0; i < o.processes; i++)
@@ -476,7 +489,7 @@ int ntmm__tool_demo(int argc, char **argv)
 			void *host;
 			ntmm_access_begin(e);
 			err = ntmm_translate(w[i].p, w[i].base + pg * NTMM_PAGE_SIZE,
-					     NTMM_ACCESS_READ, &host);
+			                     NTMM_ACCESS_READ, &host);
 			if (err && !verify_errors++ && !o.json)
 				fprintf(stderr, "verify: process %d page %zu: %s (%s)\n", i, pg,
 				        ntmm_strerror(err), ntmm_error_detail());
@@ -529,10 +542,11 @@ int ntmm__tool_demo(int argc, char **argv)
 		       "\"hard_faults_per_s\":%.1f,\"pages_written_per_s\":%.1f,\"rss_kib\":%ld,"
 		       "\"lists\":{\"zeroed\":%llu,\"free\":%llu,\"standby\":%llu,"
 		       "\"modified\":%llu,\"active\":%llu},",
-		       (unsigned long long)hist_pct(&sz, .5), (unsigned long long)hist_pct(&sz, .99),
-		       hard / secs, written / secs, rss, (unsigned long long)s1.zeroed_pages,
-		       (unsigned long long)s1.free_pages, (unsigned long long)s1.standby_pages,
-		       (unsigned long long)s1.modified_pages, (unsigned long long)s1.active_pages);
+		       (unsigned long long)hist_pct(&sz, .5),
+		       (unsigned long long)hist_pct(&sz, .99), hard / secs, written / secs, rss,
+		       (unsigned long long)s1.zeroed_pages, (unsigned long long)s1.free_pages,
+		       (unsigned long long)s1.standby_pages, (unsigned long long)s1.modified_pages,
+		       (unsigned long long)s1.active_pages);
 		printf("\"threads\":");
 		ntmm__tool_print_threads(e, stdout, true);
 		printf(",\"verified_pages\":%llu,\"bad_pages\":%llu,\"verify_errors\":%llu,"
