@@ -37,8 +37,8 @@
 #include "virt/virt.h"
 #include "engine.h"
 #include "virt/frame.h"
+#include "virt/tlb.h"
 #include "sync/backoff.h"
-#include "sync/cpu.h"
 #include "sync/cpu.h"
 
 #include <stdlib.h>
@@ -429,11 +429,50 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write, fa
 	}
 }
 
-/* a fault that finds no frame waits this long per round for the writer,
-   at most this many rounds (it stays inside the caller's read-side
-   section, so it cannot wait for trims without bound) */
+/* a fault that finds no frame waits this long per round for the writer
+   and the trimmer, at most this many rounds */
 #define NOFRAME_WAIT_NS (10 * 1000 * 1000)
 #define NOFRAME_ROUNDS  50
+
+/*
+ * Waiting for frames outside the read side. Frames come back from working
+ * sets only after a grace period (the trim's shootdown), and a grace
+ * period waits for every read-side section — including the one this fault
+ * runs in (the caller's ntmm_access_begin plus the translate/copy/pin
+ * nesting). Waiting inside it deadlocks against the trimmer when every
+ * faulting thread is in a section: nothing reaches Standby until the waits
+ * time out. So the fault leaves the read side for its wait when that is
+ * sound: the caller's section holds no pointer from translate yet (tlb.h
+ * `held`), and the nesting is exactly ours (tlb depth + the one level the
+ * entry point took) — a read-side section of the embedding program's own
+ * is never broken. The fault holds no ws_lock and no RCU-found object
+ * across the wait (dispatch re-reads the VAD map). The TLB generation is
+ * bumped on re-entry, as for a new section.
+ */
+static unsigned section_leave(void)
+{
+	ntmm__tlb_t *t = &ntmm__tlb;
+	if (t->depth && t->held == t->gen)
+		return 0; /* the caller holds a pointer: the wait stays inside */
+	unsigned n = t->depth + 1;
+	for (unsigned i = 0; i < n; i++)
+		ntmm__rcu_read_unlock();
+	if (urcu_memb_read_ongoing()) {
+		/* someone else's section around ours: put everything back */
+		for (unsigned i = 0; i < n; i++)
+			ntmm__rcu_read_lock();
+		return 0;
+	}
+	return n;
+}
+
+static void section_reenter(unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		ntmm__rcu_read_lock();
+	if (n && ntmm__tlb.depth)
+		ntmm__tlb.gen++; /* nothing filled before the wait is used after it */
+}
 
 int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 {
@@ -479,7 +518,9 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 		if (r == FAULT_NOFRAME) {
 			if (atomic_load_explicit(&e->virt.paging.writer, memory_order_relaxed) &&
 			    ++noframe <= NOFRAME_ROUNDS) {
+				unsigned left = section_leave();
 				ntmm__paging_wait_avail(e, NOFRAME_WAIT_NS);
+				section_reenter(left);
 				continue;
 			}
 			return ntmm__error(NTMM_ENOMEM, "no frame for a fault at %#llx",
