@@ -315,7 +315,7 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write, fa
 	_Atomic uint64_t *pte;
 	int err = ntmm__pt_ensure(p, page, &pte);
 	if (err)
-		return err;
+		return err == NTMM_ENOMEM ? FAULT_NOFRAME : err; /* no frame for a table */
 	uint64_t pte_addr = (uint64_t)(uintptr_t)pte;
 	ntmm__backoff_t b = NTMM__BACKOFF_INIT;
 	bool collided = false;
@@ -429,10 +429,19 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write, fa
 	}
 }
 
-/* a fault that finds no frame waits this long per round for the writer
-   and the trimmer, at most this many rounds */
-#define NOFRAME_WAIT_NS (10 * 1000 * 1000)
-#define NOFRAME_ROUNDS  50
+/* A fault that finds no frame waits for the writer and the trimmer in
+   rounds of NOFRAME_WAIT_NS. A committed page always has backing (the
+   commit limit counts frames plus paging file), so it gives up with
+   NTMM_ENOMEM only when nothing comes back: no frame released anywhere (no
+   trim batch, no writer batch) for two balance ticks — the working set
+   manager ages every set each tick, so by then any unpinned page was
+   trimmable — or for NOFRAME_HELD_IDLE_NS when the fault must wait inside
+   a section that holds a pointer (its wait itself holds up every trim).
+   NOFRAME_MAX_NS bounds the whole wait (frames keep coming back but other
+   faults keep taking them first). */
+#define NOFRAME_WAIT_NS      (10 * 1000 * 1000)
+#define NOFRAME_HELD_IDLE_NS (500ull * 1000 * 1000)
+#define NOFRAME_MAX_NS       (10ull * 1000 * 1000 * 1000)
 
 /*
  * Waiting for frames outside the read side. Frames come back from working
@@ -485,7 +494,10 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 	if (atomic_load_explicit(&p->wsm.swapped_out, memory_order_relaxed)) /* wsmgr.c */
 		ntmm__wsm_swap_in(p);
 	bool compacted = false, waited = false;
-	unsigned noframe = 0;
+	uint64_t noframe_since = 0, last_avail = 0;
+	uint64_t idle_ns = 2ull * e->cfg.balance_tick_ms * 1000 * 1000;
+	if (idle_ns < NOFRAME_HELD_IDLE_NS)
+		idle_ns = NOFRAME_HELD_IDLE_NS;
 	fault_ctx_t c; /* the arrays are filled by hard_begin before use */
 	c.wait_pfn = 0;
 	c.wait_pte = 0;
@@ -516,13 +528,19 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 			continue;
 		}
 		if (r == FAULT_NOFRAME) {
+			uint64_t now = ntmm__wsm_now_ns();
+			if (!noframe_since)
+				noframe_since = last_avail = now;
+			unsigned left = section_leave();
 			if (atomic_load_explicit(&e->virt.paging.writer, memory_order_relaxed) &&
-			    ++noframe <= NOFRAME_ROUNDS) {
-				unsigned left = section_leave();
-				ntmm__paging_wait_avail(e, NOFRAME_WAIT_NS);
+			    now - last_avail < (left ? idle_ns : NOFRAME_HELD_IDLE_NS) &&
+			    now - noframe_since < NOFRAME_MAX_NS) {
+				if (ntmm__paging_wait_avail(e, NOFRAME_WAIT_NS))
+					last_avail = ntmm__wsm_now_ns();
 				section_reenter(left);
 				continue;
 			}
+			section_reenter(left);
 			return ntmm__error(NTMM_ENOMEM, "no frame for a fault at %#llx",
 			                   (unsigned long long)page);
 		}
