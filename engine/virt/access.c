@@ -88,6 +88,7 @@ int ntmm_translate(ntmm_process_t *p, uint64_t va, unsigned access, void **host)
 		    en->gen == t->gen && access <= NTMM_ACCESS_WRITE &&
 		    (!write || (en->host & 1))) {
 			*host = (char *)(en->host & ~(uintptr_t)1) + (va & (NTMM_PAGE_SIZE - 1));
+			t->held = t->gen;
 			return 0;
 		}
 	}
@@ -105,6 +106,8 @@ int ntmm_translate(ntmm_process_t *p, uint64_t va, unsigned access, void **host)
 			break;
 	}
 	ntmm__rcu_read_unlock();
+	if (!err)
+		t->held = t->gen; /* the section now holds a pointer (tlb.h) */
 	return err;
 }
 

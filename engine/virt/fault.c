@@ -37,8 +37,8 @@
 #include "virt/virt.h"
 #include "engine.h"
 #include "virt/frame.h"
+#include "virt/tlb.h"
 #include "sync/backoff.h"
-#include "sync/cpu.h"
 #include "sync/cpu.h"
 
 #include <stdlib.h>
@@ -315,7 +315,7 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write, fa
 	_Atomic uint64_t *pte;
 	int err = ntmm__pt_ensure(p, page, &pte);
 	if (err)
-		return err;
+		return err == NTMM_ENOMEM ? FAULT_NOFRAME : err; /* no frame for a table */
 	uint64_t pte_addr = (uint64_t)(uintptr_t)pte;
 	ntmm__backoff_t b = NTMM__BACKOFF_INIT;
 	bool collided = false;
@@ -429,11 +429,59 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write, fa
 	}
 }
 
-/* a fault that finds no frame waits this long per round for the writer,
-   at most this many rounds (it stays inside the caller's read-side
-   section, so it cannot wait for trims without bound) */
-#define NOFRAME_WAIT_NS (10 * 1000 * 1000)
-#define NOFRAME_ROUNDS  50
+/* A fault that finds no frame waits for the writer and the trimmer in
+   rounds of NOFRAME_WAIT_NS. A committed page always has backing (the
+   commit limit counts frames plus paging file), so it gives up with
+   NTMM_ENOMEM only when nothing comes back: no frame released anywhere (no
+   trim batch, no writer batch) for two balance ticks — the working set
+   manager ages every set each tick, so by then any unpinned page was
+   trimmable — or for NOFRAME_HELD_IDLE_NS when the fault must wait inside
+   a section that holds a pointer (its wait itself holds up every trim).
+   NOFRAME_MAX_NS bounds the whole wait (frames keep coming back but other
+   faults keep taking them first). */
+#define NOFRAME_WAIT_NS      (10 * 1000 * 1000)
+#define NOFRAME_HELD_IDLE_NS (500ull * 1000 * 1000)
+#define NOFRAME_MAX_NS       (10ull * 1000 * 1000 * 1000)
+
+/*
+ * Waiting for frames outside the read side. Frames come back from working
+ * sets only after a grace period (the trim's shootdown), and a grace
+ * period waits for every read-side section — including the one this fault
+ * runs in (the caller's ntmm_access_begin plus the translate/copy/pin
+ * nesting). Waiting inside it deadlocks against the trimmer when every
+ * faulting thread is in a section: nothing reaches Standby until the waits
+ * time out. So the fault leaves the read side for its wait when that is
+ * sound: the caller's section holds no pointer from translate yet (tlb.h
+ * `held`), and the nesting is exactly ours (tlb depth + the one level the
+ * entry point took) — a read-side section of the embedding program's own
+ * is never broken. The fault holds no ws_lock and no RCU-found object
+ * across the wait (dispatch re-reads the VAD map). The TLB generation is
+ * bumped on re-entry, as for a new section.
+ */
+static unsigned section_leave(void)
+{
+	ntmm__tlb_t *t = &ntmm__tlb;
+	if (t->depth && t->held == t->gen)
+		return 0; /* the caller holds a pointer: the wait stays inside */
+	unsigned n = t->depth + 1;
+	for (unsigned i = 0; i < n; i++)
+		ntmm__rcu_read_unlock();
+	if (urcu_memb_read_ongoing()) {
+		/* someone else's section around ours: put everything back */
+		for (unsigned i = 0; i < n; i++)
+			ntmm__rcu_read_lock();
+		return 0;
+	}
+	return n;
+}
+
+static void section_reenter(unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		ntmm__rcu_read_lock();
+	if (n && ntmm__tlb.depth)
+		ntmm__tlb.gen++; /* nothing filled before the wait is used after it */
+}
 
 int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 {
@@ -446,7 +494,10 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 	if (atomic_load_explicit(&p->wsm.swapped_out, memory_order_relaxed)) /* wsmgr.c */
 		ntmm__wsm_swap_in(p);
 	bool compacted = false, waited = false;
-	unsigned noframe = 0;
+	uint64_t noframe_since = 0, last_avail = 0;
+	uint64_t idle_ns = 2ull * e->cfg.balance_tick_ms * 1000 * 1000;
+	if (idle_ns < NOFRAME_HELD_IDLE_NS)
+		idle_ns = NOFRAME_HELD_IDLE_NS;
 	fault_ctx_t c; /* the arrays are filled by hard_begin before use */
 	c.wait_pfn = 0;
 	c.wait_pte = 0;
@@ -477,11 +528,19 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 			continue;
 		}
 		if (r == FAULT_NOFRAME) {
+			uint64_t now = ntmm__wsm_now_ns();
+			if (!noframe_since)
+				noframe_since = last_avail = now;
+			unsigned left = section_leave();
 			if (atomic_load_explicit(&e->virt.paging.writer, memory_order_relaxed) &&
-			    ++noframe <= NOFRAME_ROUNDS) {
-				ntmm__paging_wait_avail(e, NOFRAME_WAIT_NS);
+			    now - last_avail < (left ? idle_ns : NOFRAME_HELD_IDLE_NS) &&
+			    now - noframe_since < NOFRAME_MAX_NS) {
+				if (ntmm__paging_wait_avail(e, NOFRAME_WAIT_NS))
+					last_avail = ntmm__wsm_now_ns();
+				section_reenter(left);
 				continue;
 			}
+			section_reenter(left);
 			return ntmm__error(NTMM_ENOMEM, "no frame for a fault at %#llx",
 			                   (unsigned long long)page);
 		}

@@ -131,8 +131,11 @@ void ntmm__shootdown_finish(ntmm_engine_t *e, ntmm__shootdown_t *s)
 		ntmm__assert(!urcu_memb_read_ongoing());
 		ntmm__rcu_synchronize(); /* the TLB shootdown: one per batch */
 		NTMM__STAT_ADD(&e->stats, rcu_shootdowns, 1);
-		if (s->nrelease)
+		if (s->nrelease) {
 			ntmm__page_release_batch(e, s->release, s->nrelease);
+			/* faults waiting for frames (fault.c) may go on */
+			ntmm__event_signal(&e->virt.paging.avail);
+		}
 		for (size_t i = 0; i < s->ntables; i++)
 			ntmm__page_free(e, s->tables[i]);
 	}

@@ -96,10 +96,10 @@ void ntmm__paging_wake_writer(ntmm_engine_t *e)
 		ntmm__event_signal(w);
 }
 
-void ntmm__paging_wait_avail(ntmm_engine_t *e, int64_t timeout_ns)
+bool ntmm__paging_wait_avail(ntmm_engine_t *e, int64_t timeout_ns)
 {
 	ntmm__event_t *ev = &e->virt.paging.avail;
 	uint32_t key = ntmm__event_prepare(ev);
 	ntmm__paging_wake_writer(e);
-	ntmm__event_wait(ev, key, timeout_ns);
+	return ntmm__event_wait(ev, key, timeout_ns);
 }

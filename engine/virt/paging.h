@@ -75,9 +75,10 @@ void ntmm__inpage_wake_many(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t n)
 
 /* Wakes the modified page writer (no-op without system threads). */
 void ntmm__paging_wake_writer(ntmm_engine_t *e);
-/* A fault that found no frame: wakes the writer and sleeps until it has
-   finished a batch or timeout_ns passes. */
-void ntmm__paging_wait_avail(ntmm_engine_t *e, int64_t timeout_ns);
+/* A fault that found no frame: wakes the writer and sleeps until frames
+   come back (the writer finished a batch, a trim released its batch after
+   the grace period) or timeout_ns passes. true if woken, false on timeout. */
+bool ntmm__paging_wait_avail(ntmm_engine_t *e, int64_t timeout_ns);
 
 /* commit.c: the commit limit at maximum (every paging file grown to its
    maximum), in pages; the limit now is ntmm__commit_limit (virt.h). */

@@ -37,13 +37,18 @@ typedef struct ntmm__tlb_entry {
 
 /*
  *   depth   — access-section nesting of this thread
- *   gen     — bumped at each outermost ntmm_access_begin
+ *   gen     — bumped at each outermost ntmm_access_begin (and when a fault
+ *             leaves the section to wait for frames: fault.c)
+ *   held    — the gen in which translate last handed out a host pointer;
+ *             a section whose gen differs holds no pointer, so a fault in
+ *             it may leave the read side while it waits for frames
  *   e       — NTMM__TLB_ENTRIES entries, allocated at the first fill, freed
  *             when the thread's last ntmm_thread_unregister runs
  */
 typedef struct ntmm__tlb {
 	uint32_t depth;
 	uint64_t gen;
+	uint64_t held;
 	ntmm__tlb_entry_t *e;
 } ntmm__tlb_t;
 
