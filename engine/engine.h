@@ -36,6 +36,8 @@ struct ntmm_engine {
 /* options.c */
 int ntmm__config_validate(const ntmm_config_t *cfg);
 const char *ntmm__backing_name(int backing);
+/* "64M" → 67108864 (K/M/G/T suffixes, optional "iB"); -1 if malformed. */
+long long ntmm__parse_size(const char *s);
 void ntmm__options_print(FILE *out);
 
 /* error.c: records a detail string for ntmm_error_detail, returns err */

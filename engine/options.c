@@ -80,7 +80,7 @@ const char *ntmm__backing_name(int backing)
 }
 
 /* "64M" → 67108864; returns -1 on a malformed value. */
-static long long parse_size(const char *s)
+long long ntmm__parse_size(const char *s)
 {
 	char *end;
 	errno = 0;
@@ -163,7 +163,7 @@ void ntmm_config_init(ntmm_config_t *cfg)
 			if (x < 0)
 				x = 99; /* unknown: ntmm_engine_create says NTMM_EINVAL */
 		} else {
-			x = parse_size(v);
+			x = ntmm__parse_size(v);
 			if (x < 0) {
 				fprintf(stderr, "ntmm: ignoring %s=%s (not a number)\n", name, v);
 				continue;

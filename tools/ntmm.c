@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine.h"
 #include "tools.h"
 
 typedef struct subcommand {
@@ -50,29 +51,8 @@ const char *ntmm__tool_opt(const char *arg, const char *name)
 
 size_t ntmm__tool_size(const char *s)
 {
-	char *end;
-	unsigned long long v = strtoull(s, &end, 0);
-	if (end == s)
-		return 0;
-	switch (toupper((unsigned char)*end)) {
-	case 'K':
-		v <<= 10, end++;
-		break;
-	case 'M':
-		v <<= 20, end++;
-		break;
-	case 'G':
-		v <<= 30, end++;
-		break;
-	case 'T':
-		v <<= 40, end++;
-		break;
-	}
-	if (*end == 'i' || *end == 'I')
-		end++;
-	if (*end == 'B' || *end == 'b')
-		end++;
-	return *end ? 0 : (size_t)v;
+	long long v = ntmm__parse_size(s); /* the engine's option parser */
+	return v > 0 ? (size_t)v : 0;
 }
 
 int main(int argc, char **argv)
