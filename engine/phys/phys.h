@@ -276,7 +276,7 @@ void ntmm__phys_flush_caches(ntmm_engine_t *e, int node);
 
 /* ------------------------------------------------------ layer internals */
 
-static inline ntmm__pfn_entry_t *ntmm__pfe(ntmm__phys_t *ph, ntmm__pfn_t pfn)
+static inline ntmm__pfn_entry_t *ntmm__pfe(const ntmm__phys_t *ph, ntmm__pfn_t pfn)
 {
 	return &ph->pfndb[pfn];
 }
