@@ -112,6 +112,26 @@ void ntmm__page_release_batch(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t 
 		drop_ref(e, pfns[i], false);
 }
 
+/* For the owner of a listed (Standby/Modified) page: takes the node's
+   standby lock and re-checks, under it, that the state word is still `s`
+   and the page still belongs to pte_addr. LISTED_OWNED returns with the
+   lock held; the other answers return with it released. */
+enum { LISTED_OWNED, LISTED_CHANGED, LISTED_NOT_OWNER };
+static int standby_lock_owned(ntmm__node_t *n, ntmm__pfn_entry_t *p, uint64_t s, uint64_t pte_addr)
+{
+	pthread_mutex_lock(&n->standby_lock);
+	/* acquire: as load_state; re-check under the list lock */
+	if (atomic_load_explicit(&p->state, memory_order_acquire) != s) {
+		pthread_mutex_unlock(&n->standby_lock);
+		return LISTED_CHANGED;
+	}
+	if (atomic_load_explicit(&p->pte, memory_order_relaxed) != pte_addr) {
+		pthread_mutex_unlock(&n->standby_lock);
+		return LISTED_NOT_OWNER;
+	}
+	return LISTED_OWNED;
+}
+
 int ntmm__page_reclaim(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr, bool write)
 {
 	ntmm__phys_t *ph = &e->phys;
@@ -135,16 +155,11 @@ int ntmm__page_reclaim(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr, boo
 		if (!on_standby_lists(loc))
 			return NTMM_ECONFLICT;
 		ntmm__node_t *n = &ph->nodes[ntmm__pfn_node(ph, pfn)];
-		pthread_mutex_lock(&n->standby_lock);
-		/* acquire: as load_state; re-check under the list lock */
-		if (atomic_load_explicit(&p->state, memory_order_acquire) != s) {
-			pthread_mutex_unlock(&n->standby_lock);
+		int own = standby_lock_owned(n, p, s, pte_addr);
+		if (own == LISTED_CHANGED)
 			continue;
-		}
-		if (atomic_load_explicit(&p->pte, memory_order_relaxed) != pte_addr) {
-			pthread_mutex_unlock(&n->standby_lock);
+		if (own == LISTED_NOT_OWNER)
 			return NTMM_ECONFLICT;
-		}
 		ntmm__plist_unlink(ph, ntmm__node_list(n, loc, ntmm__pfn_prio(s)), pfn);
 		uint64_t next = ntmm__pfn_relocate(s, NTMM__LOC_ACTIVE) + NTMM__PFN_SHARE_ONE;
 		if (loc != NTMM__LOC_STANDBY)
@@ -175,16 +190,11 @@ bool ntmm__page_delete_transition(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pt
 		if (!on_standby_lists(loc))
 			return false;
 		ntmm__node_t *n = &ph->nodes[ntmm__pfn_node(ph, pfn)];
-		pthread_mutex_lock(&n->standby_lock);
-		/* acquire: as load_state; re-check under the list lock */
-		if (atomic_load_explicit(&p->state, memory_order_acquire) != s) {
-			pthread_mutex_unlock(&n->standby_lock);
+		int own = standby_lock_owned(n, p, s, pte_addr);
+		if (own == LISTED_CHANGED)
 			continue;
-		}
-		if (atomic_load_explicit(&p->pte, memory_order_relaxed) != pte_addr) {
-			pthread_mutex_unlock(&n->standby_lock);
+		if (own == LISTED_NOT_OWNER)
 			return false;
-		}
 		ntmm__plist_unlink(ph, ntmm__node_list(n, loc, ntmm__pfn_prio(s)), pfn);
 		ntmm__node_pub_standby(n);
 		pthread_mutex_lock(&n->free_lock); /* order: standby_lock → free_lock */
