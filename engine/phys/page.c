@@ -27,6 +27,34 @@ static inline uint64_t load_state(ntmm__pfn_entry_t *p)
 /* Drops one reference. The last reference of a share-0 TRANSITION frame
    moves it to Free (DELETED), Modified (MODIFIED) or Standby (front, or
    tail after a write). */
+/* A frame whose state word already says FREE, with n->free_lock held:
+   drops its owner fields and lists it. Returns the OriginalPte it had (its
+   paging-file slot is released by `freed`, after the unlock) and whether
+   the zero page thread should be woken. */
+static uint64_t free_put_locked(ntmm__phys_t *ph, ntmm__node_t *n, ntmm__pfn_entry_t *p,
+                                ntmm__pfn_t pfn, bool *wake)
+{
+	/* relaxed: the frame is FREE and held under free_lock */
+	uint64_t orig = atomic_load_explicit(&p->original_pte, memory_order_relaxed);
+	atomic_store_explicit(&p->pte, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->original_pte, 0, memory_order_relaxed);
+	ntmm__freelist_put(ph, n, false, pfn);
+	*wake = n->zeroed_count < n->zero_high;
+	ntmm__node_pub_free(n);
+	return orig;
+}
+
+/* The rest of a free, outside the list locks: the counter, the old
+   OriginalPte's paging-file slot, the zero page thread. */
+static void freed(ntmm_engine_t *e, ntmm__node_t *n, uint64_t orig, bool wake)
+{
+	NTMM__STAT_ADD(&e->stats, frame_frees, 1);
+	if (orig && e->phys.original_gone)
+		e->phys.original_gone(e, orig);
+	if (wake)
+		ntmm__zero_wake(n);
+}
+
 static void drop_ref(ntmm_engine_t *e, ntmm__pfn_t pfn, bool tail)
 {
 	ntmm__phys_t *ph = &e->phys;
@@ -49,20 +77,10 @@ static void drop_ref(ntmm_engine_t *e, ntmm__pfn_t pfn, bool tail)
 				pthread_mutex_unlock(&n->free_lock);
 				continue;
 			}
-			/* relaxed: the frame is FREE and held under free_lock */
-			uint64_t orig =
-			    atomic_load_explicit(&p->original_pte, memory_order_relaxed);
-			atomic_store_explicit(&p->pte, 0, memory_order_relaxed);
-			atomic_store_explicit(&p->original_pte, 0, memory_order_relaxed);
-			ntmm__freelist_put(ph, n, false, pfn);
-			bool wake = n->zeroed_count < n->zero_high;
-			ntmm__node_pub_free(n);
+			bool wake;
+			uint64_t orig = free_put_locked(ph, n, p, pfn, &wake);
 			pthread_mutex_unlock(&n->free_lock);
-			NTMM__STAT_ADD(&e->stats, frame_frees, 1);
-			if (orig && ph->original_gone)
-				ph->original_gone(e, orig);
-			if (wake)
-				ntmm__zero_wake(n);
+			freed(e, n, orig, wake);
 			return;
 		}
 		bool dirty = s & NTMM__PFN_MODIFIED;
@@ -199,20 +217,11 @@ bool ntmm__page_delete_transition(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pt
 		ntmm__node_pub_standby(n);
 		pthread_mutex_lock(&n->free_lock); /* order: standby_lock → free_lock */
 		ntmm__pfn_store(p, s, ntmm__pfn_listed(s, NTMM__LOC_FREE));
-		/* relaxed: held under both locks */
-		uint64_t orig = atomic_load_explicit(&p->original_pte, memory_order_relaxed);
-		atomic_store_explicit(&p->pte, 0, memory_order_relaxed);
-		atomic_store_explicit(&p->original_pte, 0, memory_order_relaxed);
-		ntmm__freelist_put(ph, n, false, pfn);
-		bool wake = n->zeroed_count < n->zero_high;
-		ntmm__node_pub_free(n);
+		bool wake;
+		uint64_t orig = free_put_locked(ph, n, p, pfn, &wake);
 		pthread_mutex_unlock(&n->free_lock);
 		pthread_mutex_unlock(&n->standby_lock);
-		NTMM__STAT_ADD(&e->stats, frame_frees, 1);
-		if (orig && ph->original_gone)
-			ph->original_gone(e, orig);
-		if (wake)
-			ntmm__zero_wake(n);
+		freed(e, n, orig, wake);
 		return true;
 	}
 }
