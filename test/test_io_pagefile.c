@@ -318,6 +318,51 @@ static void runs_are_contiguous_and_next_fit(void **state)
 	assert_int_equal(ntmm__pagefile_audit(&f->io), 0);
 }
 
+/* A fragmented file (the state a paging file reaches under overcommit:
+   pages faulted back and re-dirtied free single slots all over it): one
+   allocation takes the longest run it finds when no run of `want` exists,
+   takes a whole run of `want` when one exists, and only then fails. */
+static void fragmented_file_yields_longest_runs(void **state)
+{
+	fixture_t *f = *state;
+	add_file(f, "pf", 4 << 20, 4 << 20); /* 1024 slots, 1023 usable */
+	enum { N = 1023 };
+	static ntmm__pfloc_t one[N];
+	size_t got;
+	for (unsigned i = 0; i < N; i++)
+		assert_int_equal(ntmm__pagefile_alloc_nogrow(&f->io, 1, 1, &one[i], &got), 0);
+	/* one[i] is slot i + 1. Free a checkerboard (the odd slots: runs of
+	   1), then slots 502 and 504 as well: one run of 5, 501..505 */
+	for (unsigned i = 0; i < N; i += 2)
+		ntmm__pagefile_free(&f->io, one[i], 1);
+	ntmm__pagefile_free(&f->io, one[501], 1);
+	ntmm__pagefile_free(&f->io, one[503], 1);
+	assert_int_equal(ntmm__pagefile_audit(&f->io), 0);
+	ntmm__pfloc_t loc;
+	assert_int_equal(ntmm__pagefile_alloc_nogrow(&f->io, 64, 2, &loc, &got), 0);
+	assert_int_equal(got, 5); /* the only run of 2 or more */
+	assert_int_equal(ntmm__pfloc_slot(loc), 501);
+	assert_int_equal(ntmm__pagefile_alloc_nogrow(&f->io, 64, 2, &loc, &got), NTMM_ECOMMIT);
+	/* a run of `want` appears at the low end (slots 1..9): found across
+	   the wrap, and only `want` of it is taken */
+	for (unsigned i = 1; i < 9; i += 2)
+		ntmm__pagefile_free(&f->io, one[i], 1);
+	ntmm__pfloc_t run;
+	assert_int_equal(ntmm__pagefile_alloc_nogrow(&f->io, 8, 2, &run, &got), 0);
+	assert_int_equal(got, 8);
+	assert_int_equal(ntmm__pfloc_slot(run), 1);
+	/* min 1 still finds the single slots left */
+	size_t singles = 0;
+	ntmm__pfloc_t s;
+	while (ntmm__pagefile_alloc_nogrow(&f->io, 16, 1, &s, &got) == 0) {
+		assert_int_equal(got, 1);
+		singles++;
+	}
+	assert_true(singles > 400);
+	assert_int_equal(ntmm__pagefile_used_pages(&f->io), N);
+	assert_int_equal(ntmm__pagefile_audit(&f->io), 0);
+}
+
 /* ---------------------------------------------------- growth and shrink */
 
 static void grows_to_maximum_then_refuses_with_ecommit(void **state)
@@ -812,6 +857,7 @@ int main(void)
 	    T(io_on_bad_locations_is_einval),
 	    T(no_slot_is_handed_out_twice_under_contention),
 	    T(runs_are_contiguous_and_next_fit),
+	    T(fragmented_file_yields_longest_runs),
 	    T(grows_to_maximum_then_refuses_with_ecommit),
 	    T(shrinks_free_tail_down_to_initial),
 	    T(growth_and_shrink_race_allocators_safely),

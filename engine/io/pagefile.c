@@ -132,23 +132,33 @@ static uint64_t claim_one(ntmm__pagefile_t *pf, uint64_t w, uint64_t size)
 	return 0;
 }
 
-/* Claims a run of n free slots in pf, next-fit from the hint; returns its
-   first slot or 0. Runs do not wrap from the end of the file to its start.
-   A run lost to a racing allocator is skipped, so this may miss space under
+/* How many bitmap words pf_claim reads past the first usable run before it
+   settles for the longest run it has seen (512 words = 32768 slots = 128 MiB
+   of file): a fragmented file then costs a bounded scan, not one pass over
+   the whole bitmap per run length tried. */
+#define CLAIM_SCAN_WORDS 512u
+
+/* Claims a run of free slots in pf, next-fit from the hint: the first run of
+   `want` slots it meets, or else the longest run of at least `min` slots it
+   saw (the scan stops CLAIM_SCAN_WORDS words after it first saw one). Sets
+   *got and returns the first slot, or 0 when no run of `min` slots was
+   found. Runs do not wrap from the end of the file to its start. A run lost
+   to a racing allocator is skipped, so this may miss space under
    contention; callers retry before they conclude the file is full. */
-static uint64_t pf_claim(ntmm__pagefile_t *pf, uint64_t n)
+static uint64_t pf_claim(ntmm__pagefile_t *pf, uint64_t want, uint64_t min, uint64_t *got)
 {
 	/* acquire: pairs with the release store of size_pages in grow/shrink, so
 	   the bits below size are the ones that grow cleared */
 	uint64_t size = atomic_load_explicit(&pf->size_pages, memory_order_acquire);
 	uint64_t used = atomic_load_explicit(&pf->used, memory_order_relaxed);
-	if (size < 1 + used + n)
+	if (size < 1 + used + min)
 		return 0;
 	uint64_t nw = (size + 63) / 64;
 	uint64_t h = atomic_load_explicit(&pf->hint, memory_order_relaxed);
 	uint64_t w0 = h < size ? h / 64 : 0;
 	uint64_t run_start = 0, run_len = 0;
-	for (uint64_t i = 0; i < nw; i++) {
+	uint64_t best_start = 0, best_len = 0, budget = nw;
+	for (uint64_t i = 0; i < nw && budget; i++, budget--) {
 		uint64_t w = w0 + i >= nw ? w0 + i - nw : w0 + i;
 		if (w == 0)
 			run_len = 0;
@@ -157,10 +167,11 @@ static uint64_t pf_claim(ntmm__pagefile_t *pf, uint64_t n)
 			run_len = 0;
 			continue;
 		}
-		if (n == 1) {
+		if (want == 1) {
 			uint64_t s = claim_one(pf, w, size);
 			if (s) {
 				atomic_store_explicit(&pf->hint, s + 1, memory_order_relaxed);
+				*got = 1;
 				return s;
 			}
 			continue;
@@ -184,15 +195,28 @@ static uint64_t pf_claim(ntmm__pagefile_t *pf, uint64_t n)
 				run_start = w * 64 + pos;
 			run_len += ones;
 			pos += ones;
-			if (run_len >= n) {
-				if (claim_range(pf, run_start, n)) {
-					atomic_store_explicit(&pf->hint, run_start + n,
+			if (run_len >= want) {
+				if (claim_range(pf, run_start, want)) {
+					atomic_store_explicit(&pf->hint, run_start + want,
 					                      memory_order_relaxed);
+					*got = want;
 					return run_start;
 				}
 				run_len = 0;
+			} else if (run_len >= min && run_len > best_len) {
+				if (best_len == 0 && budget > CLAIM_SCAN_WORDS)
+					budget = CLAIM_SCAN_WORDS;
+				best_start = run_start;
+				best_len = run_len;
 			}
 		}
+	}
+	/* no run of `want`: the longest one seen (it may have grown past the
+	   word where it was recorded, but best_len of it were free then) */
+	if (best_len && claim_range(pf, best_start, best_len)) {
+		atomic_store_explicit(&pf->hint, best_start + best_len, memory_order_relaxed);
+		*got = best_len;
+		return best_start;
 	}
 	return 0;
 }
@@ -232,7 +256,8 @@ static int pf_grow(ntmm__io_t *io, ntmm__pagefile_t *pf, uint64_t need, uint64_t
 {
 	pthread_mutex_lock(&pf->resize_lock);
 	int err = 0;
-	if (slot_out && (*slot_out = pf_claim(pf, need)))
+	uint64_t got;
+	if (slot_out && (*slot_out = pf_claim(pf, need, need, &got)))
 		goto out;
 	uint64_t size = atomic_load_explicit(&pf->size_pages, memory_order_relaxed);
 	uint64_t max = atomic_load_explicit(&pf->max_pages, memory_order_relaxed);
@@ -544,19 +569,16 @@ static int alloc_common(ntmm__io_t *io, size_t want, size_t min, ntmm__pfloc_t *
 	ntmm__rcu_read_lock();
 	/* two rounds: the first may lose runs to racing allocators */
 	for (int round = 0; round < 2 && !slot; round++) {
-		for (n = want;; n = n / 2 > min ? n / 2 : min) {
-			for (unsigned k = 0; k < NTMM__PF_MAX_FILES && !slot; k++) {
-				idx = (start + k) % NTMM__PF_MAX_FILES;
-				pf = pf_at(io, idx);
-				/* relaxed: remove's grace period orders the mark
-				   before every allocation that starts after it */
-				if (!pf ||
-				    atomic_load_explicit(&pf->draining, memory_order_relaxed))
-					continue;
-				slot = pf_claim(pf, n);
-			}
-			if (slot || n == min)
-				break;
+		for (unsigned k = 0; k < NTMM__PF_MAX_FILES && !slot; k++) {
+			idx = (start + k) % NTMM__PF_MAX_FILES;
+			pf = pf_at(io, idx);
+			/* relaxed: remove's grace period orders the mark before every
+			   allocation that starts after it */
+			if (!pf || atomic_load_explicit(&pf->draining, memory_order_relaxed))
+				continue;
+			uint64_t claimed;
+			slot = pf_claim(pf, want, min, &claimed);
+			n = (size_t)claimed;
 		}
 	}
 	/* every file is full: grow one, then claim from it */
