@@ -110,6 +110,21 @@ static size_t available(const ntmm__phys_t *ph)
 	return n;
 }
 
+/* Standby (every priority, every node) below 1/64 of the frames, at least
+   NTMM__MAG_BATCH: the allocator's mark for waking the modified page writer.
+   relaxed loads of the published mirrors: approximate by design. */
+static bool standby_low(const ntmm__phys_t *ph)
+{
+	size_t n = 0, mark = ph->nframes / 64;
+	if (mark < NTMM__MAG_BATCH)
+		mark = NTMM__MAG_BATCH;
+	for (unsigned i = 0; i < ph->nnodes; i++)
+		for (unsigned p = 0; p < NTMM__STANDBY_PRIOS; p++)
+			n += atomic_load_explicit(&ph->nodes[i].standby_pub[p],
+			                          memory_order_relaxed);
+	return n < mark;
+}
+
 size_t ntmm__phys_available(ntmm_engine_t *e)
 {
 	return available(&e->phys);
@@ -326,10 +341,17 @@ static int alloc_slow(ntmm_engine_t *e, unsigned flags, unsigned home, uint32_t 
 		uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
 		ntmm__pfn_store(p, s, active_word(s));
 	} else if (!(flags & NTMM__ALLOC_NO_STANDBY)) {
-		ntmm__writer_wake(ph); /* short of free frames: let the writer refill Standby */
 		for (unsigned i = 0; i < ph->nnodes && pfn == NTMM__PFN_NONE; i++)
 			pfn = take_standby(e, ph->topo.order[home][i]);
 		from_free = zero; /* a repurposed frame holds its old owner's bytes */
+		/* Standby running low: let the writer refill it. Not on every
+		   repurpose: under pressure this path is every allocation, and a
+		   wake is a futex syscall (and, at the writer's real-time
+		   priority, often a preemption) charged to the faulting thread —
+		   it was most of the demand-zero fault's tail. While the writer
+		   works, the signal is two atomics. */
+		if (pfn != NTMM__PFN_NONE && standby_low(ph))
+			ntmm__writer_wake(ph);
 	}
 	if (pfn == NTMM__PFN_NONE) {
 		ntmm__writer_wake(ph);

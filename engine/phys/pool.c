@@ -276,6 +276,11 @@ bool ntmm__pool_grow(ntmm_engine_t *e, unsigned node)
 	ntmm__phys_t *ph = &e->phys;
 	ntmm__node_t *n = &ph->nodes[node];
 	bool added = false;
+	/* every chunk committed (the steady state under pressure): nothing to
+	   grow, and no lock or chunk scan for the allocator's slow path. relaxed:
+	   a release racing with this only makes us miss one chunk this time */
+	if (atomic_load_explicit(&n->committed_chunks, memory_order_relaxed) >= n->nchunks)
+		return false;
 	pthread_mutex_lock(&n->grow_lock);
 	pthread_mutex_lock(&n->free_lock);
 	bool have = n->zeroed_count + n->free_count > 0;
