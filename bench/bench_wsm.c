@@ -90,7 +90,7 @@ static void trim_run(ntmm_bench_state_t *st, void *ctx)
 		touch_all(c);
 		ntmm__wsm_age(c->p, hist);
 		ntmm_bench_resume(st);
-		if (ntmm__wsm_trim_oldest(c->p, hist, WS_PAGES, 0) != WS_PAGES) {
+		if (ntmm__wsm_trim_oldest(c->p, hist, WS_PAGES, 0, NULL) != WS_PAGES) {
 			ntmm_bench_skip(st, "trim took fewer pages than the set holds");
 			break;
 		}

@@ -50,6 +50,37 @@ static void a_set_above_its_maximum_is_trimmed_to_it_oldest_first(void **state)
 	wsm_engine_done(e);
 }
 
+/* A pass trims every set above its maximum and ends with one grace period
+   for all of them (and releases each process's trim_lock afterwards: an
+   ntmm_free on every process works right after the pass). Every trimmed
+   page still comes back intact. */
+static void one_pass_trims_every_set_with_one_grace_period(void **state)
+{
+	(void)state;
+	wsm_opts_t o = {.mib = 32};
+	ntmm_engine_t *e = wsm_engine(&o);
+	enum { P = 3 };
+	ntmm_process_t *p[P];
+	uint64_t base[P];
+	for (unsigned i = 0; i < P; i++) {
+		p[i] = wsm_process(e, 300, &base[i]);
+		assert_int_equal(ntmm_ws_set_limits(p[i], 50, 200), 0);
+		wsm_fill(p[i], base[i], i + 1, 0, 300);
+	}
+	uint64_t gp0 = wsm_stats(e).rcu_shootdowns;
+	ntmm__wsm_result_t r;
+	ntmm__wsm_run(e, &r);
+	assert_int_equal(r.trimmed_max, P * 100);
+	assert_int_equal(wsm_stats(e).rcu_shootdowns, gp0 + 1);
+	for (unsigned i = 0; i < P; i++) {
+		assert_int_equal(wsm_info(p[i]).ws_pages, 200);
+		assert_int_equal(wsm_check(p[i], base[i], i + 1, 0, 300), 0);
+		assert_int_equal(ntmm_free(p[i], base[i], 0, NTMM_MEM_RELEASE), 0);
+		assert_int_equal(ntmm_process_destroy(p[i]), 0);
+	}
+	wsm_engine_done(e);
+}
+
 static void a_set_within_its_limits_is_trimmed_only_under_pressure(void **state)
 {
 	(void)state;
@@ -257,6 +288,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(a_set_above_its_maximum_is_trimmed_to_it_oldest_first),
+	    cmocka_unit_test(one_pass_trims_every_set_with_one_grace_period),
 	    cmocka_unit_test(a_set_within_its_limits_is_trimmed_only_under_pressure),
 	    cmocka_unit_test(pinned_pages_are_never_trimmed),
 	    cmocka_unit_test(out_swap_and_in_swap_count_once_each),

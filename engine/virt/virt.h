@@ -348,6 +348,11 @@ void ntmm__wsl_compact(ntmm_process_t *p);
    then one grace period and release_batch. Returns pages trimmed. Must be
    called outside any read-side section. */
 size_t ntmm__ws_trim(ntmm_process_t *p, size_t max_trim, unsigned min_age);
+/* The same, with p->trim_lock held by the caller, adding the frames to the
+   caller's batch s: the caller ends the episode (ntmm__shootdown_finish,
+   then trim_lock released), so several trims share one grace period. */
+size_t ntmm__ws_trim_into(ntmm_process_t *p, size_t max_trim, unsigned min_age,
+                          ntmm__shootdown_t *s);
 /* Ages the working set: accessed → age 0 (bit cleared), else age++ (≤ 7). */
 void ntmm__ws_age(ntmm_process_t *p);
 /* The same, returning the entries found accessed; hist (may be NULL) gets

@@ -163,12 +163,21 @@ void ntmm__wsl_compact(ntmm_process_t *p)
 
 size_t ntmm__ws_trim(ntmm_process_t *p, size_t max_trim, unsigned min_age)
 {
+	ntmm__shootdown_t s = {0};
+	pthread_mutex_lock(&p->trim_lock);
+	size_t trimmed = ntmm__ws_trim_into(p, max_trim, min_age, &s);
+	ntmm__shootdown_finish(p->e, &s);
+	pthread_mutex_unlock(&p->trim_lock);
+	return trimmed;
+}
+
+size_t ntmm__ws_trim_into(ntmm_process_t *p, size_t max_trim, unsigned min_age,
+                          ntmm__shootdown_t *s)
+{
 	ntmm_engine_t *e = p->e;
 	ntmm__wsl_t *w = &p->wsl;
-	ntmm__shootdown_t s = {0};
 	size_t trimmed = 0;
 
-	pthread_mutex_lock(&p->trim_lock);
 	ntmm__ws_lock_exclusive(p);
 	uint32_t i = 0, held = 0;
 	while (trimmed < max_trim && i < atomic_load_explicit(&w->next, memory_order_relaxed)) {
@@ -209,12 +218,10 @@ size_t ntmm__ws_trim(ntmm_process_t *p, size_t max_trim, unsigned min_age)
 		ntmm__page_set_priority(
 		    e, pfn, atomic_load_explicit(&p->wsm.page_priority, memory_order_relaxed));
 		if (ntmm__page_unmap(e, pfn, (old & NTMM__PTE_DIRTY) != 0, false))
-			ntmm__shootdown_add_release(&s, pfn);
+			ntmm__shootdown_add_release(s, pfn);
 		trimmed++;
 	}
 	ntmm__ws_unlock_exclusive(p);
-	ntmm__shootdown_finish(e, &s);
-	pthread_mutex_unlock(&p->trim_lock);
 	if (trimmed)
 		NTMM__STAT_ADD(&e->stats, pages_trimmed, trimmed);
 	return trimmed;

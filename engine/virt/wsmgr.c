@@ -101,8 +101,14 @@ size_t ntmm__wsm_age(ntmm_process_t *p, size_t hist[8])
 	return accessed;
 }
 
+/* One trim: its own episode, or into the caller's batch (trim_lock held). */
+static size_t trim(ntmm_process_t *p, size_t pages, unsigned min_age, ntmm__shootdown_t *s)
+{
+	return s ? ntmm__ws_trim_into(p, pages, min_age, s) : ntmm__ws_trim(p, pages, min_age);
+}
+
 size_t ntmm__wsm_trim_oldest(ntmm_process_t *p, const size_t hist[8], size_t pages,
-                             unsigned min_age)
+                             unsigned min_age, ntmm__shootdown_t *s)
 {
 	if (!pages || min_age > 7)
 		return 0;
@@ -113,54 +119,67 @@ size_t ntmm__wsm_trim_oldest(ntmm_process_t *p, const size_t hist[8], size_t pag
 		older += hist[a--];
 	size_t done = 0;
 	if (older)
-		done += ntmm__ws_trim(p, older, a + 1);
+		done += trim(p, older, a + 1, s);
 	if (done < pages)
-		done += ntmm__ws_trim(p, pages - done, a);
+		done += trim(p, pages - done, a, s);
 	return done;
 }
 
-void ntmm__wsm_for_each(ntmm_engine_t *e, void (*fn)(ntmm_process_t *p, void *arg), void *arg)
+/* The processes live now, each holding a `users` reference (so destroy
+   waits for us); e->virt.lock is held only while the list is made. */
+static ntmm_process_t **visit_begin(ntmm_engine_t *e, size_t *count)
 {
 	ntmm__virt_t *v = &e->virt;
 	pthread_mutex_lock(&v->lock);
 	size_t n = 0, cap = v->nprocesses;
 	ntmm_process_t **list = malloc(sizeof(*list) * (cap ? cap : 1));
-	ntmm_process_t *p;
 	if (list)
 		for (struct cds_list_head *pos_ = v->processes.next; pos_ != &v->processes;
 		     pos_ = pos_->next) {
-			p = cds_list_entry(pos_, ntmm_process_t, link);
+			ntmm_process_t *p = cds_list_entry(pos_, ntmm_process_t, link);
 			/* relaxed: the list lock orders it against destroy's unlink */
 			atomic_fetch_add_explicit(&p->users, 1, memory_order_relaxed);
 			list[n++] = p;
 		}
 	pthread_mutex_unlock(&v->lock);
+	*count = n;
+	return list;
+}
+
+static void visit_end(ntmm_engine_t *e, ntmm_process_t **list, size_t n)
+{
 	for (size_t i = 0; i < n; i++) {
-		fn(list[i], arg);
 		/* release: our work on the process happens before destroy's
 		   teardown (it loads users with acquire) */
 		if (atomic_fetch_sub_explicit(&list[i]->users, 1, memory_order_release) == 1)
-			ntmm__event_signal(&v->users_done); /* not list[i]: may be freed */
+			ntmm__event_signal(&e->virt.users_done); /* not list[i]: may be freed */
 	}
 	free(list);
 }
 
-typedef struct run_arg {
-	bool plenty, pressure;
-	ntmm__wsm_result_t *r;
-} run_arg_t;
-
-/* Ages and trims one process as the policy says. */
-static void run_one(ntmm_process_t *p, void *arg)
+void ntmm__wsm_for_each(ntmm_engine_t *e, void (*fn)(ntmm_process_t *p, void *arg), void *arg)
 {
-	run_arg_t *ra = arg;
-	bool plenty = ra->plenty, pressure = ra->pressure;
-	ntmm__wsm_result_t *r = ra->r;
+	size_t n;
+	ntmm_process_t **list = visit_begin(e, &n);
+	for (size_t i = 0; i < n; i++)
+		fn(list[i], arg);
+	visit_end(e, list, n);
+}
+
+/* Ages and trims one process as the policy says, into the pass's batch s.
+   Returns whether it took p->trim_lock (held until the pass's grace
+   period: one episode per process per pass, as virt.h requires). */
+static bool run_one(ntmm_process_t *p, bool plenty, bool pressure, ntmm__wsm_result_t *r,
+                    ntmm__shootdown_t *s)
+{
+	pthread_mutex_lock(&p->trim_lock);
 	ntmm__pushlock_acquire_shared(&p->as_lock); /* the limits' lock */
 	size_t min = p->wsl.min_pages, max = p->wsl.max_pages;
 	ntmm__pushlock_release_shared(&p->as_lock);
-	if (plenty && ntmm__ws_pages(p) <= max)
-		return;
+	if (plenty && ntmm__ws_pages(p) <= max) {
+		pthread_mutex_unlock(&p->trim_lock);
+		return false;
+	}
 	size_t hist[8];
 	ntmm__wsm_age(p, hist);
 	r->processes_aged++;
@@ -168,7 +187,7 @@ static void run_one(ntmm_process_t *p, void *arg)
 	for (unsigned a = 0; a < 8; a++)
 		ws += hist[a];
 	if (ws > max) {
-		size_t t = ntmm__wsm_trim_oldest(p, hist, ws - max, 0);
+		size_t t = ntmm__wsm_trim_oldest(p, hist, ws - max, 0, s);
 		r->trimmed_max += t;
 		/* the oldest went first: take them off the histogram */
 		size_t left = t;
@@ -180,9 +199,19 @@ static void run_one(ntmm_process_t *p, void *arg)
 		ws -= t;
 	}
 	if (pressure && ws > min)
-		r->trimmed_pressure += ntmm__wsm_trim_oldest(p, hist, ws - min, 1);
+		r->trimmed_pressure += ntmm__wsm_trim_oldest(p, hist, ws - min, 1, s);
+	return true;
 }
 
+/* One pass, one grace period: every set's trimmed frames go into one batch
+   released after a single synchronize_rcu at the end. A grace period per
+   trim cost far more than the trims under load: with more access-section
+   threads than CPUs some reader is usually preempted inside its section,
+   and while liburcu's memb flavour waits for it, each other reader leaving
+   its section wakes the waiter into another membarrier (hundreds of IPIs
+   per grace period, landing on the faulting threads). The trim_locks taken
+   are held until then; fault paths never take a trim_lock, and no other
+   thread holds two, so holding several cannot deadlock. */
 void ntmm__wsm_run(ntmm_engine_t *e, ntmm__wsm_result_t *out)
 {
 	ntmm__wsm_result_t r = {0};
@@ -192,8 +221,18 @@ void ntmm__wsm_run(ntmm_engine_t *e, ntmm__wsm_result_t *out)
 	bool pressure = r.available < m.minimum;
 	bool plenty = r.available + r.modified >= m.plenty;
 
-	run_arg_t ra = {plenty, pressure, &r};
-	ntmm__wsm_for_each(e, run_one, &ra);
+	size_t n;
+	ntmm_process_t **list = visit_begin(e, &n);
+	bool *locked = calloc(n ? n : 1, sizeof(*locked));
+	ntmm__shootdown_t s = {0};
+	for (size_t i = 0; i < n && locked; i++)
+		locked[i] = run_one(list[i], plenty, pressure, &r, &s);
+	ntmm__shootdown_finish(e, &s);
+	for (size_t i = 0; i < n && locked; i++)
+		if (locked[i])
+			pthread_mutex_unlock(&list[i]->trim_lock);
+	free(locked);
+	visit_end(e, list, n);
 	if (out)
 		*out = r;
 }

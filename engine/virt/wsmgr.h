@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct ntmm__shootdown;
+
 /*
  * Per-process state of the working set manager and the swapper, embedded
  * in struct ntmm_process (zeroed by its calloc, then ntmm__wsm_process_init).
@@ -72,9 +74,11 @@ void ntmm__wsm_run(ntmm_engine_t *e, ntmm__wsm_result_t *out);
 size_t ntmm__wsm_age(ntmm_process_t *p, size_t hist[8]);
 /* Trims up to `pages` unpinned pages of p, oldest first, never taking a
    page younger than min_age; hist is the age histogram of the aging just
-   done. Returns the pages trimmed. */
+   done. Returns the pages trimmed. s NULL: each trim is its own episode
+   (trim_lock and a grace period inside); else the caller holds p's
+   trim_lock and the frames join s, which the caller finishes. */
 size_t ntmm__wsm_trim_oldest(ntmm_process_t *p, const size_t hist[8], size_t pages,
-                             unsigned min_age);
+                             unsigned min_age, struct ntmm__shootdown *s);
 
 /* Swapping. swap_out: marks p out-swapped and trims its whole (unpinned)
    working set; returns the pages trimmed (caller: no lock of p, outside any
