@@ -110,19 +110,23 @@ static size_t available(const ntmm__phys_t *ph)
 	return n;
 }
 
-/* Standby (every priority, every node) below 1/64 of the frames, at least
-   NTMM__MAG_BATCH: the allocator's mark for waking the modified page writer.
-   relaxed loads of the published mirrors: approximate by design. */
+/* Whether the allocator should wake the modified page writer: Standby
+   (every priority, every node) below 1/64 of the frames, and at least a
+   writer's batch worth of Modified pages to turn into Standby — waking it
+   for less only makes it sleep again, and the next allocation would wake it
+   once more. relaxed loads of the published mirrors: approximate by design. */
 static bool standby_low(const ntmm__phys_t *ph)
 {
-	size_t n = 0, mark = ph->nframes / 64;
+	size_t standby = 0, modified = 0, mark = ph->nframes / 64;
 	if (mark < NTMM__MAG_BATCH)
 		mark = NTMM__MAG_BATCH;
-	for (unsigned i = 0; i < ph->nnodes; i++)
+	for (unsigned i = 0; i < ph->nnodes; i++) {
+		const ntmm__node_t *n = &ph->nodes[i];
 		for (unsigned p = 0; p < NTMM__STANDBY_PRIOS; p++)
-			n += atomic_load_explicit(&ph->nodes[i].standby_pub[p],
-			                          memory_order_relaxed);
-	return n < mark;
+			standby += atomic_load_explicit(&n->standby_pub[p], memory_order_relaxed);
+		modified += atomic_load_explicit(&n->modified_pub, memory_order_relaxed);
+	}
+	return standby < mark && modified >= NTMM__MAG_BATCH;
 }
 
 size_t ntmm__phys_available(ntmm_engine_t *e)
