@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""report.py BENCH.json TARGETS.txt — ntmm beside its peers.
+"""report.py BENCH.json TARGETS.txt [DEMO.json] — ntmm beside its peers.
 
 Prints every benchmark's median (time per iteration and items/s), then one
 row per target in TARGETS.txt: the ntmm figure, the peer's, their ratio and
 whether the issue's target holds. A target line reads
     issue N | what | time(A) <= 1.2 * time(B)      (or rate(A) >= 2 * rate(B))
-with names as benchmark prints them without the /real_time decoration.
-Exit status is 0 even when a target falls short: this is a report."""
+with names as benchmark prints them without the /real_time decoration, or
+    issue N | what | demo(a.b) <= 5 * demo(c.d)
+for a figure of `ntmm demo --json` (DEMO.json), named by its JSON path in
+nanoseconds. Exit status is 0 even when a target falls short: this is a
+report."""
 import json, re, sys
 
 NOISE = re.compile(r"^(real_time|process_time|manual_time|min_time:.*|min_warmup_time:.*|iterations:.*|repeats:.*)$")
@@ -34,8 +37,17 @@ def fmt_rate(v):
             return f"{v / div:.2f}{suf}/s"
     return f"{v:.1f}/s"
 
+def demo_value(demo, path):
+    v = demo
+    for key in path.split("."):
+        if not isinstance(v, dict) or key not in v:
+            return None
+        v = v[key]
+    return float(v) if isinstance(v, (int, float)) else None
+
 def main():
     med = load(sys.argv[1])
+    demo = json.load(open(sys.argv[3])) if len(sys.argv) > 3 else None
     print(f"{'benchmark (median)':<46} {'time/iter':>12} {'items/s':>12}")
     for name, m in med.items():
         if m["error"]:
@@ -49,11 +61,21 @@ def main():
         if not line or line.startswith("#"):
             continue
         issue, what, cond = [x.strip() for x in line.split("|", 2)]
-        m = re.fullmatch(r"(time|rate)\(([^)]+)\)\s*(<=|>=)\s*([0-9.]+)\s*\*\s*(time|rate)\(([^)]+)\)", cond)
-        if not m:
+        m = re.fullmatch(r"(time|rate|demo)\(([^)]+)\)\s*(<=|>=)\s*([0-9.]+)\s*\*\s*(time|rate|demo)\(([^)]+)\)", cond)
+        if not m or (m.group(1) == "demo") != (m.group(5) == "demo"):
             rows.append((issue, what, "-", "-", "-", cond, "BAD TARGET"))
             continue
         ka, a, op, k, kb, b = m.groups()
+        if ka == "demo":
+            va, vb = (demo_value(demo, a), demo_value(demo, b)) if demo else (None, None)
+            if va is None or not vb:
+                rows.append((issue, what, "-", "-", "-", f"{op} {k}", "not run"))
+                continue
+            ratio = va / vb
+            good = ratio <= float(k) if op == "<=" else ratio >= float(k)
+            rows.append((issue, what, f"{va:.0f}ns", f"{vb:.0f}ns", f"{ratio:.3g}x", f"{op} {k}",
+                         "ok" if good else "SHORT"))
+            continue
         ma, mb = med.get(canonical(a)), med.get(canonical(b))
         if not ma or not mb or ma[ka] is None or mb[kb] is None or ma["error"] or mb["error"]:
             rows.append((issue, what, "-", "-", "-", f"{op} {k}", "not run"))

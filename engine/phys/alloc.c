@@ -19,14 +19,12 @@
 
 #include <string.h>
 
-/* The CPU slot: sched_getcpu() answers below the configured CPU count, so
-   the modulo (a division on the hot path) is only a fallback. */
+/* The CPU slot (the rseq CPU number, read inline): it is below the
+   configured CPU count, so the modulo (a division on the hot path) is only
+   a fallback. */
 static inline unsigned cpu_slot(const ntmm__phys_t *ph)
 {
-	int c = sched_getcpu();
-	if (ntmm__likely((unsigned)c < ph->ncpus))
-		return (unsigned)c;
-	return c < 0 ? 0u : (unsigned)c % ph->ncpus;
+	return ntmm__cpu_current(ph->ncpus);
 }
 
 static inline bool slot_try(ntmm__pcpu_t *s)

@@ -19,7 +19,8 @@
 #endif
 #endif
 
-static inline unsigned ntmm__cpu_current(unsigned ncpus)
+/* The CPU number as the kernel reports it, or -1 if unknown. */
+static inline int ntmm__cpu_raw(void)
 {
 	int c = -1;
 #ifdef NTMM__HAVE_RSEQ
@@ -33,6 +34,13 @@ static inline unsigned ntmm__cpu_current(unsigned ncpus)
 #endif
 	if (c < 0)
 		c = sched_getcpu();
+	return c;
+}
+
+/* The current CPU folded below ncpus (the modulo only when it is needed). */
+static inline unsigned ntmm__cpu_current(unsigned ncpus)
+{
+	int c = ntmm__cpu_raw();
 	if (c < 0)
 		return 0u;
 	return (unsigned)c < ncpus ? (unsigned)c : (unsigned)c % ncpus;
