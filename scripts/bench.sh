@@ -18,14 +18,16 @@ rm -f "$demo"
 if [ "${NTMM_BENCH_DEMO:-1}" != 0 ]; then
 	echo
 	echo "ntmm demo --seconds=10 (4x overcommit; its latencies feed the table's demo row)"
-	build/release/ntmm demo --seconds=10 --quiet --json >"$demo"
+	build/release/ntmm demo --seconds=10 --quiet --json >"$demo" ||
+		echo "ntmm demo FAILED (exit $?): see $demo"
 	python3 -c 'import json, sys
 d = json.load(open(sys.argv[1]))
 f = d["faults"]
 print("  accesses %d, errors %d, pages verified %d, wrong %d, audit %s" % (d["accesses"],
       d["access_errors"], d["verified_pages"], d["bad_pages"], "ok" if d["audit"] == 0 else "FAILED"))
+print("  %-12s %9s  (in-process latency of one access, by what it took)" % ("", "accesses"))
 for k in ("valid", "soft", "demand_zero", "hard", "collided"):
-    print("  %-12s %9d faults  p50 %8d ns  p99 %9d ns  p999 %10d ns" % (k, f[k]["count"],
+    print("  %-12s %9d  p50 %8d ns  p99 %9d ns  p999 %10d ns" % (k, f[k]["count"],
           f[k]["p50_ns"], f[k]["p99_ns"], f[k]["p999_ns"]))
 print("  hard faults %.0f/s, pages written %.0f/s" % (d["hard_faults_per_s"], d["pages_written_per_s"]))' "$demo"
 fi
