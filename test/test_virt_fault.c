@@ -429,6 +429,12 @@ static void tlb_entries_die_with_their_access_section(void **s)
 	virt_engine_done(e);
 }
 
+/* The engine's working set manager (ntmm__wsm_run, what the balance set
+   manager runs) with memory plentiful: a set above its maximum is trimmed
+   to it, a set at its maximum is left alone. Then "pressure" on this one
+   process through the same manager's primitives (age, then trim oldest
+   first, only pages unused since the last aging): down to the minimum,
+   and the recently used pages stay. */
 static void working_set_manager_pass_trims_to_the_limits(void **s)
 {
 	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
@@ -437,10 +443,21 @@ static void working_set_manager_pass_trims_to_the_limits(void **s)
 	fill(p, a, 100, 3);
 	assert_int_equal(ntmm_ws_set_limits(p, 10, 50), 0);
 	ntmm_process_info_t pi;
-	assert_int_equal(ntmm__ws_manage(p, false), 50); /* above the maximum: down to it */
+	ntmm__wsm_marks_t m;
+	ntmm__wsm_marks(e, &m);
+	ntmm__wsm_result_t r;
+	ntmm__wsm_run(e, &r);
+	assert_true(r.available >= m.minimum); /* the premise: no pressure */
+	assert_int_equal(r.trimmed_max, 50);   /* above the maximum: down to it */
+	assert_int_equal(r.trimmed_pressure, 0);
 	assert_int_equal(ntmm_process_info(p, &pi), 0);
 	assert_int_equal(pi.ws_pages, 50);
-	assert_int_equal(ntmm__ws_manage(p, false), 0); /* at the maximum, no pressure */
+	ntmm__wsm_run(e, &r); /* at the maximum, no pressure */
+	assert_true(r.available >= m.minimum);
+	assert_int_equal(r.trimmed_max, 0);
+	assert_int_equal(r.trimmed_pressure, 0);
+	assert_int_equal(ntmm_process_info(p, &pi), 0);
+	assert_int_equal(pi.ws_pages, 50);
 	/* touch 5 pages; under pressure the 45 unused ones go, down to 10 at most */
 	uint64_t touched[5];
 	size_t nt = 0;
@@ -449,12 +466,17 @@ static void working_set_manager_pass_trims_to_the_limits(void **s)
 		if (ntmm__pte_is_valid(atomic_load(pte)))
 			touched[nt++] = a + i * PG;
 	}
-	ntmm__ws_age(p); /* clears Accessed everywhere */
+	assert_int_equal(nt, 5);
+	ntmm__wsm_age(p, NULL); /* clears Accessed everywhere */
 	for (size_t k = 0; k < nt; k++) {
 		char c;
 		assert_int_equal(ntmm_read(p, touched[k], &c, 1), 0);
 	}
-	assert_int_equal(ntmm__ws_manage(p, true), 40);
+	size_t hist[8];
+	assert_int_equal(ntmm__wsm_age(p, hist), nt);
+	assert_int_equal(hist[0], nt);
+	/* to the minimum: pi.ws_pages (50) - 10 */
+	assert_int_equal(ntmm__wsm_trim_oldest(p, hist, pi.ws_pages - 10, 1, NULL), 40);
 	assert_int_equal(ntmm_process_info(p, &pi), 0);
 	assert_int_equal(pi.ws_pages, 10);
 	for (size_t k = 0; k < nt; k++) /* the recently used pages stayed */

@@ -311,8 +311,12 @@ static void address_space_changes_race_with_faults(void **s)
 	virt_engine_done(c.e);
 }
 
-/* The working-set manager pass runs over every process while processes
-   come and go and fault. */
+/* The working set manager runs over every process while processes come
+   and go and fault: engine passes (ntmm__wsm_run, the engine's own rule:
+   memory is plentiful here, so sets above their maximum are trimmed to
+   it) alternate with forced-pressure passes that age every live process
+   and trim it toward its minimum (ntmm__wsm_for_each, ntmm__wsm_age,
+   ntmm__wsm_trim_oldest). */
 typedef struct mgr {
 	ntmm_engine_t *e;
 	atomic_int running;
@@ -345,14 +349,33 @@ static void *mgr_churn(void *arg)
 	return NULL;
 }
 
+/* Pressure on one process: age it, then trim pages unused since the last
+   aging, oldest first, down to its minimum. */
+static void mgr_pressure(ntmm_process_t *p, void *arg)
+{
+	(void)arg;
+	ntmm__pushlock_acquire_shared(&p->as_lock); /* the limits' lock */
+	size_t min = p->wsl.min_pages;
+	ntmm__pushlock_release_shared(&p->as_lock);
+	size_t hist[8], ws = 0;
+	ntmm__wsm_age(p, hist);
+	for (unsigned k = 0; k < 8; k++)
+		ws += hist[k];
+	if (ws > min)
+		ntmm__wsm_trim_oldest(p, hist, ws - min, 1, NULL);
+}
+
 static void *mgr_loop(void *arg)
 {
 	mgr_t *m = arg;
 	ntmm_thread_register(m->e);
 	unsigned passes = 0;
-	while (atomic_load(&m->running) > 0)
-		ntmm__virt_ws_manager_pass(m->e,
-		                           (++passes & 1) != 0); /* with and without pressure */
+	while (atomic_load(&m->running) > 0) {
+		if (++passes & 1) /* with and without pressure */
+			ntmm__wsm_for_each(m->e, mgr_pressure, NULL);
+		else
+			ntmm__wsm_run(m->e, NULL);
+	}
 	ntmm_thread_unregister(m->e);
 	return NULL;
 }

@@ -153,33 +153,6 @@ int ntmm_process_destroy(ntmm_process_t *p)
 	return 0;
 }
 
-size_t ntmm__virt_ws_manager_pass(ntmm_engine_t *e, bool pressure)
-{
-	ntmm__virt_t *v = &e->virt;
-	size_t n = 0, trimmed = 0;
-	pthread_mutex_lock(&v->lock);
-	ntmm_process_t **list = malloc(sizeof(*list) * (v->nprocesses ? v->nprocesses : 1));
-	ntmm_process_t *p;
-	if (list)
-		for (struct cds_list_head *it = v->processes.next; it != &v->processes;
-		     it = it->next) {
-			p = caa_container_of(it, ntmm_process_t, link);
-			/* relaxed: the list lock orders it against destroy's unlink */
-			atomic_fetch_add_explicit(&p->users, 1, memory_order_relaxed);
-			list[n++] = p;
-		}
-	pthread_mutex_unlock(&v->lock);
-	for (size_t i = 0; i < n; i++) {
-		trimmed += ntmm__ws_manage(list[i], pressure);
-		/* release: our work on the process happens before destroy's
-		   teardown (it loads users with acquire) */
-		if (atomic_fetch_sub_explicit(&list[i]->users, 1, memory_order_release) == 1)
-			ntmm__event_signal(&v->users_done); /* not list[i]: may be freed */
-	}
-	free(list);
-	return trimmed;
-}
-
 int ntmm_process_info(ntmm_process_t *p, ntmm_process_info_t *out)
 {
 	int err = ntmm__process_check(p);

@@ -144,7 +144,8 @@ typedef struct ntmm__proc_cpu {
  *   commit_pages — pages charged; changed under as_lock exclusive, read freely
  *   hard_faults  — relaxed counter
  *   users        — references taken under e->virt.lock by engine-wide
- *                  passes (the working-set manager) that then work on the
+ *                  passes (the working set manager: ntmm__wsm_for_each and
+ *                  ntmm__wsm_run, wsmgr.c) that then work on the
  *                  process without that lock; destroy unlinks the process
  *                  and waits (on e->virt.users_done) until users is 0. The
  *                  pass's decrement is its last touch of the process: the
@@ -353,21 +354,11 @@ size_t ntmm__ws_trim(ntmm_process_t *p, size_t max_trim, unsigned min_age);
    then trim_lock released), so several trims share one grace period. */
 size_t ntmm__ws_trim_into(ntmm_process_t *p, size_t max_trim, unsigned min_age,
                           ntmm__shootdown_t *s);
-/* Ages the working set: accessed → age 0 (bit cleared), else age++ (≤ 7). */
-void ntmm__ws_age(ntmm_process_t *p);
-/* The same, returning the entries found accessed; hist (may be NULL) gets
-   the number of entries of each age 0..7 after aging (for wsmgr.c). */
+/* Ages the working set: accessed → age 0 (bit cleared), else age++ (≤ 7).
+   Returns the entries found accessed; hist (may be NULL) gets the number
+   of entries of each age 0..7 after aging. Called through wsmgr.c's
+   ntmm__wsm_age, which also notes the activity for the swapper. */
 size_t ntmm__ws_age_hist(ntmm_process_t *p, size_t hist[8]);
-/* One working-set manager pass (NTMM-REFERENCE.md §6), for the balance set
-   manager: ages, then trims oldest-first down to the maximum, or, under
-   memory pressure, pages unused since the last pass down to the minimum.
-   Outside any read-side section. Returns pages trimmed. */
-#define NTMM__WS_TRIM_AGE 3u
-size_t ntmm__ws_manage(ntmm_process_t *p, bool pressure);
-/* ntmm__ws_manage over every process of the engine (the balance set
-   manager's working-set manager step); returns pages trimmed. Outside any
-   read-side section. */
-size_t ntmm__virt_ws_manager_pass(ntmm_engine_t *e, bool pressure);
 int ntmm__wsl_audit(ntmm_process_t *p);
 static inline _Atomic uint64_t *ntmm__wsl_entry(ntmm__wsl_t *w, uint32_t slot)
 {

@@ -259,31 +259,6 @@ size_t ntmm__ws_age_hist(ntmm_process_t *p, size_t hist[8])
 	return accessed;
 }
 
-void ntmm__ws_age(ntmm_process_t *p)
-{
-	ntmm__ws_age_hist(p, NULL);
-}
-
-size_t ntmm__ws_manage(ntmm_process_t *p, bool pressure)
-{
-	ntmm__ws_age(p);
-	ntmm__pushlock_acquire_shared(&p->as_lock); /* limits: read consistently */
-	size_t target = pressure ? p->wsl.min_pages : p->wsl.max_pages;
-	ntmm__pushlock_release_shared(&p->as_lock);
-	size_t trimmed = 0;
-	/* oldest first; above the maximum even recently used pages go, under
-	   pressure only pages unused since the last pass */
-	for (unsigned age = NTMM__WS_TRIM_AGE;; age--) {
-		uint64_t ws = ntmm__ws_pages(p);
-		if (ws <= target)
-			break;
-		trimmed += ntmm__ws_trim(p, ws - target, age);
-		if (age == (pressure ? 1u : 0u))
-			break;
-	}
-	return trimmed;
-}
-
 uint64_t ntmm__ws_pages(ntmm_process_t *p)
 {
 	int64_t sum = 0;

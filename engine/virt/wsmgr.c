@@ -19,21 +19,23 @@
  *   Pinned pages are never trimmed (the trim primitive skips them).
  * "Oldest first" uses the age histogram the aging pass returns: one trim
  * call takes every page older than the cut-off age, a second takes what is
- * still needed at the cut-off age — at most two grace periods per set.
+ * still needed at the cut-off age — at most two trims per set (each its
+ * own grace period when called alone; ntmm__wsm_run batches them all).
  *
  * Process iteration (ntmm__wsm_for_each) does not hold e->virt.lock while
  * it works on a process: trimming waits for grace periods, and a thread in
  * an access section may be waiting for virt.lock (ntmm_stats_get,
  * ntmm_process_create). Each visited process holds a `users` reference
- * instead (the virtual layer's protocol, shared with its own
- * ntmm__virt_ws_manager_pass), so destroy waits for the visit to end.
+ * instead (the virtual layer's `users` protocol, virt.h), so destroy waits
+ * for the visit to end.
  *
- * The virtual layer also offers ntmm__ws_manage / ntmm__virt_ws_manager_pass
- * (the same rules per process, trimming by age thresholds 3..0). This file
- * adds what the balance set manager needs around them: the marks, the
- * plenty gate (no aging at all while memory is plentiful and a set is
- * within its maximum), an exact oldest-first order from the aging
- * histogram, and noting accesses for the swapper's idle test.
+ * This is the engine's only working set manager: wsl.c supplies the
+ * mechanisms (aging with a histogram, the batched trim), and the policy —
+ * the marks, the plenty gate (no aging at all while memory is plentiful
+ * and a set is within its maximum), the exact oldest-first order from the
+ * aging histogram, and noting accesses for the swapper's idle test — lives
+ * here. Tests that need pressure on one process regardless of the pool's
+ * state call ntmm__wsm_age and ntmm__wsm_trim_oldest directly.
  */
 #include "virt/virt.h"
 #include "engine.h"
