@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "sync/cpu.h"
@@ -30,6 +32,24 @@ const char *ntmm__io_backend_name(int backend)
 	}
 }
 
+/* The positional read/write system calls, entered directly. glibc's
+   wrappers are thread-cancellation points: in a multi-threaded process each
+   call switches asynchronous cancellation on and off around the system
+   call, about 10 ns of a 4 KiB page-cache read (1.7% of a hard fault in a
+   profile). The engine's threads are never cancelled, so it only costs.
+   The vectored calls take the offset as two longs (low, high); on 64-bit
+   kernels the low one holds all of it. */
+static inline ssize_t sys_rw(bool write, int fd, void *buf, size_t len, off_t off)
+{
+	return syscall(write ? SYS_pwrite64 : SYS_pread64, fd, buf, len, off);
+}
+
+static inline ssize_t sys_rwv(bool write, int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	return syscall(write ? SYS_pwritev : SYS_preadv, fd, iov, cnt, (long)off,
+	               (long)((uint64_t)off >> 32));
+}
+
 /* Moves the rest of req from byte `done` on with preadv/pwritev. Returns the
    bytes moved in total (done included; less than len only at end of file or
    a zero-byte write) or -errno. */
@@ -40,15 +60,11 @@ static ssize_t sync_from(const ntmm__ioreq_t *req, size_t done)
 		ssize_t r;
 		do {
 			if (req->iovcnt == 1)
-				r = req->write ? pwrite(req->fd, req->iov[0].iov_base, req->len,
-				                        (off_t)req->offset)
-				               : pread(req->fd, req->iov[0].iov_base, req->len,
-				                       (off_t)req->offset);
+				r = sys_rw(req->write, req->fd, req->iov[0].iov_base, req->len,
+				           (off_t)req->offset);
 			else
-				r = req->write ? pwritev(req->fd, req->iov, (int)req->iovcnt,
-				                         (off_t)req->offset)
-				               : preadv(req->fd, req->iov, (int)req->iovcnt,
-				                        (off_t)req->offset);
+				r = sys_rwv(req->write, req->fd, req->iov, (int)req->iovcnt,
+				            (off_t)req->offset);
 		} while (r < 0 && errno == EINTR);
 		if (r < 0)
 			return -errno;
@@ -69,8 +85,7 @@ static ssize_t sync_from(const ntmm__ioreq_t *req, size_t done)
 		tmp[0].iov_base = (char *)tmp[0].iov_base + skip;
 		tmp[0].iov_len -= skip;
 		off_t off = (off_t)(req->offset + done);
-		ssize_t r = req->write ? pwritev(req->fd, tmp, (int)k, off)
-		                       : preadv(req->fd, tmp, (int)k, off);
+		ssize_t r = sys_rwv(req->write, req->fd, tmp, (int)k, off);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
