@@ -233,7 +233,8 @@ int ntmm__pfaudit(ntmm_engine_t *e, ntmm__pfaudit_t *out)
 		err = ntmm__error(NTMM_ENOMEM, "slot audit: %zu references", c.n);
 		goto out;
 	}
-	qsort(c.v, c.n, sizeof(*c.v), ref_cmp);
+	if (c.n) /* c.v is NULL when nothing names a slot */
+		qsort(c.v, c.n, sizeof(*c.v), ref_cmp);
 	for (size_t i = 0; i < c.n; i++) {
 		if (nu && ntmm__pfloc_key(locs[nu - 1]) == c.v[i].key) {
 			c.r.shared++;
