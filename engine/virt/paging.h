@@ -84,8 +84,8 @@ typedef struct ntmm__pfaudit {
 	uint64_t pte_refs;   /* pagefile PTEs in process page tables */
 	uint64_t frame_refs; /* OriginalPtes of in-memory frames naming a slot */
 	uint64_t shared;     /* references past the first to one slot (double owners) */
-	uint64_t free_refs;  /* references to a slot not in use */
-	uint64_t bad_refs;   /* references to no paging file, or past its end */
+	uint64_t free_refs;  /* slots named by some owner but not in use */
+	uint64_t bad_refs;   /* slots named in no paging file, or past its end */
 	uint64_t stray;      /* frames not in memory (Free, Zeroed, Bad, offline)
 	                        whose OriginalPte still names a slot */
 	uint64_t leaks;      /* slots in use that nothing names */
