@@ -125,9 +125,16 @@ int ntmm_audit(ntmm_engine_t *e)
 		pthread_mutex_lock(&e->systhreads.quiet);
 	int virt = ntmm__virt_audit(e);
 	int phys = ntmm__phys_audit(e);
+	/* paging-file slots: every slot in use has exactly one owner (a
+	   pagefile PTE or a frame's OriginalPte) and none names a free slot;
+	   it also pauses the modified page writer between batches. Skipped
+	   inside an access section: it takes io->lock, which a paging-file
+	   removal holds across a grace period. Exact, like the two above,
+	   only on a quiet engine. */
+	int slots = quiet ? ntmm__pfaudit(e, NULL) : 0;
 	if (quiet)
 		pthread_mutex_unlock(&e->systhreads.quiet);
-	return virt ? virt : phys;
+	return virt ? virt : phys ? phys : slots;
 }
 
 void ntmm__engine_fill_gauges(ntmm_engine_t *e, ntmm_stats_t *out)

@@ -953,3 +953,65 @@ int ntmm__pagefile_audit(ntmm__io_t *io)
 	pthread_mutex_unlock(&io->lock);
 	return bad ? ntmm__error(NTMM_EINVAL, "paging-file audit failed") : 0;
 }
+
+#define LEAKS_SHOWN 8u /* leaked slots printed per file */
+
+void ntmm__pagefile_check_refs(ntmm__io_t *io, const ntmm__pfloc_t *refs, size_t n,
+                               ntmm__pf_badref_fn bad, void *arg, uint64_t *leaks)
+{
+	*leaks = 0;
+	size_t i = 0;
+	pthread_mutex_lock(&io->lock);
+	for (unsigned f = 0; f < NTMM__PF_MAX_FILES; f++) {
+		size_t k = i;
+		while (i < n && ntmm__pfloc_file(refs[i]) == f)
+			i++;
+		/* relaxed: io->lock orders the list */
+		ntmm__pagefile_t *pf = atomic_load_explicit(&io->files[f], memory_order_relaxed);
+		if (!pf) {
+			for (; k < i; k++)
+				bad(arg, k, NTMM__PF_REF_NO_FILE);
+			continue;
+		}
+		pthread_mutex_lock(&pf->resize_lock);
+		uint64_t size = atomic_load_explicit(&pf->size_pages, memory_order_relaxed);
+		uint64_t file_leaks = 0;
+		for (uint64_t w = 0; w * 64 < size; w++) {
+			/* relaxed: exact only at rest (see the header) */
+			uint64_t inuse = atomic_load_explicit(&pf->bitmap[w], memory_order_relaxed);
+			if ((w + 1) * 64 > size)
+				inuse &= bits_mask(0, (unsigned)(size - w * 64));
+			if (w == 0)
+				inuse &= ~1ull; /* slot 0: reserved, nobody's */
+			uint64_t named = 0;
+			for (; k < i && ntmm__pfloc_slot(refs[k]) < (w + 1) * 64; k++) {
+				uint64_t s = ntmm__pfloc_slot(refs[k]);
+				if (s >= size)
+					break; /* this and the rest: past the end, below */
+				uint64_t bit = 1ull << (s % 64);
+				named |= bit;
+				if (!(inuse & bit))
+					bad(arg, k, NTMM__PF_REF_FREE);
+			}
+			for (uint64_t leak = inuse & ~named; leak; leak &= leak - 1) {
+				if (file_leaks++ < LEAKS_SHOWN)
+					fprintf(
+					    stderr,
+					    "ntmm audit: paging file %u slot %llu is in use but "
+					    "no owner names it (leaked)\n",
+					    f,
+					    (unsigned long long)(w * 64 +
+					                         (unsigned)__builtin_ctzll(leak)));
+			}
+		}
+		for (; k < i; k++)
+			bad(arg, k, NTMM__PF_REF_PAST_END);
+		pthread_mutex_unlock(&pf->resize_lock);
+		if (file_leaks > LEAKS_SHOWN)
+			fprintf(stderr, "ntmm audit: paging file %u: %llu leaked slots in all\n", f,
+			        (unsigned long long)file_leaks);
+		*leaks += file_leaks;
+	}
+	pthread_mutex_unlock(&io->lock);
+	ntmm__assert(i == n); /* sorted by file: every ref was looked at */
+}

@@ -163,4 +163,28 @@ uint64_t ntmm__pagefile_used_pages(ntmm__io_t *io);
    broken invariant on stderr. Exact only while no allocation runs. */
 int ntmm__pagefile_audit(ntmm__io_t *io);
 
+/* Slot ownership (the io half of the audit in virt/pfaudit.c, which finds
+   the owners: the io layer knows which slots are in use, only the layers
+   above know who holds them).
+   The sort key of a location: file, then slot. */
+static inline uint64_t ntmm__pfloc_key(ntmm__pfloc_t loc)
+{
+	return ((uint64_t)ntmm__pfloc_file(loc) << NTMM__PF_SLOT_BITS) | ntmm__pfloc_slot(loc);
+}
+enum ntmm__pf_badref {
+	NTMM__PF_REF_FREE,     /* the slot is not in use */
+	NTMM__PF_REF_NO_FILE,  /* no live paging file has that index */
+	NTMM__PF_REF_PAST_END, /* the slot is at or past its file's size */
+};
+typedef void (*ntmm__pf_badref_fn)(void *arg, size_t i, enum ntmm__pf_badref why);
+/* refs[0..n): every location some owner names, ascending by ntmm__pfloc_key,
+   without duplicates. For each ref that names no live paging file, a slot
+   at or past its file's size, or a slot not in use, calls bad(arg, i, why)
+   once. Every slot in use (slot 0 aside) that no ref names is a leak: the
+   count goes to *leaks and the first few per file to stderr. Takes io->lock
+   and each file's resize_lock (not inside an RCU read-side section). Exact
+   only while no slot is allocated or freed meanwhile. */
+void ntmm__pagefile_check_refs(ntmm__io_t *io, const ntmm__pfloc_t *refs, size_t n,
+                               ntmm__pf_badref_fn bad, void *arg, uint64_t *leaks);
+
 #endif

@@ -22,7 +22,8 @@
  * Modified with their slots freed — nothing is lost — and the thread backs
  * off by sleeping on its event with a growing timeout (1 ms … 256 ms), so
  * it never spins. Shutdown: stop is checked between batches; a batch in
- * flight completes first.
+ * flight completes first. A batch holds the paging layer's writer_lock:
+ * its slots have no owner the slot audit could see until the batch ends.
  */
 #include "engine.h"
 #include "threads/writers.h"
@@ -95,7 +96,7 @@ static void sort_by_pte(ntmm_engine_t *e, ntmm__pfn_t *pfns, size_t n)
 		pfns[i] = src[i].pfn;
 }
 
-size_t ntmm__mpw_write_batch(ntmm_engine_t *e, size_t max, int *err)
+static size_t write_batch(ntmm_engine_t *e, size_t max, int *err)
 {
 	ntmm__pfn_t pfns[NTMM__MPW_BATCH];
 	uint64_t orig[NTMM__MPW_BATCH];
@@ -189,6 +190,15 @@ size_t ntmm__mpw_write_batch(ntmm_engine_t *e, size_t max, int *err)
 	ntmm__event_signal(&e->virt.paging.avail);
 	if (err)
 		*err = first_err;
+	return written;
+}
+
+size_t ntmm__mpw_write_batch(ntmm_engine_t *e, size_t max, int *err)
+{
+	/* the slot audit must not see a batch half done (virt/paging.h) */
+	ntmm__paging_writer_batch_begin(e);
+	size_t written = write_batch(e, max, err);
+	ntmm__paging_writer_batch_end(e);
 	return written;
 }
 

@@ -1,6 +1,7 @@
 /*
  * Demand-paging glue (paging.h): paging-file slot release for PTEs and
- * OriginalPte values, the in-page wait buckets for collided faults, the
+ * OriginalPte values, the writer-batch lock the slot audit (pfaudit.c)
+ * excludes batches with, the in-page wait buckets for collided faults, the
  * wake-ups of the modified page writer, and the commit limit over frames
  * plus paging-file space actually obtained.
  */
@@ -27,6 +28,7 @@ void ntmm__paging_init(ntmm_engine_t *e)
 		ntmm__event_init(&pg->inpage[i]);
 	ntmm__event_init(&pg->avail);
 	atomic_store_explicit(&pg->writer, NULL, memory_order_relaxed);
+	pthread_mutex_init(&pg->writer_lock, NULL);
 	e->phys.original_gone = original_gone;
 	/* the writer's wake mark for the Modified list: NTMM-REFERENCE.md §6
 	   uses min(available / 16, 16384) pages; scaled to the pool */
@@ -37,6 +39,21 @@ void ntmm__paging_init(ntmm_engine_t *e)
 	                      : high > 16384 ? 16384
 	                                     : high,
 	                      memory_order_relaxed);
+}
+
+void ntmm__paging_fini(ntmm_engine_t *e)
+{
+	pthread_mutex_destroy(&e->virt.paging.writer_lock);
+}
+
+void ntmm__paging_writer_batch_begin(ntmm_engine_t *e)
+{
+	pthread_mutex_lock(&e->virt.paging.writer_lock);
+}
+
+void ntmm__paging_writer_batch_end(ntmm_engine_t *e)
+{
+	pthread_mutex_unlock(&e->virt.paging.writer_lock);
 }
 
 bool ntmm__pte_is_pagefile(uint64_t pte)

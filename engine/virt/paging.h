@@ -18,6 +18,13 @@
  *     page writer takes a re-dirtied frame to write it again (the old copy
  *     is stale: the writer frees it and allocates a fresh run, so clusters
  *     stay contiguous).
+ *   - while the modified page writer runs a batch, the slots it has just
+ *     allocated (not yet in any OriginalPte) and the stale copies it is
+ *     about to free (no longer in one) are held by the batch itself; the
+ *     batch holds writer_lock, so the slot audit (pfaudit.c) never sees one
+ *     half done.
+ * The slot audit (ntmm__pfaudit, run by ntmm_audit) checks this: every
+ * slot in use has exactly one owner and no owner names a free slot.
  *
  * In-page waits: a fault that finds its page READ_IN_PROGRESS (a hard fault
  * of another thread) or WRITE_IN_PROGRESS on a write (the writer) leaves
@@ -30,6 +37,7 @@
 #define NTMM_VIRT_PAGING_H
 
 #include <ntmm.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -50,14 +58,49 @@
  *              faults that found no frame and wait for one (bounded)
  *   writer     the modified page writer's wake event, or NULL (no system
  *              threads); set by systhreads start/stop (release/acquire)
+ *   writer_lock held across each modified-writer batch (whoever runs it)
+ *              and by the slot audit; nothing else takes it. Lock order:
+ *              the systhreads' quiet mutex → writer_lock → e->virt.lock,
+ *              process locks, phys locks, io->lock. A batch holding it
+ *              never waits for a grace period or for `quiet`, so taking
+ *              it is safe even inside a read-side section.
  */
 typedef struct ntmm__paging {
 	ntmm__event_t inpage[NTMM__INPAGE_BUCKETS];
 	ntmm__event_t avail;
 	_Atomic(ntmm__event_t *) writer;
+	pthread_mutex_t writer_lock;
 } ntmm__paging_t;
 
 void ntmm__paging_init(ntmm_engine_t *e);
+void ntmm__paging_fini(ntmm_engine_t *e);
+
+/* Bracket one modified-writer batch (threads/modified_writer.c). */
+void ntmm__paging_writer_batch_begin(ntmm_engine_t *e);
+void ntmm__paging_writer_batch_end(ntmm_engine_t *e);
+
+/* pfaudit.c: the paging-file slot audit. What it found: */
+typedef struct ntmm__pfaudit {
+	uint64_t pte_refs;   /* pagefile PTEs in process page tables */
+	uint64_t frame_refs; /* OriginalPtes of in-memory frames naming a slot */
+	uint64_t shared;     /* references past the first to one slot (double owners) */
+	uint64_t free_refs;  /* slots named by some owner but not in use */
+	uint64_t bad_refs;   /* slots named in no paging file, or past its end */
+	uint64_t stray;      /* frames not in memory (Free, Zeroed, Bad, offline)
+	                        whose OriginalPte still names a slot */
+	uint64_t leaks;      /* slots in use that nothing names */
+	int bitmap;          /* ntmm__pagefile_audit: bitmap vs. counters */
+} ntmm__pfaudit_t;
+/* Walks every process's page tables and the PFN database for the owners
+   of paging-file slots (the ownership rules above) and compares them with
+   the slots each paging file has in use; every problem goes to stderr.
+   `out` (may be NULL) gets the counts. Returns 0, NTMM_EINVAL if any count
+   but the reference totals is non-zero, or NTMM_ENOMEM. Holds writer_lock
+   throughout. Exact only on a quiet engine (ntmm_audit's contract): a fault,
+   free, repurpose or process teardown in progress moves a slot between
+   owners in several steps. Not inside an RCU read-side section (it takes
+   io->lock, as ntmm__pagefile_audit does). */
+int ntmm__pfaudit(ntmm_engine_t *e, ntmm__pfaudit_t *out);
 
 /* True for a pagefile PTE that names a slot (not demand-zero, not 0). */
 bool ntmm__pte_is_pagefile(uint64_t pte);

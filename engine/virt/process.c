@@ -234,6 +234,7 @@ void ntmm__virt_fini(ntmm_engine_t *e)
 	ntmm__rcu_barrier(); /* retired VAD maps */
 	e->phys.repurpose = NULL;
 	e->phys.original_gone = NULL;
+	ntmm__paging_fini(e);
 	pthread_mutex_destroy(&v->lock);
 }
 
