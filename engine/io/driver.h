@@ -47,6 +47,12 @@ typedef struct ntmm__bsdriver_ops {
 	int (*grow)(ntmm__bsdriver_t *d, void *store, uint64_t bytes);
 	/* Cuts the store to `bytes`; bytes < current size. */
 	int (*shrink)(ntmm__bsdriver_t *d, void *store, uint64_t bytes);
+	/* Optional: a file descriptor the io layer may move one page with by
+	   itself (pread/pwrite) when a request for one page would only have
+	   been passed down to those calls anyway; -1 or NULL: always go
+	   through read/write (a driver that changes the data or the errors,
+	   like the fault-injecting one, leaves it NULL). */
+	int (*direct_fd)(ntmm__bsdriver_t *d, void *store, bool write);
 } ntmm__bsdriver_ops_t;
 
 /*

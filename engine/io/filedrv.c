@@ -94,6 +94,15 @@ static int file_shrink(ntmm__bsdriver_t *d, void *store, uint64_t bytes)
 	return ftruncate(fs->fd, (off_t)bytes) < 0 ? -errno : 0;
 }
 
+static int file_direct_fd(ntmm__bsdriver_t *d, void *store, bool write)
+{
+	filestore_t *fs = store;
+	ntmm__io_t *io = d->arg;
+	/* single requests go to the system call unless every request takes
+	   the ring (the io_uring-only backend) */
+	return ntmm__ioring_single_sync(&io->rings, write) ? fs->fd : -1;
+}
+
 const ntmm__bsdriver_ops_t ntmm__filedrv_ops = {
     .open = file_open,
     .close = file_close,
@@ -102,4 +111,5 @@ const ntmm__bsdriver_ops_t ntmm__filedrv_ops = {
     .flush = file_flush,
     .grow = file_grow,
     .shrink = file_shrink,
+    .direct_fd = file_direct_fd,
 };

@@ -32,18 +32,9 @@ const char *ntmm__io_backend_name(int backend)
 	}
 }
 
-/* The positional read/write system calls, entered directly. glibc's
-   wrappers are thread-cancellation points: in a multi-threaded process each
-   call switches asynchronous cancellation on and off around the system
-   call, about 10 ns of a 4 KiB page-cache read (1.7% of a hard fault in a
-   profile). The engine's threads are never cancelled, so it only costs.
-   The vectored calls take the offset as two longs (low, high); on 64-bit
-   kernels the low one holds all of it. */
-static inline ssize_t sys_rw(bool write, int fd, void *buf, size_t len, off_t off)
-{
-	return syscall(write ? SYS_pwrite64 : SYS_pread64, fd, buf, len, off);
-}
-
+/* preadv/pwritev entered directly (see ntmm__io_sys_rw for why). They take
+   the offset as two longs (low, high); on 64-bit kernels the low one holds
+   all of it. */
 static inline ssize_t sys_rwv(bool write, int fd, const struct iovec *iov, int cnt, off_t off)
 {
 	return syscall(write ? SYS_pwritev : SYS_preadv, fd, iov, cnt, (long)off,
@@ -60,8 +51,8 @@ static ssize_t sync_from(const ntmm__ioreq_t *req, size_t done)
 		ssize_t r;
 		do {
 			if (req->iovcnt == 1)
-				r = sys_rw(req->write, req->fd, req->iov[0].iov_base, req->len,
-				           (off_t)req->offset);
+				r = ntmm__io_sys_rw(req->write, req->fd, req->iov[0].iov_base,
+				                    req->len, (off_t)req->offset);
 			else
 				r = sys_rwv(req->write, req->fd, req->iov, (int)req->iovcnt,
 				            (off_t)req->offset);
@@ -283,6 +274,11 @@ static bool uring_batch(struct io_uring *r, ntmm__ioreq_t *reqs, unsigned n)
 		reaped++;
 	}
 	return ok;
+}
+
+bool ntmm__ioring_single_sync(const ntmm__ioring_pool_t *pool, bool write)
+{
+	return pool->backend != NTMM__IO_URING || pool->uring_min_batch[write] > 1;
 }
 
 int ntmm__ioring_submit(ntmm__ioring_pool_t *pool, ntmm__ioreq_t *reqs, unsigned n)

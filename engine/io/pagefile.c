@@ -447,6 +447,9 @@ int ntmm__pagefile_add(ntmm__io_t *io, const char *path, size_t initial, size_t 
 		goto unlock;
 	}
 	pf->drv = drv;
+	for (int w = 0; w < 2; w++)
+		pf->direct_fd[w] =
+		    drv->ops->direct_fd ? drv->ops->direct_fd(drv, pf->store, w) : -1;
 	atomic_fetch_add_explicit(&drv->users, 1, memory_order_relaxed);
 	r = drv->ops->grow(drv, pf->store, ipages * NTMM__PF_PAGE);
 	if (r < 0) {
@@ -673,6 +676,18 @@ static int pf_io_one(ntmm__io_t *io, bool write, ntmm__pfio_t *e)
 	ntmm__pagefile_t *pf;
 	if ((e->result = check_range(io, e, &pf)))
 		return e->result;
+	int fd = pf->direct_fd[write];
+	if (e->npages == 1 && fd >= 0) {
+		/* one page, and the driver would only have handed it to the
+		   system call: make the call here (a hard fault's read). Any
+		   failure or short transfer takes the general path below, which
+		   retries and reports it. */
+		off_t off = (off_t)(ntmm__pfloc_slot(e->loc) * NTMM__PF_PAGE);
+		if (ntmm__io_sys_rw(write, fd, e->pages[0], NTMM__PF_PAGE, off) == NTMM__PF_PAGE) {
+			stat_io(io, write, 1, 1, 0);
+			return e->result = 0;
+		}
+	}
 	struct iovec iov_stack[16],
 	    *iov = e->npages <= 16 ? iov_stack : malloc(e->npages * sizeof(*iov));
 	if (!iov)

@@ -64,6 +64,7 @@ typedef struct ntmm__pagefile {
 	char *realpath;           /* canonical, for remove-by-path */
 	ntmm__bsdriver_t *drv;    /* its driver (drv->users counts this file) */
 	void *store;              /* the driver's handle */
+	int direct_fd[2];         /* [write]: the driver's direct_fd, or -1 (fixed) */
 	uint64_t initial_pages;   /* shrink never goes below this */
 	uint64_t max_cfg_pages;   /* the maximum asked for */
 	uint64_t nwords;          /* bitmap words, covering max_cfg_pages */
