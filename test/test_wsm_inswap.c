@@ -62,6 +62,15 @@ static size_t nonzero_pages(ntmm_process_t *p, uint64_t base, size_t first, size
 	return bad;
 }
 
+/* Every Modified page written and on Standby: the writer thread's batch
+   in flight too (write_all_modified returns when the list is empty, maybe
+   while the thread still writes pages it took off it). */
+static void write_all_and_settle(ntmm_engine_t *e)
+{
+	write_all_modified(e);
+	WSM_WAIT_UNTIL(wsm_stats(e).modified_pages == 0 && wsm_stats(e).transition_pages == 0);
+}
+
 static size_t available(ntmm_engine_t *e)
 {
 	size_t avail, mod;
@@ -133,7 +142,7 @@ static void an_in_swap_reads_paged_out_pages_back_in_clusters(void **state)
 	assert_int_equal(ntmm__wsm_swap_out(p), n);
 	/* to the paging file, then every frame taken for something else: the
 	   PTEs are pagefile PTEs, the next access to each is a hard fault */
-	write_all_modified(e);
+	write_all_and_settle(e);
 	repurpose_all(e);
 	assert_int_equal(count_ptes(p, base, n, pte_is_paged_out), n);
 
@@ -255,7 +264,7 @@ static void destroy_races_in_swaps_at_any_point(void **state)
 		uint64_t base;
 		ntmm_process_t *p = swapped_process(e, 300, (uint64_t)i, &base);
 		if (i % 2) { /* paged out: the in-swap reads */
-			write_all_modified(e);
+			write_all_and_settle(e);
 			repurpose_all(e);
 		}
 		uint8_t b;
@@ -307,7 +316,7 @@ static void under_pressure_the_in_swap_stops_early(void **state)
 	size_t n = 300;
 	uint64_t base;
 	ntmm_process_t *p = swapped_process(e, n, 41, &base);
-	write_all_modified(e); /* p's pages: clean, on Standby */
+	write_all_and_settle(e); /* p's pages: clean, on Standby */
 
 	/* another process takes memory until about 40 frames stay above the
 	   minimum mark; its limits keep the working set manager off it */
@@ -349,6 +358,63 @@ static void under_pressure_the_in_swap_stops_early(void **state)
 	free(pf);
 }
 
+/* An out-swap that overtakes an in-swap wins: the in-swap stops (it
+   would undo the out-swap), and the next access in-swaps the process from
+   the newest record — also when that record was the one the stopped
+   in-swap had claimed (it goes back to the process). */
+static void an_out_swap_overtaking_an_in_swap_wins_and_the_next_access_in_swaps(void **state)
+{
+	(void)state;
+	wsm_opts_t o = {.mib = 16, .threads = true, .tick_ms = 5};
+	ntmm_engine_t *e = wsm_engine(&o);
+	ntmm__swapper_thread_t *s = &e->systhreads.swapper;
+	size_t n = 200;
+	uint64_t b0, b1;
+	ntmm_process_t *p0 = swapped_process(e, n, 61, &b0);
+	ntmm_process_t *p = swapped_process(e, n, 62, &b1);
+	uint64_t done0 = inswaps(e), cut0 = wsm_load(&s->inswap_cut);
+	uint8_t b;
+
+	/* claimed, then (the process having faulted its set back itself)
+	   out-swapped again before the in-swap's first step: the stopped
+	   in-swap's record is dropped, the new one stays */
+	pthread_mutex_lock(&e->systhreads.quiet);
+	assert_int_equal(ntmm_read(p, b1, &b, 1), 0);
+	WSM_WAIT_UNTIL(atomic_load(&p->users) == 1 && !is_queued(e, p));
+	wsm_touch(p, b1, 0, n);
+	assert_int_equal(ntmm__wsm_swap_out(p), n);
+	pthread_mutex_unlock(&e->systhreads.quiet);
+	WSM_WAIT_UNTIL(inswaps(e) == done0 + 1);
+	assert_int_equal(wsm_load(&s->inswap_cut), cut0 + 1);
+	assert_int_equal(wsm_info(p).ws_pages, 0);
+	assert_int_equal(record_len(p), n);
+
+	/* queued behind another in-swap, then out-swapped again: the claim
+	   takes the newest record, stops at once, and hands it back */
+	pthread_mutex_lock(&e->systhreads.quiet);
+	assert_int_equal(ntmm_read(p0, b0, &b, 1), 0);
+	WSM_WAIT_UNTIL(atomic_load(&p0->users) == 1 && !is_queued(e, p0));
+	assert_int_equal(ntmm_read(p, b1, &b, 1), 0);
+	assert_true(is_queued(e, p));
+	wsm_touch(p, b1, 0, n);
+	assert_int_equal(ntmm__wsm_swap_out(p), n);
+	pthread_mutex_unlock(&e->systhreads.quiet);
+	WSM_WAIT_UNTIL(inswaps(e) == done0 + 3);
+	assert_int_equal(wsm_load(&s->inswap_cut), cut0 + 2);
+	assert_int_equal(wsm_info(p0).ws_pages, n);
+	assert_int_equal(wsm_info(p).ws_pages, 0);
+	assert_int_equal(record_len(p), n); /* handed back */
+
+	/* the next access brings the whole set back */
+	assert_int_equal(ntmm_read(p, b1, &b, 1), 0);
+	WSM_WAIT_UNTIL(inswaps(e) == done0 + 4);
+	assert_int_equal(wsm_info(p).ws_pages, n);
+	assert_int_equal(wsm_load(&s->inswap_cut), cut0 + 2);
+	assert_int_equal(wsm_check(p, b1, 62, 0, n), 0);
+	assert_int_equal(wsm_check(p0, b0, 61, 0, n), 0);
+	wsm_engine_done(e);
+}
+
 /* Without the swapper thread nothing is recorded or queued: the pages
    come back one fault at a time, as before. */
 static void without_a_swapper_the_faults_bring_the_pages_back(void **state)
@@ -375,6 +441,7 @@ int main(void)
 	    cmocka_unit_test(destroy_never_waits_for_a_queued_in_swap_and_stops_a_running_one),
 	    cmocka_unit_test(destroy_races_in_swaps_at_any_point),
 	    cmocka_unit_test(under_pressure_the_in_swap_stops_early),
+	    cmocka_unit_test(an_out_swap_overtaking_an_in_swap_wins_and_the_next_access_in_swaps),
 	    cmocka_unit_test(without_a_swapper_the_faults_bring_the_pages_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -539,6 +539,14 @@ bool ntmm__wsm_inswap_step(ntmm__wsm_inswap_job_t *job, size_t max_pages)
 void ntmm__wsm_inswap_end(ntmm_engine_t *e, ntmm__wsm_inswap_job_t *job)
 {
 	ntmm_process_t *p = job->p;
+	ntmm__wsm_rec_t *none = NULL;
+	/* out-swapped again before we got far: if that out-swap left no
+	   record of its own (it stored one before we claimed ours), ours goes
+	   back for the next in-swap. acq_rel: as record_swap */
+	if (job->rec && job->end == NTMM__INSWAP_OUTSWAPPED &&
+	    atomic_compare_exchange_strong_explicit(&p->wsm.rec, &none, job->rec,
+	                                            memory_order_acq_rel, memory_order_relaxed))
+		job->rec = NULL;
 	free(job->rec);
 	job->rec = NULL;
 	atomic_fetch_add_explicit(&p->wsm.swap_in_pages, job->pages, memory_order_relaxed);

@@ -197,8 +197,9 @@ bool ntmm__wsm_inswap_claim(ntmm_engine_t *e, ntmm__wsm_inswap_job_t *job);
    section, holding no lock of p. */
 bool ntmm__wsm_inswap_step(ntmm__wsm_inswap_job_t *job, size_t max_pages);
 /* Ends the job: counts its pages (p and the engine's swap_in_pages),
-   frees the record (what was not reached is dropped) and drops the users
-   reference — the job's last touch of p. */
+   frees the record (what was not reached is dropped; if p was out-swapped
+   again and holds no newer record, it goes back to p instead) and drops
+   the users reference — the job's last touch of p. */
 void ntmm__wsm_inswap_end(ntmm_engine_t *e, ntmm__wsm_inswap_job_t *job);
 
 /* Destroy hooks (process.c). destroying: before destroy waits for users —
