@@ -365,13 +365,23 @@ static void under_pressure_the_in_swap_stops_early(void **state)
 static void an_out_swap_overtaking_an_in_swap_wins_and_the_next_access_in_swaps(void **state)
 {
 	(void)state;
-	wsm_opts_t o = {.mib = 16, .threads = true, .tick_ms = 5};
+	char *pf = wsm_tmp_path("inswap-overtake.pf");
+	wsm_opts_t o = {.mib = 16,
+	                .threads = true,
+	                .tick_ms = 5,
+	                .pagefile = pf,
+	                .pf_initial = 8 * MiB,
+	                .pf_max = 32 * MiB};
 	ntmm_engine_t *e = wsm_engine(&o);
 	ntmm__swapper_thread_t *s = &e->systhreads.swapper;
 	size_t n = 200;
 	uint64_t b0, b1;
 	ntmm_process_t *p0 = swapped_process(e, n, 61, &b0);
 	ntmm_process_t *p = swapped_process(e, n, 62, &b1);
+	/* clean, with their copies in the paging file: the modified page
+	   writer, which holds a reference on the pages it writes (and the
+	   trim skips referenced pages), has nothing of theirs to take */
+	write_all_and_settle(e);
 	uint64_t done0 = inswaps(e), cut0 = wsm_load(&s->inswap_cut);
 	uint8_t b;
 
@@ -413,6 +423,8 @@ static void an_out_swap_overtaking_an_in_swap_wins_and_the_next_access_in_swaps(
 	assert_int_equal(wsm_check(p, b1, 62, 0, n), 0);
 	assert_int_equal(wsm_check(p0, b0, 61, 0, n), 0);
 	wsm_engine_done(e);
+	unlink(pf);
+	free(pf);
 }
 
 /* Without the swapper thread nothing is recorded or queued: the pages
