@@ -78,6 +78,11 @@ void ntmm__wsm_process_init(ntmm_process_t *p)
 	atomic_store_explicit(&p->wsm.swap_ins, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->wsm.active_ns, ntmm__wsm_now_ns(), memory_order_relaxed);
 	p->wsm.seen_faults = 0;
+	atomic_store_explicit(&p->wsm.rec, NULL, memory_order_relaxed);
+	atomic_store_explicit(&p->wsm.swap_in_pages, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->wsm.dying, 0, memory_order_relaxed);
+	p->wsm.queued = false;
+	p->wsm.qprev = p->wsm.qnext = NULL;
 }
 
 void ntmm__wsm_marks(ntmm_engine_t *e, ntmm__wsm_marks_t *out)

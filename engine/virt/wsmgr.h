@@ -207,6 +207,7 @@ void ntmm__wsm_inswap_end(ntmm_engine_t *e, ntmm__wsm_inswap_job_t *job);
    — frees the record still held. */
 void ntmm__wsm_process_destroying(ntmm_process_t *p);
 void ntmm__wsm_process_fini(ntmm_process_t *p);
+
 /* Faults of p so far (Σ of the per-CPU counts). */
 uint64_t ntmm__wsm_faults(ntmm_process_t *p);
 
