@@ -110,6 +110,8 @@ int ntmm__systhreads_start(ntmm_engine_t *e)
 	if (!err)
 		err = start_one(e, &st->swapper.t, &st->swapper.started, "ntmm-swapper",
 		                NTMM_THREAD_SWAPPER, ntmm__swapper_thread, &st->swapper);
+	if (!err) /* from now on in-swaps are queued for it */
+		ntmm__wsm_inswap_attach(e, &st->swapper.t.wake);
 	if (!err)
 		err =
 		    start_one(e, &st->segderef.t, &st->segderef.started, "ntmm-segderef",
@@ -135,8 +137,10 @@ void ntmm__systhreads_stop(ntmm_engine_t *e)
 	   now; the balance set thread stops first, as it wakes the swapper */
 	if (atomic_exchange_explicit(&st->balance.started, false, memory_order_relaxed))
 		ntmm__thread_stop(&st->balance.t);
-	if (atomic_exchange_explicit(&st->swapper.started, false, memory_order_relaxed))
+	if (atomic_exchange_explicit(&st->swapper.started, false, memory_order_relaxed)) {
+		ntmm__wsm_inswap_detach(e); /* nothing more queued; queued ones dropped */
 		ntmm__thread_stop(&st->swapper.t);
+	}
 	if (atomic_exchange_explicit(&st->segderef.started, false, memory_order_relaxed))
 		ntmm__thread_stop(&st->segderef.t);
 	writers_stop(e); /* after the trimmers; a batch in flight completes */

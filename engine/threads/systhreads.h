@@ -38,13 +38,21 @@ typedef struct ntmm__balance_thread {
 	_Atomic uint64_t trimmed;       /* pages the passes trimmed */
 } ntmm__balance_thread_t;
 
-/* The process swapper (swapper.c). */
+/* The process swapper (swapper.c). Its wake event (t.wake) is signalled
+   by the balance set manager (every 4th tick: an idle scan) and by faults
+   that queue an in-swap (virt/wsmgr.h); t.wakeups counts the wake-ups.
+   Counters: written by the thread (relaxed), read by anyone. */
 typedef struct ntmm__swapper_thread {
 	ntmm__thread_t t;
 	ntmm_engine_t *e;
-	_Atomic bool started;       /* release after start, acquire by wakers */
-	_Atomic uint64_t passes;    /* idle scans done */
-	_Atomic uint64_t swap_outs; /* processes it out-swapped */
+	_Atomic bool started;             /* release after start, acquire by wakers */
+	_Atomic uint64_t passes;          /* idle scans done */
+	_Atomic uint64_t swap_outs;       /* processes it out-swapped */
+	_Atomic uint64_t inswaps;         /* in-swaps finished (counted after each ends) */
+	_Atomic uint64_t inswap_pages;    /* pages they brought back */
+	_Atomic uint64_t inswap_hard;     /* ... of which through a paging-file read */
+	_Atomic uint64_t inswap_cut;      /* in-swaps that stopped early (any reason) */
+	_Atomic uint64_t inswap_pressure; /* ... of which for low memory */
 } ntmm__swapper_thread_t;
 
 /* A deferred cleanup item: other layers embed one in what they post and

@@ -116,6 +116,7 @@ static void process_teardown(ntmm_process_t *p)
 	ntmm__shootdown_finish(e, &s); /* the grace period also covers the map */
 	pthread_mutex_unlock(&p->trim_lock);
 	ntmm__vad_map_free_now(m);
+	ntmm__wsm_process_fini(p); /* the out-swap's record, if never used */
 	ntmm__wsl_fini(&p->wsl);
 	pthread_mutex_destroy(&p->trim_lock);
 	ntmm__cache_pushlock_destroy(&p->ws_lock);
@@ -148,6 +149,7 @@ int ntmm_process_destroy(ntmm_process_t *p)
 	cds_list_del(&p->link);
 	e->virt.nprocesses--;
 	pthread_mutex_unlock(&e->virt.lock);
+	ntmm__wsm_process_destroying(p); /* off the in-swap queue; a running one stops */
 	wait_for_users(p);
 	process_teardown(p);
 	return 0;

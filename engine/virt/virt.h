@@ -145,7 +145,8 @@ typedef struct ntmm__proc_cpu {
  *   hard_faults  — relaxed counter
  *   users        — references taken under e->virt.lock by engine-wide
  *                  passes (the working set manager: ntmm__wsm_for_each and
- *                  ntmm__wsm_run, wsmgr.c) that then work on the
+ *                  ntmm__wsm_run, wsmgr.c), or under e->virt.inswap.lock by
+ *                  the swapper claiming an in-swap, that then work on the
  *                  process without that lock; destroy unlinks the process
  *                  and waits (on e->virt.users_done) until users is 0. The
  *                  pass's decrement is its last touch of the process: the
@@ -201,6 +202,8 @@ struct ntmm_pin {
  *   paging       — demand-paging glue (paging.h)
  *   users_done   — signalled when a process's users count drops to 0;
  *                  destroyers wait on it and re-check their own process
+ *   inswap       — the swapper's in-swap queue (wsmgr.h; zeroed with the
+ *                  engine)
  */
 typedef struct ntmm__virt {
 	pthread_mutex_t lock;
@@ -212,6 +215,7 @@ typedef struct ntmm__virt {
 	_Atomic uint64_t pagefile_limit;
 	ntmm__paging_t paging;
 	ntmm__event_t users_done;
+	ntmm__wsm_inswap_t inswap;
 } ntmm__virt_t;
 
 int ntmm__virt_init(ntmm_engine_t *e);

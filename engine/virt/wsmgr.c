@@ -29,6 +29,26 @@
  * instead (the virtual layer's `users` protocol, virt.h), so destroy waits
  * for the visit to end.
  *
+ * Swapping (NTMM-REFERENCE.md §6). The swapper thread out-swaps an idle
+ * process with ntmm__wsm_swap_out: the addresses of its working set are
+ * recorded first (ntmm__wsm_rec_t: at most min(ws maximum, 64 Ki) pages,
+ * youngest first, sorted), then the whole unpinned set is trimmed like any
+ * trim (Standby/Modified, and on to the paging file with the modified
+ * page writer). The process's next fault calls ntmm__wsm_swap_in, which
+ * only elects the one in-swapper, queues the process on e->virt.inswap
+ * and signals the swapper — no I/O and no waiting on the fault path. The
+ * swapper thread then claims the process (a `users` reference) and walks
+ * the record through the fault path itself (read faults: transition pages
+ * come back from Standby/Modified, paging-file pages are read back with
+ * the hard fault's clustering, ascending addresses making the clusters
+ * long), a few pages and at most one read per step, and stops early —
+ * dropping the rest of the record — once available memory is below the
+ * minimum mark, the process is being destroyed or out-swapped again, a
+ * fault fails, or the thread is stopping. Those faults count as the
+ * process's faults (they are: the swapper takes them on its behalf), and
+ * the pages as swap_in_pages. Without a swapper thread nothing is recorded
+ * and the pages come back one fault at a time, as they are touched.
+ *
  * This is the engine's only working set manager: wsl.c supplies the
  * mechanisms (aging with a histogram, the batched trim), and the policy —
  * the marks, the plenty gate (no aging at all while memory is plentiful
@@ -58,6 +78,11 @@ void ntmm__wsm_process_init(ntmm_process_t *p)
 	atomic_store_explicit(&p->wsm.swap_ins, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->wsm.active_ns, ntmm__wsm_now_ns(), memory_order_relaxed);
 	p->wsm.seen_faults = 0;
+	atomic_store_explicit(&p->wsm.rec, NULL, memory_order_relaxed);
+	atomic_store_explicit(&p->wsm.swap_in_pages, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->wsm.dying, 0, memory_order_relaxed);
+	p->wsm.queued = false;
+	p->wsm.qprev = p->wsm.qnext = NULL;
 }
 
 void ntmm__wsm_marks(ntmm_engine_t *e, ntmm__wsm_marks_t *out)
@@ -241,8 +266,107 @@ void ntmm__wsm_run(ntmm_engine_t *e, ntmm__wsm_result_t *out)
 
 /* --------------------------------------------------------------- swapping */
 
+static ntmm__wsm_inswap_t *inswap_q(ntmm_engine_t *e)
+{
+	return &e->virt.inswap;
+}
+
+static int cmp_va(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The record of p's working set as it is now (see ntmm__wsm_rec_t), or
+   NULL if it is empty or host memory is short (the in-swap is then only
+   the faults, as without a swapper). */
+static ntmm__wsm_rec_t *record(ntmm_process_t *p)
+{
+	ntmm__pushlock_acquire_shared(&p->as_lock); /* the limits' lock */
+	size_t cap = p->wsl.max_pages;
+	ntmm__pushlock_release_shared(&p->as_lock);
+	if (cap > NTMM__WSM_INSWAP_MAX)
+		cap = NTMM__WSM_INSWAP_MAX;
+	ntmm__wsl_t *w = &p->wsl;
+	ntmm__ws_lock_exclusive(p); /* no entry moves while we read them */
+	uint32_t n = atomic_load_explicit(&w->next, memory_order_relaxed);
+	size_t hist[8] = {0}, live = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t ent = atomic_load_explicit(ntmm__wsl_entry(w, i), memory_order_relaxed);
+		if (ent) {
+			hist[ent & NTMM__WSLE_AGE_MASK]++;
+			live++;
+		}
+	}
+	size_t want = live < cap ? live : cap;
+	ntmm__wsm_rec_t *rec = want ? malloc(sizeof(*rec) + want * sizeof(rec->va[0])) : NULL;
+	if (rec) {
+		/* youngest first: ages below `a` whole, then `part` of age a */
+		unsigned a = 0;
+		size_t taken = 0;
+		while (a < 8 && taken + hist[a] <= want)
+			taken += hist[a++];
+		size_t part = want - taken, k = 0;
+		for (uint32_t i = 0; i < n && k < want; i++) {
+			uint64_t ent =
+			    atomic_load_explicit(ntmm__wsl_entry(w, i), memory_order_relaxed);
+			unsigned age = (unsigned)(ent & NTMM__WSLE_AGE_MASK);
+			if (!ent || age > a || (age == a && !part))
+				continue;
+			if (age == a)
+				part--;
+			rec->va[k++] = ent & ~NTMM__WSLE_AGE_MASK;
+		}
+		rec->n = k;
+	}
+	ntmm__ws_unlock_exclusive(p);
+	if (rec)
+		qsort(rec->va, rec->n, sizeof(rec->va[0]), cmp_va);
+	return rec;
+}
+
+/* Replaces p's record by rec (either may be NULL) and frees the old one. */
+static void record_swap(ntmm_process_t *p, ntmm__wsm_rec_t *rec)
+{
+	/* acq_rel: release publishes rec's contents to the exchanger that
+	   takes it; acquire makes the old one ours to free */
+	free(atomic_exchange_explicit(&p->wsm.rec, rec, memory_order_acq_rel));
+}
+
+static ntmm__wsm_rec_t *record_take(ntmm_process_t *p)
+{
+	/* acq_rel: pairs with record_swap's release */
+	return atomic_exchange_explicit(&p->wsm.rec, NULL, memory_order_acq_rel);
+}
+
+/* Off the queue (q->lock held). */
+static void unqueue_locked(ntmm__wsm_inswap_t *q, ntmm_process_t *p)
+{
+	ntmm__wsm_proc_t *w = &p->wsm;
+	if (!w->queued)
+		return;
+	if (w->qprev)
+		w->qprev->wsm.qnext = w->qnext;
+	else
+		q->head = w->qnext;
+	if (w->qnext)
+		w->qnext->wsm.qprev = w->qprev;
+	else
+		q->tail = w->qprev;
+	w->qprev = w->qnext = NULL;
+	w->queued = false;
+}
+
 size_t ntmm__wsm_swap_out(ntmm_process_t *p)
 {
+	ntmm__wsm_inswap_t *q = inswap_q(p->e);
+	/* relaxed: only whether a swapper runs now, to skip a record nobody
+	   would use; a wrong guess costs a record dropped at the in-swap, or
+	   an in-swap by faults alone */
+	bool swapper = atomic_load_explicit(&q->wake, memory_order_relaxed) != NULL;
+	/* the record goes in before the flag: a fault that sees the flag
+	   queues an in-swap that must find it */
+	record_swap(p, swapper ? record(p) : NULL);
 	/* relaxed: a fault that finds one of the PTEs trimmed below read it
 	   with acquire from the trim's acq_rel CAS, which comes after this
 	   store, so that fault sees the flag */
@@ -261,6 +385,200 @@ void ntmm__wsm_swap_in(ntmm_process_t *p)
 	atomic_fetch_add_explicit(&p->wsm.swap_ins, 1, memory_order_relaxed);
 	atomic_store_explicit(&p->wsm.active_ns, ntmm__wsm_now_ns(), memory_order_relaxed);
 	NTMM__STAT_ADD(&p->e->stats, swap_ins, 1);
+	/* relaxed: a hint; the claimer takes the record by exchange */
+	if (!atomic_load_explicit(&p->wsm.rec, memory_order_relaxed))
+		return; /* nothing recorded: the faults bring the pages back */
+	ntmm__wsm_inswap_t *q = inswap_q(p->e);
+	ntmm__pushlock_acquire_exclusive(&q->lock);
+	/* relaxed: written under the lock we hold */
+	ntmm__event_t *wake = atomic_load_explicit(&q->wake, memory_order_relaxed);
+	bool queue =
+	    wake && !p->wsm.queued && !atomic_load_explicit(&p->wsm.dying, memory_order_relaxed);
+	if (queue) {
+		p->wsm.qprev = q->tail;
+		p->wsm.qnext = NULL;
+		if (q->tail)
+			q->tail->wsm.qnext = p;
+		else
+			q->head = p;
+		q->tail = p;
+		p->wsm.queued = true;
+	}
+	ntmm__pushlock_release_exclusive(&q->lock);
+	if (!wake)
+		record_swap(p, NULL); /* no swapper to use it */
+	/* the event lives as long as the engine; a signal after detach only
+	   makes the stopped thread's next wait return */
+	if (queue)
+		ntmm__event_signal(wake);
+}
+
+void ntmm__wsm_inswap_attach(ntmm_engine_t *e, ntmm__event_t *wake)
+{
+	ntmm__wsm_inswap_t *q = inswap_q(e);
+	ntmm__pushlock_acquire_exclusive(&q->lock);
+	atomic_store_explicit(&q->wake, wake, memory_order_relaxed); /* under the lock */
+	ntmm__pushlock_release_exclusive(&q->lock);
+}
+
+void ntmm__wsm_inswap_detach(ntmm_engine_t *e)
+{
+	ntmm__wsm_inswap_t *q = inswap_q(e);
+	ntmm__pushlock_acquire_exclusive(&q->lock);
+	atomic_store_explicit(&q->wake, NULL, memory_order_relaxed); /* under the lock */
+	while (q->head) {
+		ntmm_process_t *p = q->head;
+		unqueue_locked(q, p);
+		/* queued processes are alive: destroy dequeues under this lock */
+		record_swap(p, NULL);
+	}
+	ntmm__pushlock_release_exclusive(&q->lock);
+}
+
+bool ntmm__wsm_inswap_claim(ntmm_engine_t *e, ntmm__wsm_inswap_job_t *job)
+{
+	ntmm__wsm_inswap_t *q = inswap_q(e);
+	ntmm__pushlock_acquire_exclusive(&q->lock);
+	ntmm_process_t *p = q->head;
+	if (p) {
+		unqueue_locked(q, p);
+		/* relaxed: the queue lock orders it before destroy's dequeue
+		   attempt, after which destroy reads users with acquire */
+		atomic_fetch_add_explicit(&p->users, 1, memory_order_relaxed);
+	}
+	ntmm__pushlock_release_exclusive(&q->lock);
+	if (!p)
+		return false;
+	*job = (ntmm__wsm_inswap_job_t){.p = p, .rec = record_take(p)};
+	return true;
+}
+
+/* Whether the VAD still lets the in-swap touch the committed page at va:
+   readable and not a guard page (a fault there would clear the guard on
+   the program's behalf). Inside a read-side section. */
+static bool page_allowed(ntmm_process_t *p, uint64_t va)
+{
+	/* acquire: pairs with the release store in ntmm__vad_publish */
+	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_acquire);
+	long vi = m ? ntmm__vad_find(m, va) : -1;
+	if (vi < 0)
+		return false;
+	const ntmm__vad_t *v = m->vads[vi];
+	const ntmm__vad_run_t *r =
+	    ntmm__vad_run_of(v, (uint32_t)((va - v->start) >> NTMM__PAGE_SHIFT));
+	return r->committed && !(r->prot & NTMM_PAGE_GUARD) &&
+	       (ntmm__pte_bits_for(r->prot) & NTMM__PTE_READ);
+}
+
+/* Brings one recorded page back through the fault path: a read fault, so
+   a clean page keeps its paging-file copy and nothing is dirtied. Returns
+   NTMM_FAULT_SOFT or _HARD when this call made it valid, NTMM_FAULT_NONE
+   when there was nothing to do (resident, resolved by another thread,
+   decommitted, guard, never more than demand-zero), or a negative error
+   that ends the in-swap. */
+static int inswap_page(ntmm_process_t *p, uint64_t va)
+{
+	int ret = NTMM_FAULT_NONE;
+	ntmm__rcu_read_lock();
+	_Atomic uint64_t *pte = ntmm__pt_lookup(p, va);
+	/* acquire: as the fault path's own PTE load */
+	uint64_t old = pte ? atomic_load_explicit(pte, memory_order_acquire) : 0;
+	if (!ntmm__pte_is_valid(old) &&
+	    (ntmm__pte_is_transition(old) || ntmm__pte_is_pagefile(old)) && page_allowed(p, va)) {
+		int err = ntmm__fault(p, va, NTMM_ACCESS_READ);
+		if (!err &&
+		    (ntmm__fault_kind == NTMM_FAULT_SOFT || ntmm__fault_kind == NTMM_FAULT_HARD))
+			ret = (int)ntmm__fault_kind;
+		else if (err && err != NTMM_EACCESS && err != NTMM_EGUARD)
+			ret = err; /* NTMM_EIO, NTMM_ENOMEM: stop here */
+	}
+	ntmm__rcu_read_unlock();
+	return ret;
+}
+
+bool ntmm__wsm_inswap_step(ntmm__wsm_inswap_job_t *job, size_t max_pages)
+{
+	ntmm_process_t *p = job->p;
+	ntmm_engine_t *e = p->e;
+	if (!job->rec || job->next >= job->rec->n) {
+		job->end = NTMM__INSWAP_DONE;
+		return false;
+	}
+	ntmm__wsm_marks_t m;
+	ntmm__wsm_marks(e, &m);
+	for (size_t k = 0; k < max_pages && job->next < job->rec->n; k++) {
+		/* relaxed, both: hints to stop early; destroy's safety comes from
+		   the users reference, not from these */
+		if (atomic_load_explicit(&p->wsm.dying, memory_order_relaxed)) {
+			job->end = NTMM__INSWAP_DYING;
+			return false;
+		}
+		if (atomic_load_explicit(&p->wsm.swapped_out, memory_order_relaxed)) {
+			job->end = NTMM__INSWAP_OUTSWAPPED;
+			return false;
+		}
+		size_t avail, mod;
+		ntmm__wsm_gauges(e, &avail, &mod);
+		if (avail < m.minimum) {
+			job->end = NTMM__INSWAP_PRESSURE;
+			return false;
+		}
+		int r = inswap_page(p, job->rec->va[job->next++]);
+		if (r < 0) {
+			job->end = NTMM__INSWAP_ERROR;
+			return false;
+		}
+		if (r != NTMM_FAULT_NONE)
+			job->pages++;
+		if (r == NTMM_FAULT_HARD) {
+			job->hard++;
+			break; /* at most one read per step */
+		}
+	}
+	if (job->next < job->rec->n)
+		return true;
+	job->end = NTMM__INSWAP_DONE;
+	return false;
+}
+
+void ntmm__wsm_inswap_end(ntmm_engine_t *e, ntmm__wsm_inswap_job_t *job)
+{
+	ntmm_process_t *p = job->p;
+	ntmm__wsm_rec_t *none = NULL;
+	/* out-swapped again before we got far: if that out-swap left no
+	   record of its own (it stored one before we claimed ours), ours goes
+	   back for the next in-swap. acq_rel: as record_swap */
+	if (job->rec && job->end == NTMM__INSWAP_OUTSWAPPED &&
+	    atomic_compare_exchange_strong_explicit(&p->wsm.rec, &none, job->rec,
+	                                            memory_order_acq_rel, memory_order_relaxed))
+		job->rec = NULL;
+	free(job->rec);
+	job->rec = NULL;
+	atomic_fetch_add_explicit(&p->wsm.swap_in_pages, job->pages, memory_order_relaxed);
+	NTMM__STAT_ADD(&e->stats, swap_in_pages, job->pages);
+	/* release: our work on p happens before destroy's teardown (it loads
+	   users with acquire); p may be freed right after, so the wake-up
+	   goes through the engine's event */
+	if (atomic_fetch_sub_explicit(&p->users, 1, memory_order_release) == 1)
+		ntmm__event_signal(&e->virt.users_done);
+	job->p = NULL;
+}
+
+void ntmm__wsm_process_destroying(ntmm_process_t *p)
+{
+	ntmm__wsm_inswap_t *q = inswap_q(p->e);
+	ntmm__pushlock_acquire_exclusive(&q->lock);
+	/* relaxed: the lock orders it for swap_in; the in-swap reads it only
+	   as a hint to stop */
+	atomic_store_explicit(&p->wsm.dying, 1, memory_order_relaxed);
+	unqueue_locked(q, p);
+	ntmm__pushlock_release_exclusive(&q->lock);
+}
+
+void ntmm__wsm_process_fini(ntmm_process_t *p)
+{
+	ntmm__wsm_process_destroying(p); /* engine teardown comes here directly */
+	record_swap(p, NULL);
 }
 
 /* ------------------------------------------------------------ public API */

@@ -45,7 +45,8 @@ extern "C" {
 	X(read_ios, "read I/Os issued")                   \
 	X(io_errors, "failed reads or writes")            \
 	X(swap_outs, "processes out-swapped")             \
-	X(swap_ins, "processes in-swapped")
+	X(swap_ins, "processes in-swapped")               \
+	X(swap_in_pages, "pages the swapper brought back at in-swap")
 
 #define NTMM_STATS_COUNTERS(X)      \
 	NTMM_STATS_COUNTERS_PHYS(X) \
