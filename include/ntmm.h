@@ -225,6 +225,7 @@ NTMM_API int ntmm_ws_empty(ntmm_process_t *p);
 typedef struct ntmm_process_info {
 	size_t ws_pages, ws_peak_pages, commit_pages, page_faults, hard_faults;
 	size_t swap_outs, swap_ins; /* times the swapper out-swapped it / it came back */
+	size_t swap_in_pages;       /* pages the swapper's in-swaps brought back */
 } ntmm_process_info_t;
 NTMM_API int ntmm_process_info(ntmm_process_t *p, ntmm_process_info_t *out);
 /* Standby priority (0..7) the process's pages get when trimmed from its

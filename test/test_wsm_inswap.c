@@ -111,6 +111,7 @@ static void an_in_swap_brings_the_working_set_back_from_standby_and_modified(voi
 	uint64_t got = wsm_stats(e).swap_in_pages - st0;
 	assert_true(got == n - 1 || got == n);
 	assert_int_equal(atomic_load(&p->wsm.swap_in_pages), got);
+	assert_int_equal(wsm_info(p).swap_in_pages, got);
 	assert_int_equal(wsm_info(p).swap_ins, 1);
 	assert_int_equal(wsm_load(&e->systhreads.swapper.inswap_cut), 0);
 

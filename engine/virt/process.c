@@ -174,6 +174,7 @@ int ntmm_process_info(ntmm_process_t *p, ntmm_process_info_t *out)
 	out->hard_faults = atomic_load_explicit(&p->hard_faults, memory_order_relaxed);
 	out->swap_outs = atomic_load_explicit(&p->wsm.swap_outs, memory_order_relaxed);
 	out->swap_ins = atomic_load_explicit(&p->wsm.swap_ins, memory_order_relaxed);
+	out->swap_in_pages = atomic_load_explicit(&p->wsm.swap_in_pages, memory_order_relaxed);
 	return 0;
 }
 

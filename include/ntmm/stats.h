@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#define NTMM_STATS_VERSION 1
+#define NTMM_STATS_VERSION 2 /* 2: swap_in_pages */
 
 /* X(name, description) — event counters, summed over CPUs */
 #define NTMM_STATS_COUNTERS_PHYS(X)                                      \
