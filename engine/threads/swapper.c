@@ -24,11 +24,11 @@
  * (one paging-file read at most), not for a process's whole working set.
  * The step is entered holding quiet and outside any read-side section (it
  * opens its own), so the balance set manager, which waits for grace
- * periods holding quiet, never waits for us while we wait for it. A fault
- * of ours that finds no frame waits with quiet held (outside its section,
- * bounded: fault.c), and frames then come only from the modified page
- * writer; the pressure check before every page keeps that rare, and the
- * fault's NTMM_ENOMEM ends the in-swap.
+ * periods holding quiet, never waits for us while we wait for it. Our
+ * faults are prefetches (ntmm__fault_nowait): one that finds no frame fails
+ * at once with NTMM_ENOMEM, which ends the in-swap, instead of waiting for
+ * frames with quiet held; the pressure check before every page keeps even
+ * that rare.
  *
  * Idle tracking costs the fault path nothing new: a process is active when
  * its fault count (the per-CPU counters the fault path already keeps)

@@ -527,6 +527,10 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 			waited = true;
 			continue;
 		}
+		if (r == FAULT_NOFRAME && ntmm__fault_nowait)
+			return ntmm__error(NTMM_ENOMEM,
+			                   "no frame for %#llx (a prefetch: not waiting)",
+			                   (unsigned long long)page);
 		if (r == FAULT_NOFRAME) {
 			uint64_t now = ntmm__wsm_now_ns();
 			if (!noframe_since)

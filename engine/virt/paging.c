@@ -9,6 +9,7 @@
 #include "engine.h"
 
 __thread unsigned ntmm__fault_kind __attribute__((tls_model("initial-exec")));
+__thread bool ntmm__fault_nowait __attribute__((tls_model("initial-exec")));
 
 unsigned ntmm_last_fault_kind(void)
 {

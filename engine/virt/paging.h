@@ -129,5 +129,10 @@ uint64_t ntmm__commit_limit_max(ntmm_engine_t *e);
 
 /* The calling thread's last fault kind (ntmm_last_fault_kind). */
 extern __thread unsigned ntmm__fault_kind;
+/* Set by a thread whose faults are prefetches (the swapper's in-swap): a
+   fault that finds no frame fails at once with NTMM_ENOMEM instead of
+   waiting for the writer and the trimmer — a prefetcher has no reason to
+   wait, and the swapper waits holding the system threads' `quiet`. */
+extern __thread bool ntmm__fault_nowait;
 
 #endif

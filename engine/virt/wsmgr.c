@@ -485,7 +485,9 @@ static int inswap_page(ntmm_process_t *p, uint64_t va)
 	uint64_t old = pte ? atomic_load_explicit(pte, memory_order_acquire) : 0;
 	if (!ntmm__pte_is_valid(old) &&
 	    (ntmm__pte_is_transition(old) || ntmm__pte_is_pagefile(old)) && page_allowed(p, va)) {
+		ntmm__fault_nowait = true; /* a prefetch: never wait for frames */
 		int err = ntmm__fault(p, va, NTMM_ACCESS_READ);
+		ntmm__fault_nowait = false;
 		if (!err &&
 		    (ntmm__fault_kind == NTMM_FAULT_SOFT || ntmm__fault_kind == NTMM_FAULT_HARD))
 			ret = (int)ntmm__fault_kind;
