@@ -108,6 +108,83 @@ static void drop_ref(ntmm_engine_t *e, ntmm__pfn_t pfn, bool tail)
 	}
 }
 
+/* Pages a batched drop lists under one hold of a node's standby lock: long
+   enough to share the lock's cost, short enough that an allocation waiting
+   to repurpose a Standby page is not held up behind a whole writer batch. */
+#define DROP_HOLD 32u
+
+/* drop_ref over a batch. Pages that go to Standby or Modified are listed
+   with the node's standby lock taken once per run of up to DROP_HOLD pages
+   of that node (the writer's and the trimmer's batches, page after page,
+   took and published it per page); everything else goes through drop_ref. */
+static void drop_refs(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t count, bool tail)
+{
+	ntmm__phys_t *ph = &e->phys;
+	ntmm__node_t *held = NULL;
+	unsigned listed = 0;
+	bool wake_writer = false;
+	for (size_t i = 0; i < count; i++) {
+		ntmm__pfn_t pfn = pfns[i];
+		ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
+		ntmm__node_t *n = &ph->nodes[ntmm__pfn_node(ph, pfn)];
+		uint64_t s = load_state(p);
+		for (;;) {
+			unsigned loc = ntmm__pfn_loc(s);
+			ntmm__assert((loc == NTMM__LOC_ACTIVE || loc == NTMM__LOC_TRANSITION) &&
+			             ntmm__pfn_refs(s) > 0);
+			if (loc != NTMM__LOC_TRANSITION || ntmm__pfn_refs(s) > 1) {
+				if (ntmm__pfn_cas(p, &s, s - NTMM__PFN_REF_ONE))
+					break;
+				continue;
+			}
+			if ((s & NTMM__PFN_DELETED) || (held != n && held)) {
+				/* to Free (another lock), or another node: let go first */
+				if (held) {
+					ntmm__node_pub_standby(held);
+					pthread_mutex_unlock(&held->standby_lock);
+					held = NULL;
+				}
+				if (s & NTMM__PFN_DELETED) {
+					drop_ref(e, pfn, tail);
+					break;
+				}
+			}
+			if (!held) {
+				pthread_mutex_lock(&n->standby_lock);
+				held = n;
+				listed = 0;
+			}
+			bool dirty = s & NTMM__PFN_MODIFIED;
+			uint64_t next =
+			    ntmm__pfn_listed(s, dirty ? NTMM__LOC_MODIFIED : NTMM__LOC_STANDBY);
+			if (dirty)
+				next |= NTMM__PFN_MODIFIED;
+			if (!ntmm__pfn_cas(p, &s, next))
+				continue; /* s reloaded; the lock stays ours */
+			ntmm__plist_t *l = dirty ? &n->modified : &n->standby[ntmm__pfn_prio(s)];
+			if (tail || dirty)
+				ntmm__plist_push_tail(ph, l, pfn);
+			else
+				ntmm__plist_push_head(ph, l, pfn);
+			wake_writer |= dirty && n->modified.count ==
+			                            atomic_load_explicit(&ph->modified_high,
+			                                                 memory_order_relaxed);
+			if (++listed == DROP_HOLD) {
+				ntmm__node_pub_standby(n);
+				pthread_mutex_unlock(&n->standby_lock);
+				held = NULL;
+			}
+			break;
+		}
+	}
+	if (held) {
+		ntmm__node_pub_standby(held);
+		pthread_mutex_unlock(&held->standby_lock);
+	}
+	if (wake_writer)
+		ntmm__writer_wake(ph);
+}
+
 bool ntmm__page_unmap(ntmm_engine_t *e, ntmm__pfn_t pfn, bool dirty, bool deleted)
 {
 	ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfn);
@@ -126,8 +203,7 @@ bool ntmm__page_unmap(ntmm_engine_t *e, ntmm__pfn_t pfn, bool dirty, bool delete
 
 void ntmm__page_release_batch(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		drop_ref(e, pfns[i], false);
+	drop_refs(e, pfns, n, false);
 }
 
 /* For the owner of a listed (Standby/Modified) page: takes the node's
@@ -313,8 +389,8 @@ void ntmm__page_writer_done(ntmm_engine_t *e, const ntmm__pfn_t *pfns, const uin
 			if (ntmm__pfn_cas(p, &s, next))
 				break;
 		}
-		drop_ref(e, pfns[i], true);
 	}
+	drop_refs(e, pfns, n, true);
 }
 
 void ntmm__page_read_begin(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr,
