@@ -579,7 +579,7 @@ static int alloc_common(ntmm__io_t *io, size_t want, size_t min, ntmm__pfloc_t *
 			   allocation that starts after it */
 			if (!pf || atomic_load_explicit(&pf->draining, memory_order_relaxed))
 				continue;
-			uint64_t claimed;
+			uint64_t claimed = 0;
 			slot = pf_claim(pf, want, min, &claimed);
 			n = (size_t)claimed;
 		}

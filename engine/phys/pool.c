@@ -276,11 +276,6 @@ bool ntmm__pool_grow(ntmm_engine_t *e, unsigned node)
 	ntmm__phys_t *ph = &e->phys;
 	ntmm__node_t *n = &ph->nodes[node];
 	bool added = false;
-	/* every chunk committed (the steady state under pressure): nothing to
-	   grow, and no lock or chunk scan for the allocator's slow path. relaxed:
-	   a release racing with this only makes us miss one chunk this time */
-	if (atomic_load_explicit(&n->committed_chunks, memory_order_relaxed) >= n->nchunks)
-		return false;
 	pthread_mutex_lock(&n->grow_lock);
 	pthread_mutex_lock(&n->free_lock);
 	bool have = n->zeroed_count + n->free_count > 0;
@@ -289,6 +284,15 @@ bool ntmm__pool_grow(ntmm_engine_t *e, unsigned node)
 		/* another thread committed a chunk while we waited */
 		pthread_mutex_unlock(&n->grow_lock);
 		return true;
+	}
+	/* every chunk committed (the steady state under pressure): nothing to
+	   grow, and no scan of the chunks on the allocator's slow path. Read
+	   under grow_lock, which a release holds throughout: unlocked, a count
+	   not yet lowered by a release that had already taken the chunk's
+	   frames off the lists made an allocation fail with NTMM_ENOMEM. */
+	if (atomic_load_explicit(&n->committed_chunks, memory_order_relaxed) >= n->nchunks) {
+		pthread_mutex_unlock(&n->grow_lock);
+		return false;
 	}
 	for (uint32_t i = 0; i < n->nchunks && !added; i++) {
 		uint32_t c = n->first_chunk + (n->grow_hint + i) % n->nchunks;

@@ -491,7 +491,9 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 	unsigned cpu = ntmm__cpu_current(p->ncpu); /* a hint: migration only costs sharing */
 	atomic_fetch_add_explicit(&p->cpu[cpu].page_faults, 1, memory_order_relaxed);
 	NTMM__STAT_ADD(&e->stats, page_faults, 1);
-	if (atomic_load_explicit(&p->wsm.swapped_out, memory_order_relaxed)) /* wsmgr.c */
+	/* wsmgr.c; not for the swapper's own prefetching faults, which must not
+	   stand in for the process's next access */
+	if (atomic_load_explicit(&p->wsm.swapped_out, memory_order_relaxed) && !ntmm__fault_nowait)
 		ntmm__wsm_swap_in(p);
 	bool compacted = false, waited = false;
 	uint64_t noframe_since = 0, last_avail = 0;
@@ -563,6 +565,9 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 		}
 		if (r != FAULT_GUARD)
 			return r;
+		if (ntmm__fault_nowait) /* a prefetch leaves the guard for the program */
+			return ntmm__error(NTMM_EGUARD, "guard page at %#llx (prefetch)",
+			                   (unsigned long long)page);
 		r = guard_fault(p, page); /* ws_lock dropped: as_lock comes first */
 		if (r != FAULT_RETRY)
 			return r;

@@ -367,10 +367,11 @@ size_t ntmm__wsm_swap_out(ntmm_process_t *p)
 	/* the record goes in before the flag: a fault that sees the flag
 	   queues an in-swap that must find it */
 	record_swap(p, swapper ? record(p) : NULL);
-	/* relaxed: a fault that finds one of the PTEs trimmed below read it
-	   with acquire from the trim's acq_rel CAS, which comes after this
-	   store, so that fault sees the flag */
-	atomic_store_explicit(&p->wsm.swapped_out, 1, memory_order_relaxed);
+	/* release: pairs with swap_in's acquire exchange, so the fault that
+	   clears the flag also sees the record published just before (the
+	   fault tests the flag before it loads any PTE, so the trim's own
+	   ordering does not cover this) */
+	atomic_store_explicit(&p->wsm.swapped_out, 1, memory_order_release);
 	size_t n = ntmm__ws_trim(p, SIZE_MAX, 0);
 	atomic_fetch_add_explicit(&p->wsm.swap_outs, 1, memory_order_relaxed);
 	NTMM__STAT_ADD(&p->e->stats, swap_outs, 1);
@@ -379,8 +380,9 @@ size_t ntmm__wsm_swap_out(ntmm_process_t *p)
 
 void ntmm__wsm_swap_in(ntmm_process_t *p)
 {
-	/* relaxed: the exchange only elects the one in-swapper */
-	if (!atomic_exchange_explicit(&p->wsm.swapped_out, 0, memory_order_relaxed))
+	/* acquire: elects the one in-swapper and pairs with swap_out's release
+	   store, so the record it published is visible below */
+	if (!atomic_exchange_explicit(&p->wsm.swapped_out, 0, memory_order_acquire))
 		return;
 	atomic_fetch_add_explicit(&p->wsm.swap_ins, 1, memory_order_relaxed);
 	atomic_store_explicit(&p->wsm.active_ns, ntmm__wsm_now_ns(), memory_order_relaxed);
