@@ -276,6 +276,16 @@ bool ntmm__pool_grow(ntmm_engine_t *e, unsigned node)
 	ntmm__phys_t *ph = &e->phys;
 	ntmm__node_t *n = &ph->nodes[node];
 	bool added = false;
+	/* every chunk committed (the steady state under pressure): nothing to
+	   grow, and no lock or chunk scan on the allocator's slow path (taking
+	   grow_lock here on every allocation under pressure showed in the
+	   demo's fault tail). relaxed: the caller found the lists empty in a
+	   free_lock section; a release lowers the count in the free_lock
+	   section that empties the lists of its chunk, so if the caller's
+	   emptiness came from a release, the mutex made the lower count
+	   visible here and we go on to recommit */
+	if (atomic_load_explicit(&n->committed_chunks, memory_order_relaxed) >= n->nchunks)
+		return false;
 	pthread_mutex_lock(&n->grow_lock);
 	pthread_mutex_lock(&n->free_lock);
 	bool have = n->zeroed_count + n->free_count > 0;
@@ -284,15 +294,6 @@ bool ntmm__pool_grow(ntmm_engine_t *e, unsigned node)
 		/* another thread committed a chunk while we waited */
 		pthread_mutex_unlock(&n->grow_lock);
 		return true;
-	}
-	/* every chunk committed (the steady state under pressure): nothing to
-	   grow, and no scan of the chunks on the allocator's slow path. Read
-	   under grow_lock, which a release holds throughout: unlocked, a count
-	   not yet lowered by a release that had already taken the chunk's
-	   frames off the lists made an allocation fail with NTMM_ENOMEM. */
-	if (atomic_load_explicit(&n->committed_chunks, memory_order_relaxed) >= n->nchunks) {
-		pthread_mutex_unlock(&n->grow_lock);
-		return false;
 	}
 	for (uint32_t i = 0; i < n->nchunks && !added; i++) {
 		uint32_t c = n->first_chunk + (n->grow_hint + i) % n->nchunks;
@@ -350,6 +351,10 @@ size_t ntmm__pool_release(ntmm_engine_t *e, unsigned node, size_t keep)
 			ntmm__pfn_store(p, s, ntmm__pfn_listed(s, NTMM__LOC_OFFLINE));
 		}
 		ph->chunks[c].committed = 0;
+		/* lowered in the same free_lock section that took the frames off
+		   the lists: an allocator that then finds the lists empty (in its
+		   own free_lock section) sees the lower count (pool_grow) */
+		atomic_fetch_sub_explicit(&n->committed_chunks, 1, memory_order_relaxed);
 		ntmm__node_pub_free(n);
 		pthread_mutex_unlock(&n->free_lock);
 		/* outside free_lock: the frames are OFFLINE and grow_lock keeps the
@@ -357,7 +362,6 @@ size_t ntmm__pool_release(ntmm_engine_t *e, unsigned node, size_t keep)
 		int err = release_chunk(ph, c);
 		if (err)
 			fprintf(stderr, "ntmm: releasing chunk %u: %s\n", c, strerror(-err));
-		atomic_fetch_sub_explicit(&n->committed_chunks, 1, memory_order_relaxed);
 		NTMM__STAT_ADD(&e->stats, chunk_releases, 1);
 		released++;
 	}
