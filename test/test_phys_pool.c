@@ -4,6 +4,7 @@
    to the OS after a large free, and RSS shows it. */
 #include "phys_testutil.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 static long read_long(const char *path)
@@ -281,6 +282,71 @@ static void release_keeps_chunks_in_use(void **state)
 	ntmm_engine_destroy(e);
 }
 
+/* A chunk released to the OS while allocators run: every allocation still
+   succeeds (the pool commits the chunk again), because an allocator that
+   finds the lists emptied by a release also sees the release's lowered
+   chunk count. The releaser runs flat out on a one-chunk pool whose frames
+   the workers keep handing back and flushing from their caches. */
+#define RACE_THREADS 3
+typedef struct race {
+	ntmm_engine_t *e;
+	_Atomic int stop;
+	_Atomic unsigned long releases, enomem;
+} race_t;
+
+static void *race_releaser(void *arg)
+{
+	race_t *r = arg;
+	while (!atomic_load(&r->stop))
+		atomic_fetch_add(&r->releases,
+		                 ntmm__phys_release_chunks(r->e, NTMM__ALLOC_NODE_ANY, 0));
+	return NULL;
+}
+
+static void *race_worker(void *arg)
+{
+	race_t *r = arg;
+	ntmm__pfn_t f[64];
+	for (int round = 0; round < scaled(4000); round++) {
+		int got = 0;
+		for (; got < 64; got++) {
+			int err = ntmm__page_alloc(r->e, (round & 1) ? NTMM__ALLOC_ZERO : 0,
+			                           NTMM__ALLOC_NODE_ANY, NTMM__COLOUR_ANY, &f[got]);
+			if (err) {
+				WORKER_CHECK(err == NTMM_ENOMEM);
+				atomic_fetch_add(&r->enomem, 1);
+				break;
+			}
+		}
+		for (int i = 0; i < got; i++)
+			ntmm__page_free(r->e, f[i]);
+		ntmm__phys_flush_caches(r->e, NTMM__ALLOC_NODE_ANY);
+	}
+	return NULL;
+}
+
+static void release_races_allocation_without_enomem(void **state)
+{
+	/* 3 x 64 frames in use at most, of 512: never really out of memory */
+	race_t r = {.e = phys_engine(2, NULL, NTMM_BACKING_4K, 0)};
+	atomic_store(&test_failures, 0);
+	pthread_t rel, w[RACE_THREADS];
+	assert_int_equal(pthread_create(&rel, NULL, race_releaser, &r), 0);
+	for (int i = 0; i < RACE_THREADS; i++)
+		assert_int_equal(pthread_create(&w[i], NULL, race_worker, &r), 0);
+	for (int i = 0; i < RACE_THREADS; i++)
+		pthread_join(w[i], NULL);
+	atomic_store(&r.stop, 1);
+	pthread_join(rel, NULL);
+	fprintf(stderr, "%lu chunk releases during the race, %lu ENOMEM\n",
+	        atomic_load(&r.releases), atomic_load(&r.enomem));
+	assert_int_equal(atomic_load(&test_failures), 0);
+	assert_true(atomic_load(&r.releases) > 0);
+	assert_int_equal(atomic_load(&r.enomem), 0);
+	assert_int_equal(ntmm_audit(r.e), 0);
+	ntmm_engine_destroy(r.e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -292,6 +358,7 @@ int main(void)
 	    cmocka_unit_test(rss_drops_after_a_large_free_4k),
 	    cmocka_unit_test(rss_drops_after_a_large_free_thp),
 	    cmocka_unit_test(release_keeps_chunks_in_use),
+	    cmocka_unit_test(release_races_allocation_without_enomem),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
