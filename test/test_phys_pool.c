@@ -5,6 +5,7 @@
 #include "phys_testutil.h"
 
 #include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 
 static long read_long(const char *path)
@@ -285,14 +286,27 @@ static void release_keeps_chunks_in_use(void **state)
 /* A chunk released to the OS while allocators run: every allocation still
    succeeds (the pool commits the chunk again), because an allocator that
    finds the lists emptied by a release also sees the release's lowered
-   chunk count. The releaser runs flat out on a one-chunk pool whose frames
-   the workers keep handing back and flushing from their caches. */
-#define RACE_THREADS 3
+   chunk count. The releaser runs flat out on a one-chunk pool; the workers
+   hand all their frames back and flush their caches, meet at a barrier (so
+   the chunk is wholly free for a moment), then allocate again, racing the
+   release. They go on until enough releases happened (a minute at most:
+   liveness, not speed). */
+#define RACE_THREADS  3
+#define RACE_RELEASES 50ul
 typedef struct race {
 	ntmm_engine_t *e;
-	_Atomic int stop;
+	pthread_barrier_t bar;
+	_Atomic int stop, done;
 	_Atomic unsigned long releases, enomem;
+	uint64_t deadline;
 } race_t;
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static void *race_releaser(void *arg)
 {
@@ -307,7 +321,15 @@ static void *race_worker(void *arg)
 {
 	race_t *r = arg;
 	ntmm__pfn_t f[64];
-	for (int round = 0; round < scaled(4000); round++) {
+	for (unsigned round = 0;; round++) {
+		/* one thread decides for all (between two barriers), so every
+		   worker leaves in the same round and the barrier counts match */
+		if (pthread_barrier_wait(&r->bar) == PTHREAD_BARRIER_SERIAL_THREAD)
+			atomic_store(&r->done, atomic_load(&r->releases) >= RACE_RELEASES ||
+			                           mono_ns() > r->deadline);
+		pthread_barrier_wait(&r->bar);
+		if (atomic_load(&r->done))
+			break;
 		int got = 0;
 		for (; got < 64; got++) {
 			int err = ntmm__page_alloc(r->e, (round & 1) ? NTMM__ALLOC_ZERO : 0,
@@ -329,6 +351,8 @@ static void release_races_allocation_without_enomem(void **state)
 {
 	/* 3 x 64 frames in use at most, of 512: never really out of memory */
 	race_t r = {.e = phys_engine(2, NULL, NTMM_BACKING_4K, 0)};
+	r.deadline = mono_ns() + 60ull * 1000000000u;
+	assert_int_equal(pthread_barrier_init(&r.bar, NULL, RACE_THREADS), 0);
 	atomic_store(&test_failures, 0);
 	pthread_t rel, w[RACE_THREADS];
 	assert_int_equal(pthread_create(&rel, NULL, race_releaser, &r), 0);
@@ -338,10 +362,11 @@ static void release_races_allocation_without_enomem(void **state)
 		pthread_join(w[i], NULL);
 	atomic_store(&r.stop, 1);
 	pthread_join(rel, NULL);
+	pthread_barrier_destroy(&r.bar);
 	fprintf(stderr, "%lu chunk releases during the race, %lu ENOMEM\n",
 	        atomic_load(&r.releases), atomic_load(&r.enomem));
 	assert_int_equal(atomic_load(&test_failures), 0);
-	assert_true(atomic_load(&r.releases) > 0);
+	assert_true(atomic_load(&r.releases) >= RACE_RELEASES);
 	assert_int_equal(atomic_load(&r.enomem), 0);
 	assert_int_equal(ntmm_audit(r.e), 0);
 	ntmm_engine_destroy(r.e);
