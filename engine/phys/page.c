@@ -55,68 +55,17 @@ static void freed(ntmm_engine_t *e, ntmm__node_t *n, uint64_t orig, bool wake)
 		ntmm__zero_wake(n);
 }
 
-static void drop_ref(ntmm_engine_t *e, ntmm__pfn_t pfn, bool tail)
-{
-	ntmm__phys_t *ph = &e->phys;
-	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
-	ntmm__node_t *n = &ph->nodes[ntmm__pfn_node(ph, pfn)];
-	uint64_t s = load_state(p);
-	for (;;) {
-		unsigned loc = ntmm__pfn_loc(s);
-		ntmm__assert((loc == NTMM__LOC_ACTIVE || loc == NTMM__LOC_TRANSITION) &&
-		             ntmm__pfn_refs(s) > 0);
-		if (loc != NTMM__LOC_TRANSITION || ntmm__pfn_refs(s) > 1) {
-			if (ntmm__pfn_cas(p, &s, s - NTMM__PFN_REF_ONE))
-				return;
-			continue;
-		}
-		if (s & NTMM__PFN_DELETED) {
-			uint64_t next = ntmm__pfn_listed(s, NTMM__LOC_FREE);
-			pthread_mutex_lock(&n->free_lock);
-			if (!ntmm__pfn_cas(p, &s, next)) {
-				pthread_mutex_unlock(&n->free_lock);
-				continue;
-			}
-			bool wake;
-			uint64_t orig = free_put_locked(ph, n, p, pfn, &wake);
-			pthread_mutex_unlock(&n->free_lock);
-			freed(e, n, orig, wake);
-			return;
-		}
-		bool dirty = s & NTMM__PFN_MODIFIED;
-		uint64_t next = ntmm__pfn_listed(s, dirty ? NTMM__LOC_MODIFIED : NTMM__LOC_STANDBY);
-		if (dirty)
-			next |= NTMM__PFN_MODIFIED;
-		pthread_mutex_lock(&n->standby_lock);
-		if (!ntmm__pfn_cas(p, &s, next)) {
-			pthread_mutex_unlock(&n->standby_lock);
-			continue;
-		}
-		ntmm__plist_t *l = dirty ? &n->modified : &n->standby[ntmm__pfn_prio(s)];
-		if (tail || dirty)
-			ntmm__plist_push_tail(ph, l, pfn);
-		else
-			ntmm__plist_push_head(ph, l, pfn);
-		ntmm__node_pub_standby(n);
-		bool wake_writer =
-		    dirty && n->modified.count ==
-		                 atomic_load_explicit(&ph->modified_high, memory_order_relaxed);
-		pthread_mutex_unlock(&n->standby_lock);
-		if (wake_writer)
-			ntmm__writer_wake(ph);
-		return;
-	}
-}
-
 /* Pages a batched drop lists under one hold of a node's standby lock: long
    enough to share the lock's cost, short enough that an allocation waiting
    to repurpose a Standby page is not held up behind a whole writer batch. */
 #define DROP_HOLD 32u
 
-/* drop_ref over a batch. Pages that go to Standby or Modified are listed
-   with the node's standby lock taken once per run of up to DROP_HOLD pages
-   of that node (the writer's and the trimmer's batches, page after page,
-   took and published it per page); everything else goes through drop_ref. */
+/* Drops one reference from each page of a batch. A page left with none
+   moves on: TRANSITION and DELETED → Free; TRANSITION → Modified (dirty) or
+   Standby (front, or tail when `tail`: written pages go repurposed last).
+   Pages that go to Standby or Modified are listed with the node's standby
+   lock taken once per run of up to DROP_HOLD pages of that node (the
+   writer's and the trimmer's batches took and published it per page). */
 static void drop_refs(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t count, bool tail)
 {
 	ntmm__phys_t *ph = &e->phys;
@@ -145,7 +94,17 @@ static void drop_refs(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t count, b
 					held = NULL;
 				}
 				if (s & NTMM__PFN_DELETED) {
-					drop_ref(e, pfn, tail);
+					/* DELETED: straight to Free */
+					uint64_t next = ntmm__pfn_listed(s, NTMM__LOC_FREE);
+					pthread_mutex_lock(&n->free_lock);
+					if (!ntmm__pfn_cas(p, &s, next)) {
+						pthread_mutex_unlock(&n->free_lock);
+						continue;
+					}
+					bool wake;
+					uint64_t orig = free_put_locked(ph, n, p, pfn, &wake);
+					pthread_mutex_unlock(&n->free_lock);
+					freed(e, n, orig, wake);
 					break;
 				}
 			}
@@ -183,6 +142,11 @@ static void drop_refs(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t count, b
 	}
 	if (wake_writer)
 		ntmm__writer_wake(ph);
+}
+
+static void drop_ref(ntmm_engine_t *e, ntmm__pfn_t pfn, bool tail)
+{
+	drop_refs(e, &pfn, 1, tail);
 }
 
 bool ntmm__page_unmap(ntmm_engine_t *e, ntmm__pfn_t pfn, bool dirty, bool deleted)
