@@ -1,8 +1,10 @@
 /*
  * Event counts and gates (engine/sync/event.h): a signal between prepare
  * and wait is not lost, a wait without a signal times out, a signal wakes
- * a sleeping waiter, a producer/consumer run loses no wake-up, and opening
- * a gate wakes every waiter and publishes what the opener wrote.
+ * a sleeping waiter, a producer/consumer run loses no wake-up (also with
+ * counted waiting, where the producer skips the signal when no waiter is
+ * counted), and opening a gate wakes every waiter and publishes what the
+ * opener wrote.
  */
 #include "synctest.h"
 
@@ -131,6 +133,53 @@ static void producer_consumer_loses_no_wakeup(void **state)
 	assert_true(pc.sleeps > 0); /* the wake-up path was exercised */
 }
 
+/* Counted waiting (ntmm__event_enter / ntmm__event_signal_waiters): the
+   producer publishes with a seq_cst add and signals only when it sees a
+   waiter counted. A lost wake-up leaves the consumer asleep for ever (no
+   timeout here): the watchdog reports it. */
+static void *pcc_thread(void *p)
+{
+	void **a = p;
+	pc_t *pc = a[0];
+	if (a[1]) {
+		WORKER_CHECK(WAIT_UNTIL(atomic_load(&pc->ev.waiters) > 0));
+		for (long i = 0; i < pc->total; i++) {
+			atomic_fetch_add_explicit(&pc->produced, 1, memory_order_seq_cst);
+			ntmm__event_signal_waiters(&pc->ev);
+			if (i % 64 == 0)
+				sched_yield();
+		}
+		return NULL;
+	}
+	while (pc->consumed < pc->total) {
+		uint32_t key = ntmm__event_enter(&pc->ev);
+		long avail = atomic_load_explicit(&pc->produced, memory_order_seq_cst);
+		if (avail > pc->consumed) {
+			ntmm__event_leave(&pc->ev);
+			pc->consumed = avail;
+			continue;
+		}
+		pc->sleeps++;
+		ntmm__event_wait_entered(&pc->ev, key, -1);
+	}
+	return NULL;
+}
+
+static void counted_waiting_loses_no_wakeup(void **state)
+{
+	pc_t pc = {.total = scaled(200000)};
+	ntmm__event_init(&pc.ev);
+	void *args[2][2] = {{&pc, NULL}, {&pc, (void *)1}};
+	run_threads_watched(2, pcc_thread, args, sizeof(args[0]), "counted producer/consumer", NULL,
+	                    NULL);
+	printf("consumer slept %ld times for %ld items\n", pc.sleeps, pc.total);
+	assert_int_equal(atomic_load(&test_failures), 0);
+	assert_int_equal(pc.consumed, pc.total);
+	assert_true(pc.sleeps > 0);
+	/* every enter was matched by a leave or a wait */
+	assert_int_equal(atomic_load(&pc.ev.waiters), 0);
+}
+
 /* ------------------------------------------------------------------ */
 
 typedef struct gate_waiter {
@@ -208,6 +257,7 @@ int main(void)
 	    cmocka_unit_test(wait_times_out_without_a_signal),
 	    cmocka_unit_test(signal_wakes_every_sleeping_waiter),
 	    cmocka_unit_test(producer_consumer_loses_no_wakeup),
+	    cmocka_unit_test(counted_waiting_loses_no_wakeup),
 	    cmocka_unit_test(gate_open_wakes_all_waiters),
 	    cmocka_unit_test(open_gate_lets_waiters_through_and_close_stops_them),
 	};

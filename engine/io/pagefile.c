@@ -22,22 +22,19 @@ static inline ntmm__pagefile_t *pf_at(ntmm__io_t *io, unsigned index)
 	return atomic_load_explicit(&io->files[index], memory_order_acquire);
 }
 
-/* Adds to up to three I/O counters with one CPU lookup. */
+/* Adds to up to three I/O counters. */
 static void stat_io(ntmm__io_t *io, bool write, uint64_t pages, uint64_t ios, uint64_t errors)
 {
-	if (!io->stats)
+	ntmm__stats_t *s = io->stats;
+	if (!s)
 		return;
-	ntmm__cpu_stats_t *c = &io->stats->cpu[ntmm__cpu_current(io->stats->ncpus)];
 	if (pages)
-		atomic_fetch_add_explicit(
-		    &c->v[write ? NTMM__STAT_pages_written : NTMM__STAT_pages_read], pages,
-		    memory_order_relaxed);
+		ntmm__stat_add_idx(s, write ? NTMM__STAT_pages_written : NTMM__STAT_pages_read,
+		                   pages);
 	if (ios)
-		atomic_fetch_add_explicit(&c->v[write ? NTMM__STAT_write_ios : NTMM__STAT_read_ios],
-		                          ios, memory_order_relaxed);
+		ntmm__stat_add_idx(s, write ? NTMM__STAT_write_ios : NTMM__STAT_read_ios, ios);
 	if (errors)
-		atomic_fetch_add_explicit(&c->v[NTMM__STAT_io_errors], errors,
-		                          memory_order_relaxed);
+		ntmm__stat_add_idx(s, NTMM__STAT_io_errors, errors);
 }
 
 /* The io-wide totals the commit limit reads without a lock. Writers keep

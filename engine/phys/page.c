@@ -365,16 +365,15 @@ void ntmm__page_read_begin(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr,
 	atomic_store_explicit(&p->pte, pte_addr, memory_order_relaxed);
 	atomic_store_explicit(&p->original_pte, original_pte, memory_order_relaxed);
 	uint64_t s = load_state(p);
-	for (;;) {
-		ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE && ntmm__pfn_shares(s) == 1 &&
-		             ntmm__pfn_refs(s) == 0);
-		uint64_t next =
-		    ntmm__pfn_relocate((s & ~NTMM__PFN_SHARE_MASK) | NTMM__PFN_READ_IN_PROGRESS,
-		                       NTMM__LOC_TRANSITION) +
-		    NTMM__PFN_REF_ONE;
-		if (ntmm__pfn_cas(p, &s, next))
-			return;
-	}
+	ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE && ntmm__pfn_shares(s) == 1 &&
+	             ntmm__pfn_refs(s) == 0);
+	/* a store, not a CAS: the frame is fresh from the allocator and not
+	   yet named by any PTE, so no other thread writes its state word
+	   (the release publishes pte/original_pte with it) */
+	ntmm__pfn_store(p, s,
+	                ntmm__pfn_relocate((s & ~NTMM__PFN_SHARE_MASK) | NTMM__PFN_READ_IN_PROGRESS,
+	                                   NTMM__LOC_TRANSITION) +
+	                    NTMM__PFN_REF_ONE);
 }
 
 int ntmm__page_read_done(ntmm_engine_t *e, ntmm__pfn_t pfn, bool ok)
@@ -389,12 +388,14 @@ int ntmm__page_read_done(ntmm_engine_t *e, ntmm__pfn_t pfn, bool ok)
 			/* the I/O reference becomes the faulting thread's share */
 			uint64_t next = ntmm__pfn_relocate(cleared, NTMM__LOC_ACTIVE) -
 			                NTMM__PFN_REF_ONE + NTMM__PFN_SHARE_ONE;
-			if (ntmm__pfn_cas(p, &s, next))
+			/* seq_cst: the fault skips the in-page signal when no
+			   waiter is counted (ntmm__inpage_wait) */
+			if (ntmm__pfn_cas_sc(p, &s, next))
 				return 0;
 			continue;
 		}
 		uint64_t next = cleared | NTMM__PFN_DELETED | (ok ? 0 : NTMM__PFN_IN_PAGE_ERROR);
-		if (ntmm__pfn_cas(p, &s, next))
+		if (ntmm__pfn_cas_sc(p, &s, next))
 			break;
 	}
 	drop_ref(e, pfn, false); /* frees it unless someone still holds a reference */

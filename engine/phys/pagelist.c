@@ -84,7 +84,14 @@ void ntmm__freelist_put(ntmm__phys_t *ph, ntmm__node_t *n, bool zeroed, ntmm__pf
 {
 	unsigned c = ntmm__pfn_colour(ph, pfn);
 	ntmm__plist_t *l = zeroed ? &n->zeroed[c] : &n->free_[c];
-	ntmm__plist_push_tail(ph, l, pfn);
+	/* Free: last in, first out — a frame freed a moment ago is likely
+	   still in this CPU's cache, and the next allocation (a hard fault's
+	   read, a copy) writes all of it. Zeroed frames were written with
+	   non-temporal stores and are cold in any order. */
+	if (zeroed)
+		ntmm__plist_push_tail(ph, l, pfn);
+	else
+		ntmm__plist_push_head(ph, l, pfn);
 	if (zeroed) {
 		n->zeroed_mask |= 1ull << c;
 		n->zeroed_count++;
@@ -112,22 +119,39 @@ void ntmm__freelist_remove(ntmm__phys_t *ph, ntmm__node_t *n, bool zeroed, ntmm_
 	ph->chunks[pfn / NTMM__CHUNK_FRAMES].listed--;
 }
 
+/* The colour to take from: c if it has frames, else the first non-empty
+   colour at or after the round-robin cursor. mask is non-zero. */
+static unsigned pick_colour(ntmm__phys_t *ph, ntmm__node_t *n, uint64_t mask, unsigned c)
+{
+	if (c < ph->ncolours && (mask & (1ull << c)))
+		return c;
+	/* rotate the mask right by the cursor within ncolours bits */
+	unsigned nc = ph->ncolours, start = n->colour_cursor & ph->colour_mask;
+	uint64_t all = nc == 64 ? ~0ull : (1ull << nc) - 1;
+	uint64_t rot = start ? ((mask >> start) | (mask << (nc - start))) & all : mask;
+	c = (start + (unsigned)__builtin_ctzll(rot)) & ph->colour_mask;
+	n->colour_cursor = c + 1;
+	return c;
+}
+
 ntmm__pfn_t ntmm__freelist_take(ntmm__phys_t *ph, ntmm__node_t *n, bool zeroed, unsigned c)
 {
 	uint64_t mask = zeroed ? n->zeroed_mask : n->free_mask;
 	if (!mask)
 		return NTMM__PFN_NONE;
-	if (c >= ph->ncolours || !(mask & (1ull << c))) {
-		/* round-robin: the first non-empty colour at or after the cursor
-		   (rotate the mask right by the cursor within ncolours bits) */
-		unsigned nc = ph->ncolours, start = n->colour_cursor & ph->colour_mask;
-		uint64_t all = nc == 64 ? ~0ull : (1ull << nc) - 1;
-		uint64_t rot = start ? ((mask >> start) | (mask << (nc - start))) & all : mask;
-		c = (start + (unsigned)__builtin_ctzll(rot)) & ph->colour_mask;
-		n->colour_cursor = c + 1;
-	}
+	c = pick_colour(ph, n, mask, c);
 	ntmm__pfn_t pfn = zeroed ? n->zeroed[c].head : n->free_[c].head;
 	ntmm__freelist_remove(ph, n, zeroed, pfn);
+	return pfn;
+}
+
+ntmm__pfn_t ntmm__freelist_take_cold(ntmm__phys_t *ph, ntmm__node_t *n)
+{
+	if (!n->free_mask)
+		return NTMM__PFN_NONE;
+	unsigned c = pick_colour(ph, n, n->free_mask, NTMM__MAX_COLOURS);
+	ntmm__pfn_t pfn = n->free_[c].tail;
+	ntmm__freelist_remove(ph, n, false, pfn);
 	return pfn;
 }
 

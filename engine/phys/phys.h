@@ -311,6 +311,15 @@ static inline bool ntmm__pfn_cas(ntmm__pfn_entry_t *p, uint64_t *old, uint64_t d
 	return atomic_compare_exchange_strong_explicit(&p->state, old, desired,
 	                                               memory_order_acq_rel, memory_order_acquire);
 }
+/* As ntmm__pfn_cas, seq_cst: for a change a waiter checks after counting
+   itself (ntmm__event_enter), so the changer may skip the signal when it
+   sees no waiter counted. The same instruction as acq_rel on x86. */
+static inline bool ntmm__pfn_cas_sc(ntmm__pfn_entry_t *p, uint64_t *old, uint64_t desired)
+{
+	ntmm__assert(ntmm__pfn_legal(*old, desired));
+	return atomic_compare_exchange_strong_explicit(&p->state, old, desired,
+	                                               memory_order_seq_cst, memory_order_seq_cst);
+}
 static inline void ntmm__pfn_store(ntmm__pfn_entry_t *p, uint64_t old, uint64_t desired)
 {
 	ntmm__assert(ntmm__pfn_legal(old, desired));
@@ -342,6 +351,9 @@ ntmm__pfn_t ntmm__plist_pop_head(ntmm__phys_t *ph, ntmm__plist_t *l);
    (c ≥ ncolours: round-robin from the node's cursor). */
 void ntmm__freelist_put(ntmm__phys_t *ph, ntmm__node_t *n, bool zeroed, ntmm__pfn_t pfn);
 ntmm__pfn_t ntmm__freelist_take(ntmm__phys_t *ph, ntmm__node_t *n, bool zeroed, unsigned c);
+/* The Free frame freed longest ago (the zero thread's pick: zeroing a warm
+   frame with non-temporal stores would throw its cached lines away). */
+ntmm__pfn_t ntmm__freelist_take_cold(ntmm__phys_t *ph, ntmm__node_t *n);
 void ntmm__freelist_remove(ntmm__phys_t *ph, ntmm__node_t *n, bool zeroed, ntmm__pfn_t pfn);
 /* Standby/Modified/ModifiedNoWrite/Bad: the list a listed location names. */
 ntmm__plist_t *ntmm__node_list(ntmm__node_t *n, unsigned loc, unsigned prio);

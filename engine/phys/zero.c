@@ -56,7 +56,7 @@ size_t ntmm__phys_zero_pass(ntmm_engine_t *e, unsigned node, size_t max_pages, b
 		}
 		unsigned k = 0;
 		while (k < NTMM__ZERO_BATCH && done + k < max_pages) {
-			ntmm__pfn_t pfn = ntmm__freelist_take(ph, n, false, NTMM__MAX_COLOURS);
+			ntmm__pfn_t pfn = ntmm__freelist_take_cold(ph, n);
 			if (pfn == NTMM__PFN_NONE)
 				break;
 			n->zbatch[k++] = pfn;

@@ -11,10 +11,10 @@
 int ntmm__stats_init(ntmm__stats_t *s, unsigned ncpus)
 {
 	s->ncpus = ncpus ? ncpus : 1;
-	s->cpu = aligned_alloc(NTMM__CACHELINE, sizeof(*s->cpu) * s->ncpus);
+	s->cpu = aligned_alloc(NTMM__CACHELINE, sizeof(*s->cpu) * (s->ncpus + 1));
 	if (!s->cpu)
 		return NTMM_ENOMEM;
-	memset(s->cpu, 0, sizeof(*s->cpu) * s->ncpus);
+	memset(s->cpu, 0, sizeof(*s->cpu) * (s->ncpus + 1));
 	return 0;
 }
 
@@ -27,7 +27,7 @@ void ntmm__stats_fini(ntmm__stats_t *s)
 void ntmm__stats_sum(const ntmm__stats_t *s, ntmm_stats_t *out)
 {
 	uint64_t sum[NTMM__STAT_COUNT] = {0};
-	for (unsigned c = 0; c < s->ncpus; c++)
+	for (unsigned c = 0; c <= s->ncpus; c++) /* with the shared slot */
 		for (unsigned i = 0; i < NTMM__STAT_COUNT; i++)
 			sum[i] += atomic_load_explicit(&s->cpu[c].v[i], memory_order_relaxed);
 #define NTMM__STAT_COPY(name, desc) out->name = sum[NTMM__STAT_##name];

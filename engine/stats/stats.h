@@ -1,8 +1,9 @@
 /*
  * Per-CPU event counters (rule 10 of STYLE.md): each CPU slot is its own
  * cache line; a hot path adds to the slot of the CPU it runs on with a
- * relaxed atomic (another thread may share the CPU slot after a migration,
- * so the add must still be atomic). ntmm_stats_get sums the slots.
+ * restartable sequence (sync/percpu.h: no locked instruction), or to the
+ * shared slot after the last one with a relaxed atomic add.
+ * ntmm_stats_get sums the slots.
  */
 #ifndef NTMM_STATS_STATS_H
 #define NTMM_STATS_STATS_H
@@ -12,6 +13,7 @@
 
 #include "debug.h"
 #include "sync/cpu.h"
+#include "sync/percpu.h"
 
 enum ntmm__stat_index {
 #define NTMM__STAT_ENUM(name, desc) NTMM__STAT_##name,
@@ -25,7 +27,8 @@ typedef struct ntmm__cpu_stats {
 } NTMM__ALIGNED_CL ntmm__cpu_stats_t;
 
 typedef struct ntmm__stats {
-	ntmm__cpu_stats_t *cpu; /* [ncpus], cache-line aligned; owned by the engine */
+	ntmm__cpu_stats_t *cpu; /* [ncpus + 1] (the last is shared), cache-line
+	                           aligned; owned by the engine */
 	unsigned ncpus;
 } ntmm__stats_t;
 
@@ -36,8 +39,7 @@ void ntmm__stats_sum(const ntmm__stats_t *s, ntmm_stats_t *out);
 
 static inline void ntmm__stat_add_idx(ntmm__stats_t *s, unsigned idx, uint64_t n)
 {
-	ntmm__cpu_stats_t *c = &s->cpu[ntmm__cpu_current(s->ncpus)];
-	atomic_fetch_add_explicit(&c->v[idx], n, memory_order_relaxed);
+	ntmm__percpu_add(&s->cpu[0].v[idx], sizeof(ntmm__cpu_stats_t), s->ncpus, n);
 }
 /* NTMM__STAT_ADD(&e->stats, soft_faults, 1) */
 #define NTMM__STAT_ADD(s, name, n) ntmm__stat_add_idx((s), NTMM__STAT_##name, (n))

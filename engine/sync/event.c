@@ -52,10 +52,28 @@ uint32_t ntmm__event_prepare(ntmm__event_t *ev)
 
 bool ntmm__event_wait(ntmm__event_t *ev, uint32_t key, int64_t timeout_ns)
 {
-	int64_t deadline = timeout_ns >= 0 ? now_ns() + timeout_ns : -1;
 	/* seq_cst on the waiter count and the seq re-check: Dekker pairing with
 	   signal's seq increment followed by its waiters load. */
 	atomic_fetch_add_explicit(&ev->waiters, 1, memory_order_seq_cst);
+	return ntmm__event_wait_entered(ev, key, timeout_ns);
+}
+
+uint32_t ntmm__event_enter(ntmm__event_t *ev)
+{
+	/* seq_cst: the count is visible before the caller's check of its
+	   condition (Dekker with the signaller's change, then waiters load) */
+	atomic_fetch_add_explicit(&ev->waiters, 1, memory_order_seq_cst);
+	return atomic_load_explicit(&ev->seq, memory_order_seq_cst);
+}
+
+void ntmm__event_leave(ntmm__event_t *ev)
+{
+	atomic_fetch_sub_explicit(&ev->waiters, 1, memory_order_relaxed);
+}
+
+bool ntmm__event_wait_entered(ntmm__event_t *ev, uint32_t key, int64_t timeout_ns)
+{
+	int64_t deadline = timeout_ns >= 0 ? now_ns() + timeout_ns : -1;
 	bool signalled = true;
 	while (atomic_load_explicit(&ev->seq, memory_order_seq_cst) == key) {
 		int64_t left = -1;

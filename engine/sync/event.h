@@ -37,6 +37,26 @@ bool ntmm__event_wait(ntmm__event_t *ev, uint32_t key, int64_t timeout_ns);
 void ntmm__event_signal(ntmm__event_t *ev);
 
 /*
+ * Counted waiting, for signallers that skip an event nobody waits on (the
+ * signal's seq increment is a locked add on a line every signaller shares):
+ *     uint32_t key = ntmm__event_enter(&ev);   counted as a waiter first
+ *     if (done()) ntmm__event_leave(&ev);
+ *     else ntmm__event_wait_entered(&ev, key, timeout);
+ * and the signaller: make done() true with a seq_cst atomic, then
+ * ntmm__event_signal_waiters(&ev). Dekker pairing: either the signaller
+ * sees the waiter counted, or the waiter sees done().
+ */
+uint32_t ntmm__event_enter(ntmm__event_t *ev);
+void ntmm__event_leave(ntmm__event_t *ev);
+/* As ntmm__event_wait, after ntmm__event_enter (and leaves). */
+bool ntmm__event_wait_entered(ntmm__event_t *ev, uint32_t key, int64_t timeout_ns);
+static inline void ntmm__event_signal_waiters(ntmm__event_t *ev)
+{
+	if (atomic_load_explicit(&ev->waiters, memory_order_seq_cst) != 0)
+		ntmm__event_signal(ev);
+}
+
+/*
  * Gate: open or closed. Waiters on a closed gate sleep until it opens.
  *   state — 0 closed, 1 open, 2 closed with sleepers (signal must futex-wake)
  */

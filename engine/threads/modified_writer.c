@@ -186,7 +186,7 @@ static size_t write_batch(ntmm_engine_t *e, size_t max, int *err)
 		}
 	}
 	/* write faults waiting for these pages may go on */
-	ntmm__inpage_wake_many(e, pfns, n);
+	ntmm__inpage_wake_many(e, pfns, n, false);
 	ntmm__event_signal(&e->virt.paging.avail);
 	if (err)
 		*err = first_err;

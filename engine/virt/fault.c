@@ -228,13 +228,13 @@ static int hard_finish(ntmm_process_t *p, unsigned cpu, fault_ctx_t *c, bool ok)
 		(void)won;
 		ntmm__wsl_fill(p, cpu, slot, c->page);
 	}
-	ntmm__inpage_wake_many(e, c->pfn, c->n);
+	ntmm__inpage_wake_many(e, c->pfn, c->n, true);
 	if (!ok)
 		return ntmm__error(NTMM_EIO, "in-page error at %#llx (paging-file read failed)",
 		                   (unsigned long long)c->page);
 	if (ret == 0) {
 		NTMM__STAT_ADD(&e->stats, hard_faults, 1);
-		atomic_fetch_add_explicit(&p->hard_faults, 1, memory_order_relaxed);
+		ntmm__percpu_add(&p->cpu[0].hard_faults, sizeof(p->cpu[0]), p->ncpu, 1);
 		ntmm__fault_kind = NTMM_FAULT_HARD;
 	}
 	return ret;
@@ -489,7 +489,7 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 	uint64_t page = va & ~(uint64_t)(NTMM_PAGE_SIZE - 1);
 	bool write = access == NTMM_ACCESS_WRITE;
 	unsigned cpu = ntmm__cpu_current(p->ncpu); /* a hint: migration only costs sharing */
-	atomic_fetch_add_explicit(&p->cpu[cpu].page_faults, 1, memory_order_relaxed);
+	ntmm__percpu_add(&p->cpu[0].page_faults, sizeof(p->cpu[0]), p->ncpu, 1);
 	NTMM__STAT_ADD(&e->stats, page_faults, 1);
 	/* wsmgr.c; not for the swapper's own prefetching faults, which must not
 	   stand in for the process's next access */

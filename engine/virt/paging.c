@@ -77,30 +77,33 @@ static ntmm__event_t *bucket(ntmm_engine_t *e, ntmm__pfn_t pfn)
 void ntmm__inpage_wait(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr, bool write)
 {
 	ntmm__event_t *ev = bucket(e, pfn);
-	uint32_t key = ntmm__event_prepare(ev);
+	/* counted before the check: a read's completion signals only buckets
+	   with a waiter (ntmm__inpage_wake_many) */
+	uint32_t key = ntmm__event_enter(ev);
 	ntmm__pfn_entry_t *pe = ntmm__pfn(e, pfn);
-	/* acquire: pairs with the completion's release CAS of the state word */
-	uint64_t s = atomic_load_explicit(&pe->state, memory_order_acquire);
+	/* seq_cst: Dekker with the completion's seq_cst state CAS followed by
+	   its waiters load (and acquire: pairs with that CAS's release) */
+	uint64_t s = atomic_load_explicit(&pe->state, memory_order_seq_cst);
 	uint64_t busy = NTMM__PFN_READ_IN_PROGRESS | (write ? NTMM__PFN_WRITE_IN_PROGRESS : 0);
-	if (!(s & busy) || atomic_load_explicit(&pe->pte, memory_order_relaxed) != pte_addr)
+	if (!(s & busy) || atomic_load_explicit(&pe->pte, memory_order_relaxed) != pte_addr) {
+		ntmm__event_leave(ev);
 		return;
+	}
 	/* the timeout is a safety net only: completions always signal */
-	ntmm__event_wait(ev, key, 50 * 1000 * 1000);
+	ntmm__event_wait_entered(ev, key, 50 * 1000 * 1000);
 }
 
-void ntmm__inpage_wake(ntmm_engine_t *e, ntmm__pfn_t pfn)
-{
-	ntmm__event_signal(bucket(e, pfn));
-}
-
-void ntmm__inpage_wake_many(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t n)
+void ntmm__inpage_wake_many(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t n, bool sc_done)
 {
 	uint64_t done = 0; /* one signal per bucket */
 	for (size_t i = 0; i < n; i++) {
 		unsigned b = (unsigned)(bucket(e, pfns[i]) - e->virt.paging.inpage);
 		if (!(done & (1ull << b))) {
 			done |= 1ull << b;
-			ntmm__event_signal(&e->virt.paging.inpage[b]);
+			if (sc_done)
+				ntmm__event_signal_waiters(&e->virt.paging.inpage[b]);
+			else
+				ntmm__event_signal(&e->virt.paging.inpage[b]);
 		}
 	}
 }

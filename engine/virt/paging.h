@@ -110,11 +110,12 @@ bool ntmm__pte_is_pagefile(uint64_t pte);
 void ntmm__pagefile_pte_release(ntmm_engine_t *e, uint64_t pte);
 
 /* Collided faults: wait until pfn is no longer in I/O for pte_addr (or a
-   safety timeout passes); wake the waiters of pfn. */
+   safety timeout passes). */
 void ntmm__inpage_wait(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr, bool write);
-void ntmm__inpage_wake(ntmm_engine_t *e, ntmm__pfn_t pfn);
-/* The same for n frames, one signal per bucket. */
-void ntmm__inpage_wake_many(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t n);
+/* Wakes the waiters of n frames, one signal per bucket. sc_done: every frame's
+   completion was a seq_cst change of its state word (ntmm__page_read_done
+   makes one), so a bucket with no waiter counted is skipped. */
+void ntmm__inpage_wake_many(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t n, bool sc_done);
 
 /* Wakes the modified page writer (no-op without system threads). */
 void ntmm__paging_wake_writer(ntmm_engine_t *e);

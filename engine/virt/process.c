@@ -63,7 +63,7 @@ int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out)
 	pthread_mutex_init(&p->trim_lock, NULL);
 	ntmm__pushlock_init(&p->as_lock);
 	p->ncpu = e->ncpus;
-	p->cpu = aligned_alloc(NTMM__CACHELINE, sizeof(*p->cpu) * p->ncpu);
+	p->cpu = aligned_alloc(NTMM__CACHELINE, sizeof(*p->cpu) * (p->ncpu + 1));
 	if (!p->cpu || ntmm__cache_pushlock_init(&p->ws_lock, 0)) {
 		free(p->cpu);
 		pthread_mutex_destroy(&p->trim_lock);
@@ -72,7 +72,7 @@ int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out)
 		free(p);
 		return ntmm__error(NTMM_ENOMEM, "host memory for a process");
 	}
-	memset(p->cpu, 0, sizeof(*p->cpu) * p->ncpu);
+	memset(p->cpu, 0, sizeof(*p->cpu) * (p->ncpu + 1));
 	ntmm__wsl_init(&p->wsl, e->cfg.ws_min_pages, e->cfg.ws_max_pages);
 	atomic_store_explicit(&p->users, 0, memory_order_relaxed);
 	ntmm__wsm_process_init(p);
@@ -164,14 +164,16 @@ int ntmm_process_info(ntmm_process_t *p, ntmm_process_info_t *out)
 		return ntmm__error(NTMM_EINVAL, "out is NULL");
 	uint64_t ws = ntmm__ws_pages(p),
 	         peak = atomic_load_explicit(&p->wsl.ws_peak, memory_order_relaxed);
-	uint64_t faults = 0;
-	for (unsigned c = 0; c < p->ncpu; c++)
+	uint64_t faults = 0, hard = 0;
+	for (unsigned c = 0; c <= p->ncpu; c++) { /* with the shared slot */
 		faults += atomic_load_explicit(&p->cpu[c].page_faults, memory_order_relaxed);
+		hard += atomic_load_explicit(&p->cpu[c].hard_faults, memory_order_relaxed);
+	}
 	out->ws_pages = ws;
 	out->ws_peak_pages = ws > peak ? ws : peak;
 	out->commit_pages = atomic_load_explicit(&p->commit_pages, memory_order_relaxed);
 	out->page_faults = faults;
-	out->hard_faults = atomic_load_explicit(&p->hard_faults, memory_order_relaxed);
+	out->hard_faults = hard;
 	out->swap_outs = atomic_load_explicit(&p->wsm.swap_outs, memory_order_relaxed);
 	out->swap_ins = atomic_load_explicit(&p->wsm.swap_ins, memory_order_relaxed);
 	out->swap_in_pages = atomic_load_explicit(&p->wsm.swap_in_pages, memory_order_relaxed);

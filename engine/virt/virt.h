@@ -122,11 +122,15 @@ typedef struct ntmm__wsl {
 #define NTMM__WSL_BATCH 64u
 
 /* Per-CPU part of a process (its own cache line): what faults on that CPU
-   write. A slot may be shared by threads after a migration: all atomic. */
+   write. A slot may be shared by threads after a migration: all atomic.
+   There are ncpu + 1 slots: the counters are added with ntmm__percpu_add
+   (sync/percpu.h), whose shared slot is the last one; other writers
+   (ntmm__wsl_remove) use that shared slot too. */
 typedef struct ntmm__proc_cpu {
 	_Atomic uint64_t wsl_cache;   /* WSL batch: next slot (low 32) | end (high 32) */
-	_Atomic int64_t ws_delta;     /* this slot's share of ws_pages */
+	_Atomic uint64_t ws_delta;    /* this slot's share of ws_pages (mod 2^64) */
 	_Atomic uint64_t page_faults; /* this slot's share of the fault count */
+	_Atomic uint64_t hard_faults; /* ... and of the hard faults */
 } NTMM__ALIGNED_CL ntmm__proc_cpu_t;
 
 #define NTMM__PROCESS_MAGIC 0x6e746d6d50726f63ull /* "ntmmProc" */
@@ -140,9 +144,8 @@ typedef struct ntmm__proc_cpu {
  *                  shared, so faults on several cores write no common line;
  *                  exclusive holders (trim, teardown) take every slot
  *   wsl          — see above (ws_lock)
- *   cpu[ncpu]    — per-CPU counters and WSL batches (see ntmm__proc_cpu_t)
+ *   cpu[ncpu+1]  — per-CPU counters and WSL batches (see ntmm__proc_cpu_t)
  *   commit_pages — pages charged; changed under as_lock exclusive, read freely
- *   hard_faults  — relaxed counter
  *   users        — references taken under e->virt.lock by engine-wide
  *                  passes (the working set manager: ntmm__wsm_for_each and
  *                  ntmm__wsm_run, wsmgr.c), or under e->virt.inswap.lock by
@@ -173,7 +176,6 @@ struct ntmm_process {
 
 	ntmm__wsl_t wsl;
 	_Atomic uint64_t commit_pages;
-	_Atomic uint64_t hard_faults;
 	_Atomic uint32_t users;
 	ntmm__wsm_proc_t wsm;
 

@@ -95,7 +95,8 @@ void ntmm__wsl_fill(ntmm_process_t *p, unsigned cpu, uint32_t slot, uint64_t va)
 {
 	ntmm__wsl_t *w = &p->wsl;
 	atomic_store_explicit(ntmm__wsl_entry(w, slot), va, memory_order_relaxed);
-	atomic_fetch_add_explicit(&p->cpu[cpu].ws_delta, 1, memory_order_relaxed);
+	(void)cpu; /* the add goes to the CPU it runs on now */
+	ntmm__percpu_add(&p->cpu[0].ws_delta, sizeof(p->cpu[0]), p->ncpu, 1);
 }
 
 void ntmm__wsl_hole(ntmm_process_t *p, uint32_t slot)
@@ -129,7 +130,8 @@ void ntmm__wsl_remove(ntmm_process_t *p, uint32_t slot)
 	ntmm__wsl_t *w = &p->wsl;
 	ntmm__assert(slot < atomic_load_explicit(&w->next, memory_order_relaxed));
 	atomic_store_explicit(ntmm__wsl_entry(w, slot), 0, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&p->cpu[0].ws_delta, 1, memory_order_relaxed);
+	/* the shared slot: a locked add never lands on a per-CPU one */
+	atomic_fetch_sub_explicit(&p->cpu[p->ncpu].ws_delta, 1, memory_order_relaxed);
 	uint32_t n = trim_tail(w, atomic_load_explicit(&w->next, memory_order_relaxed));
 	if (slot < n) { /* move the last entry into the hole */
 		uint64_t ent =
@@ -261,10 +263,11 @@ size_t ntmm__ws_age_hist(ntmm_process_t *p, size_t hist[8])
 
 uint64_t ntmm__ws_pages(ntmm_process_t *p)
 {
-	int64_t sum = 0;
-	for (unsigned c = 0; c < p->ncpu; c++)
+	/* mod 2^64 (a slot's share may be negative), with the shared slot */
+	uint64_t sum = 0;
+	for (unsigned c = 0; c <= p->ncpu; c++)
 		sum += atomic_load_explicit(&p->cpu[c].ws_delta, memory_order_relaxed);
-	return sum > 0 ? (uint64_t)sum : 0;
+	return (int64_t)sum > 0 ? sum : 0;
 }
 
 void ntmm__ws_lock_exclusive(ntmm_process_t *p)

@@ -115,7 +115,7 @@ void ntmm__wsm_gauges(ntmm_engine_t *e, size_t *available, size_t *modified)
 uint64_t ntmm__wsm_faults(ntmm_process_t *p)
 {
 	uint64_t f = 0;
-	for (unsigned c = 0; c < p->ncpu; c++)
+	for (unsigned c = 0; c <= p->ncpu; c++) /* with the shared slot */
 		f += atomic_load_explicit(&p->cpu[c].page_faults, memory_order_relaxed);
 	return f;
 }

@@ -1,0 +1,97 @@
+/*
+ * Per-CPU counter adds without a locked instruction: a restartable sequence
+ * (rseq, Linux ≥ 4.18, registered for every thread by glibc ≥ 2.35).
+ *
+ * A per-CPU slot written with a locked add costs a full barrier each time
+ * (a hard fault made six of them for counters alone). With rseq the add is
+ * a plain `addq` that the kernel makes atomic with respect to this CPU: the
+ * sequence checks that the thread still runs on the slot's CPU and then
+ * commits with the single add; a preemption, migration or signal before
+ * the commit sends the thread to the abort handler, which retries. Two
+ * threads therefore never write one slot at once, and readers on other
+ * CPUs see whole 8-byte values (aligned stores).
+ *
+ * The counter arrays have one slot per CPU plus a shared slot at index
+ * nslots, written only with locked adds: a thread whose CPU number is not
+ * below nslots (a synthetic topology smaller than the machine), or without
+ * rseq (the glibc.pthread.rseq=0 tunable, valgrind), adds there. A locked
+ * add never lands on a per-CPU slot, which the plain add would race with.
+ * Readers sum slots 0..nslots.
+ *
+ * Written here rather than taken from librseq, which Debian does not
+ * package; the sequence follows the kernel's documented ABI
+ * (Documentation/userspace-api/rseq.rst): a struct rseq_cs descriptor in
+ * its own section, the abort handler preceded by the RSEQ_SIG signature.
+ */
+#ifndef NTMM_SYNC_PERCPU_H
+#define NTMM_SYNC_PERCPU_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sync/cpu.h"
+
+#if defined(NTMM__HAVE_RSEQ) && defined(__x86_64__) && defined(RSEQ_SIG) && \
+    !defined(NTMM_NO_RSEQ_ADD)
+#define NTMM__RSEQ_ADD 1
+#endif
+
+/* Adds n to the slot of the current CPU: slot0 is slot 0's counter, the
+   slots are `stride` bytes apart, and slot nslots is the shared one. */
+static inline void ntmm__percpu_add(_Atomic uint64_t *slot0, size_t stride, unsigned nslots,
+                                    uint64_t n)
+{
+#ifdef NTMM__RSEQ_ADD
+	if (__rseq_size > 0) {
+		struct rseq *rs =
+		    (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+	again:;
+		/* cpu_id is negative (as signed) when this thread's registration
+		   failed; the sequence re-checks it before the commit */
+		uint32_t cpu = __atomic_load_n(&rs->cpu_id, __ATOMIC_RELAXED);
+		if (cpu < nslots) {
+			uint64_t *v = (uint64_t *)((char *)slot0 + (size_t)cpu * stride);
+			__asm__ goto(
+			    /* the descriptor: version 0, flags 0, begin, length
+			       of [begin, end) (end: just past the commit), abort */
+			    ".pushsection __rseq_cs, \"aw\"\n\t"
+			    ".balign 32\n\t"
+			    ".Lrs_desc%=:\n\t"
+			    ".long 0, 0\n\t"
+			    ".quad .Lrs_begin%=, .Lrs_end%= - .Lrs_begin%=, .Lrs_abort%=\n\t"
+			    ".popsection\n\t"
+			    "leaq .Lrs_desc%=(%%rip), %%rax\n\t"
+			    "movq %%rax, %[cs]\n\t"
+			    ".Lrs_begin%=:\n\t"
+			    "cmpl %[cpu], %[cpu_id]\n\t"
+			    "jne .Lrs_abort%=\n\t"
+			    "addq %[n], (%[v])\n\t"
+			    ".Lrs_end%=:\n\t"
+			    /* the abort handler, out of line: the kernel checks
+			       the four bytes before it against RSEQ_SIG (here
+			       the operand of a ud1, so disassembly stays sane) */
+			    ".pushsection __rseq_failure, \"ax\"\n\t"
+			    ".byte 0x0f, 0xb9, 0x3d\n\t"
+			    ".long %c[sig]\n\t"
+			    ".Lrs_abort%=:\n\t"
+			    "jmp %l[aborted]\n\t"
+			    ".popsection\n\t"
+			    :
+			    : [cs] "m"(rs->rseq_cs), [cpu_id] "m"(rs->cpu_id), [cpu] "r"(cpu),
+			      [v] "r"(v), [n] "r"(n), [sig] "i"(RSEQ_SIG)
+			    : "memory", "cc", "rax"
+			    : aborted);
+			/* no descriptor stays armed: the library may be unloaded */
+			__atomic_store_n(&rs->rseq_cs, 0, __ATOMIC_RELAXED);
+			return;
+		aborted:
+			goto again;
+		}
+	}
+#endif
+	_Atomic uint64_t *shared = (_Atomic uint64_t *)((char *)slot0 + (size_t)nslots * stride);
+	atomic_fetch_add_explicit(shared, n, memory_order_relaxed);
+}
+
+#endif
