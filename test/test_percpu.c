@@ -80,7 +80,7 @@ static void no_add_is_lost_with_migrations_and_a_shared_adder(void **state)
 	long nconf = sysconf(_SC_NPROCESSORS_CONF);
 	unsigned nslots = nconf > 0 ? (unsigned)nconf : 1;
 	slot_t *slots = calloc(nslots + 1, sizeof(slot_t));
-	int cpus[2];
+	int cpus[2] = {0, 0};
 	int ncpus = allowed_cpus(cpus, 2);
 	adder_t a[THREADS + 1];
 	long adds = scaled(400000);
@@ -180,8 +180,9 @@ static void *placed_thread(void *p)
 
 static void adds_land_in_the_running_cpus_slot_or_the_shared_one(void **state)
 {
-	int cpus[2];
+	int cpus[2] = {0, 0};
 	int n = allowed_cpus(cpus, 2);
+	assert_true(n >= 1);
 #ifndef NTMM__RSEQ_ADD
 	skip(); /* no restartable-sequence add on this target: all adds are shared */
 #else
