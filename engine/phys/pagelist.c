@@ -84,14 +84,13 @@ void ntmm__freelist_put(ntmm__phys_t *ph, ntmm__node_t *n, bool zeroed, ntmm__pf
 {
 	unsigned c = ntmm__pfn_colour(ph, pfn);
 	ntmm__plist_t *l = zeroed ? &n->zeroed[c] : &n->free_[c];
-	/* Free: last in, first out — a frame freed a moment ago is likely
-	   still in this CPU's cache, and the next allocation (a hard fault's
-	   read, a copy) writes all of it. Zeroed frames were written with
-	   non-temporal stores and are cold in any order. */
-	if (zeroed)
-		ntmm__plist_push_tail(ph, l, pfn);
-	else
-		ntmm__plist_push_head(ph, l, pfn);
+	/* Last in, first out: a frame freed a moment ago is likely still in
+	   this CPU's cache, and the next allocation (a hard fault's read, a
+	   copy) writes all of it. A Zeroed frame's contents were written with
+	   non-temporal stores, but its PFN entry was written by the zeroing
+	   (state and links) and the newest is the likeliest to be cached:
+	   demand-zero fault 105 → 97 ns against first in, first out. */
+	ntmm__plist_push_head(ph, l, pfn);
 	if (zeroed) {
 		n->zeroed_mask |= 1ull << c;
 		n->zeroed_count++;
