@@ -375,8 +375,8 @@ static inline _Atomic uint64_t *ntmm__wsl_entry(ntmm__wsl_t *w, uint32_t slot)
 
 /* fault.c */
 /* Resolves a fault at va for access (READ/WRITE). Called inside a
-   read-side section, holding no lock. On success *pfn_out (if not NULL)
-   is the frame now mapped. */
+   read-side section (which dispatch relies on for the VAD map), holding
+   no lock. 0: the PTE is valid with the access; else an NTMM_E* code. */
 int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access);
 
 #endif
