@@ -6,7 +6,8 @@
  * to lose nothing either (a signal inside the sequence restarts it); an
  * add lands in the slot of the CPU the thread runs on (the restartable
  * sequence is in use), and a CPU past the last slot adds to the shared
- * slot.
+ * slot. Batch takes (ntmm__percpu_take_batch, with refills by CAS as the
+ * working-set list does them) never hand out one number twice.
  */
 #include "synctest.h"
 
@@ -116,13 +117,14 @@ typedef struct sigrun {
 	pthread_t target;
 	atomic_bool stop;
 	long adds;
+	int sig; /* 0: SIGUSR1 */
 } sigrun_t;
 
 static void *signaller_thread(void *p)
 {
 	sigrun_t *r = p;
 	while (!atomic_load(&r->stop)) {
-		pthread_kill(r->target, SIGUSR1);
+		pthread_kill(r->target, r->sig ? r->sig : SIGUSR1);
 		for (volatile int k = 0; k < 200; k++)
 			;
 	}
@@ -212,12 +214,167 @@ static void adds_land_in_the_running_cpus_slot_or_the_shared_one(void **state)
 	free(slots);
 }
 
+/* ---- batch takes */
+
+#define TAKE_LIMIT (1u << 22)
+#define TAKE_BATCH 64u
+
+typedef struct takers {
+	slot_t *slots; /* nslots + 1 batch words */
+	unsigned nslots;
+	_Atomic uint32_t next;  /* numbers handed to batches */
+	_Atomic uint64_t *seen; /* bitmap of numbers taken */
+	long takes;
+	int cpus[2], ncpus;
+} takers_t;
+
+typedef struct taker {
+	takers_t *t;
+	int id;
+} taker_t;
+
+static bool take_one(takers_t *t, uint32_t *out)
+{
+	for (;;) {
+		uint32_t nx;
+		unsigned c;
+		if (ntmm__percpu_take_batch(&t->slots[0].v, sizeof(slot_t), t->nslots, &nx, &c)) {
+			*out = nx;
+			return true;
+		}
+		_Atomic uint64_t *w = &t->slots[c].v;
+		uint64_t v = atomic_load(w);
+		nx = (uint32_t)v;
+		if (nx < (uint32_t)(v >> 32)) {
+			if (c < t->nslots)
+				continue;
+			if (atomic_compare_exchange_weak(w, &v, v + 1)) {
+				*out = nx;
+				return true;
+			}
+			continue;
+		}
+		uint32_t i = atomic_fetch_add(&t->next, TAKE_BATCH);
+		if (i + TAKE_BATCH > TAKE_LIMIT)
+			return false;
+		uint64_t want = (uint64_t)(i + 1) | ((uint64_t)(i + TAKE_BATCH) << 32);
+		if (atomic_compare_exchange_strong(w, &v, want)) { /* expects the used-up batch */
+			*out = i;
+			return true;
+		}
+	}
+}
+
+static void *taker_thread(void *p)
+{
+	taker_t *k = p;
+	takers_t *t = k->t;
+	for (long i = 0; i < t->takes; i++) {
+		uint32_t n;
+		if (!take_one(t, &n))
+			break;
+		uint64_t bit = 1ull << (n % 64);
+		uint64_t old = atomic_fetch_or(&t->seen[n / 64], bit);
+		WORKER_CHECK(!(old & bit)); /* no number twice */
+		if (t->ncpus == 2 && i % 500 == 499)
+			pin_to_cpu(t->cpus[(i / 500 + (unsigned)k->id) & 1]);
+		else if (i % 89 == 0)
+			sched_yield();
+	}
+	return NULL;
+}
+
+static void batch_takes_never_hand_out_a_number_twice(void **state)
+{
+	takers_t t = {0};
+	long nconf = sysconf(_SC_NPROCESSORS_CONF);
+	t.nslots = nconf > 0 ? (unsigned)nconf : 1;
+	t.slots = calloc(t.nslots + 1, sizeof(slot_t));
+	t.seen = calloc(TAKE_LIMIT / 64, sizeof(*t.seen));
+	t.takes = scaled(200000);
+	t.cpus[0] = t.cpus[1] = 0;
+	t.ncpus = allowed_cpus(t.cpus, 2);
+	taker_t k[THREADS];
+	for (int i = 0; i < THREADS; i++)
+		k[i] = (taker_t){&t, i};
+	run_threads_watched(THREADS, taker_thread, k, sizeof(k[0]), "batch takers", NULL, NULL);
+	assert_int_equal(atomic_load(&test_failures), 0);
+	/* and the takes happened: at least as many numbers seen as taken */
+	uint64_t seen = 0;
+	for (unsigned i = 0; i < TAKE_LIMIT / 64; i++)
+		seen += (uint64_t)__builtin_popcountll(atomic_load(&t.seen[i]));
+	assert_int_equal(seen, (uint64_t)t.takes * THREADS);
+	free(t.seen);
+	free(t.slots);
+}
+
+/* A signal handler takes from the batch the interrupted thread is taking
+   from: a signal between the sequence's load and store restarts it. */
+static takers_t *sig_takers;
+
+static void take_and_mark(takers_t *t)
+{
+	uint32_t n;
+	if (!take_one(t, &n))
+		return;
+	uint64_t bit = 1ull << (n % 64);
+	uint64_t old = atomic_fetch_or(&t->seen[n / 64], bit);
+	WORKER_CHECK(!(old & bit));
+}
+
+static void on_sigusr2(int sig)
+{
+	(void)sig;
+	take_and_mark(sig_takers);
+	atomic_fetch_add_explicit(&sig_handled, 1, memory_order_relaxed);
+}
+
+static void signal_handler_batch_takes_are_unique(void **state)
+{
+	takers_t t = {0};
+	long nconf = sysconf(_SC_NPROCESSORS_CONF);
+	t.nslots = nconf > 0 ? (unsigned)nconf : 1;
+	t.slots = calloc(t.nslots + 1, sizeof(slot_t));
+	t.seen = calloc(TAKE_LIMIT / 64, sizeof(*t.seen));
+	sig_takers = &t;
+	atomic_store(&sig_handled, 0);
+	struct sigaction sa = {.sa_handler = on_sigusr2};
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	assert_int_equal(sigaction(SIGUSR2, &sa, NULL), 0);
+	sigrun_t r = {.target = pthread_self(), .adds = scaled(1000000), .sig = SIGUSR2};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, signaller_thread, &r), 0);
+	for (long i = 0; i < r.adds; i++)
+		take_and_mark(&t);
+	atomic_store(&r.stop, true);
+	pthread_join(th, NULL);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	long handled = atomic_load(&sig_handled);
+	printf("%ld signals handled during %ld takes\n", handled, r.adds);
+	assert_true(handled > 0);
+	assert_int_equal(atomic_load(&test_failures), 0);
+	uint64_t seen = 0;
+	for (unsigned i = 0; i < TAKE_LIMIT / 64; i++)
+		seen += (uint64_t)__builtin_popcountll(atomic_load(&t.seen[i]));
+	assert_int_equal(seen, (uint64_t)r.adds + (uint64_t)handled);
+	signal(SIGUSR2, SIG_IGN);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	free(t.seen);
+	free(t.slots);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(no_add_is_lost_with_migrations_and_a_shared_adder),
 	    cmocka_unit_test(signal_handler_adds_interleave_without_loss),
 	    cmocka_unit_test(adds_land_in_the_running_cpus_slot_or_the_shared_one),
+	    cmocka_unit_test(batch_takes_never_hand_out_a_number_twice),
+	    cmocka_unit_test(signal_handler_batch_takes_are_unique),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

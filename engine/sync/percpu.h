@@ -18,6 +18,10 @@
  * add never lands on a per-CPU slot, which the plain add would race with.
  * Readers sum slots 0..nslots.
  *
+ * The same sequence also takes one slot from a per-CPU batch word
+ * (ntmm__percpu_take_batch, the working-set list's slot batches): a load,
+ * a compare and a plain store, again with no locked instruction.
+ *
  * Written here rather than taken from librseq, which Debian does not
  * package; the sequence follows the kernel's documented ABI
  * (Documentation/userspace-api/rseq.rst): a struct rseq_cs descriptor in
@@ -27,6 +31,7 @@
 #define NTMM_SYNC_PERCPU_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -92,6 +97,78 @@ static inline void ntmm__percpu_add(_Atomic uint64_t *slot0, size_t stride, unsi
 #endif
 	_Atomic uint64_t *shared = (_Atomic uint64_t *)((char *)slot0 + (size_t)nslots * stride);
 	atomic_fetch_add_explicit(shared, n, memory_order_relaxed);
+}
+
+/* A take from a per-CPU batch word (next in the low 32 bits, end in the
+   high 32): on the current CPU's slot, if next < end, store next + 1 in one
+   restartable sequence and return true with *next set. false otherwise,
+   with *cpu the slot to refill: the current CPU's (its batch is used up),
+   or nslots when no sequence can run (no rseq, or a CPU past the slots) —
+   the caller then takes from the shared slot with CAS. A CAS on a per-CPU
+   slot is safe beside these takes only when it expects a used-up batch (a
+   take stores only over an unused one). */
+static inline bool ntmm__percpu_take_batch(_Atomic uint64_t *slot0, size_t stride, unsigned nslots,
+                                           uint32_t *next, unsigned *cpu)
+{
+#ifdef NTMM__RSEQ_ADD
+	if (__rseq_size > 0) {
+		struct rseq *rs =
+		    (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+	again:;
+		uint32_t c = __atomic_load_n(&rs->cpu_id, __ATOMIC_RELAXED);
+		if (c < nslots) {
+			uint64_t *v = (uint64_t *)((char *)slot0 + (size_t)c * stride);
+			uint64_t old = 0;
+			__asm__ goto(
+			    ".pushsection __rseq_cs, \"aw\"\n\t"
+			    ".balign 32\n\t"
+			    ".Lrt_desc%=:\n\t"
+			    ".long 0, 0\n\t"
+			    ".quad .Lrt_begin%=, .Lrt_end%= - .Lrt_begin%=, .Lrt_abort%=\n\t"
+			    ".popsection\n\t"
+			    "leaq .Lrt_desc%=(%%rip), %%rax\n\t"
+			    "movq %%rax, %[cs]\n\t"
+			    ".Lrt_begin%=:\n\t"
+			    "cmpl %[cpu], %[cpu_id]\n\t"
+			    "jne .Lrt_abort%=\n\t"
+			    "movq (%[v]), %%rax\n\t"
+			    "movq %%rax, %%rcx\n\t"
+			    "shrq $32, %%rcx\n\t"
+			    "cmpl %%ecx, %%eax\n\t"
+			    "jae %l[used_up]\n\t"
+			    "movq %%rax, (%[old])\n\t"
+			    "addq $1, %%rax\n\t"
+			    "movq %%rax, (%[v])\n\t"
+			    ".Lrt_end%=:\n\t"
+			    ".pushsection __rseq_failure, \"ax\"\n\t"
+			    ".byte 0x0f, 0xb9, 0x3d\n\t"
+			    ".long %c[sig]\n\t"
+			    ".Lrt_abort%=:\n\t"
+			    "jmp %l[aborted]\n\t"
+			    ".popsection\n\t"
+			    :
+			    : [cs] "m"(rs->rseq_cs), [cpu_id] "m"(rs->cpu_id), [cpu] "r"(c),
+			      [v] "r"(v), [old] "r"(&old), [sig] "i"(RSEQ_SIG)
+			    : "memory", "cc", "rax", "rcx"
+			    : aborted, used_up);
+			__atomic_store_n(&rs->rseq_cs, 0, __ATOMIC_RELAXED);
+			*next = (uint32_t)old;
+			return true;
+		used_up:
+			__atomic_store_n(&rs->rseq_cs, 0, __ATOMIC_RELAXED);
+			*cpu = c;
+			return false;
+		aborted:
+			goto again;
+		}
+	}
+#else
+	(void)slot0;
+	(void)stride;
+#endif
+	(void)next;
+	*cpu = nslots;
+	return false;
 }
 
 #endif

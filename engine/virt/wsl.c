@@ -53,16 +53,57 @@ static int ensure_chunk(ntmm__wsl_t *w, uint32_t slot)
 	return 0;
 }
 
+/* Installs a fresh batch from `next` in the batch word `cache`, which held
+   the used-up batch v, and takes its first slot: 0 and *slot set; 1 if
+   another thread installed one first (our batch stays holes: retry);
+   NTMM_ENOMEM when the list is full. */
+static int wsl_refill(ntmm__wsl_t *w, _Atomic uint64_t *cache, uint64_t v, uint32_t *slot)
+{
+	uint32_t i = atomic_load_explicit(&w->next, memory_order_relaxed), n;
+	do {
+		if (i >= NTMM__WSL_CAPACITY)
+			return NTMM_ENOMEM;
+		n = NTMM__WSL_CAPACITY - i < NTMM__WSL_BATCH ? NTMM__WSL_CAPACITY - i
+		                                             : NTMM__WSL_BATCH;
+	} while (!atomic_compare_exchange_weak_explicit(&w->next, &i, i + n, memory_order_relaxed,
+	                                                memory_order_relaxed));
+	if (ensure_chunk(w, i) || ensure_chunk(w, i + n - 1))
+		return NTMM_ENOMEM; /* the batch stays holes */
+	uint64_t want = (uint64_t)(i + 1) | ((uint64_t)(i + n) << 32);
+	/* expects the used-up batch v, so it never lands between a
+	   restartable take's load and store (those only store over an unused
+	   batch: sync/percpu.h) */
+	if (!atomic_compare_exchange_strong_explicit(cache, &v, want, memory_order_relaxed,
+	                                             memory_order_relaxed))
+		return 1;
+	*slot = i;
+	return 0;
+}
+
+/* A slot from the current CPU's batch, taken with a restartable sequence
+   (no locked instruction); without one, from the shared batch (the slot
+   after the per-CPU ones) by CAS. The slot number is all we take: its
+   entry is written by us alone and read under ws_lock exclusive later. */
 int ntmm__wsl_reserve(ntmm_process_t *p, unsigned cpu, uint32_t *slot)
 {
+	(void)cpu; /* the batch is the CPU's we run on now */
 	ntmm__wsl_t *w = &p->wsl;
-	_Atomic uint64_t *cache = &p->cpu[cpu].wsl_cache;
-	uint64_t v = atomic_load_explicit(cache, memory_order_relaxed);
 	for (;;) {
-		uint32_t nx = (uint32_t)v, end = (uint32_t)(v >> 32);
+		uint32_t nx;
+		unsigned c;
+		if (ntmm__percpu_take_batch(&p->cpu[0].wsl_cache, sizeof(p->cpu[0]), p->ncpu, &nx,
+		                            &c)) {
+			*slot = nx;
+			return 0;
+		}
+		_Atomic uint64_t *cache = &p->cpu[c].wsl_cache;
+		uint64_t v = atomic_load_explicit(cache, memory_order_relaxed);
+		uint32_t end = (uint32_t)(v >> 32);
+		nx = (uint32_t)v;
 		if (nx < end) {
-			/* relaxed: the slot number is all we take; its entry is written
-			   by us alone and read under ws_lock exclusive later */
+			if (c < p->ncpu)
+				continue; /* refilled meanwhile: take by the sequence */
+			/* the shared batch: relaxed, as above */
 			if (atomic_compare_exchange_weak_explicit(
 			        cache, &v, v + 1, memory_order_relaxed, memory_order_relaxed)) {
 				*slot = nx;
@@ -70,24 +111,9 @@ int ntmm__wsl_reserve(ntmm_process_t *p, unsigned cpu, uint32_t *slot)
 			}
 			continue;
 		}
-		uint32_t i = atomic_load_explicit(&w->next, memory_order_relaxed), n;
-		do {
-			if (i >= NTMM__WSL_CAPACITY)
-				return NTMM_ENOMEM;
-			n = NTMM__WSL_CAPACITY - i < NTMM__WSL_BATCH ? NTMM__WSL_CAPACITY - i
-			                                             : NTMM__WSL_BATCH;
-		} while (!atomic_compare_exchange_weak_explicit(
-		    &w->next, &i, i + n, memory_order_relaxed, memory_order_relaxed));
-		if (ensure_chunk(w, i) || ensure_chunk(w, i + n - 1))
-			return NTMM_ENOMEM; /* the batch stays holes */
-		uint64_t want = (uint64_t)(i + 1) | ((uint64_t)(i + n) << 32);
-		/* if another thread on this CPU slot refilled first, our batch
-		   becomes holes and we take from theirs */
-		if (atomic_compare_exchange_strong_explicit(cache, &v, want, memory_order_relaxed,
-		                                            memory_order_relaxed)) {
-			*slot = i;
-			return 0;
-		}
+		int r = wsl_refill(w, cache, v, slot);
+		if (r != 1)
+			return r;
 	}
 }
 
@@ -275,7 +301,7 @@ void ntmm__ws_lock_exclusive(ntmm_process_t *p)
 	ntmm__cache_pushlock_acquire_exclusive(&p->ws_lock);
 	ntmm__wsl_t *w = &p->wsl;
 	/* no fault runs now: unused batch slots become holes */
-	for (unsigned c = 0; c < p->ncpu; c++)
+	for (unsigned c = 0; c <= p->ncpu; c++) /* with the shared batch */
 		atomic_store_explicit(&p->cpu[c].wsl_cache, 0, memory_order_relaxed);
 	atomic_store_explicit(&w->next,
 	                      trim_tail(w, atomic_load_explicit(&w->next, memory_order_relaxed)),
