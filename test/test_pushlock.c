@@ -389,6 +389,50 @@ static void downgrade_lets_waiting_readers_in(void **state)
 	assert_int_equal(atomic_load(&test_failures), 0);
 }
 
+/* The downgrading holder meets the wait list owned for a moment by another
+   thread (K set: a new waiter fixing its links). It waits for K and then
+   lets the queued reader in; it used to return and leave the reader asleep
+   until its release. White box: the test plays the K owner. */
+typedef struct downgrader {
+	ntmm__pushlock_t *lock;
+	atomic_int done;
+} downgrader_t;
+
+static void *downgrader_thread(void *p)
+{
+	downgrader_t *d = p;
+	ntmm__pushlock_downgrade(d->lock);
+	atomic_store(&d->done, 1);
+	return NULL;
+}
+
+static void downgrade_waits_out_a_list_owner_and_lets_readers_in(void **state)
+{
+	ntmm__pushlock_t lock = NTMM__PUSHLOCK_INIT;
+	atomic_store(&test_failures, 0);
+	ntmm__pushlock_acquire_exclusive(&lock);
+	pthread_t rt, dt;
+	blocker_t r = {.lock = &lock};
+	start_blocker(&rt, &r);
+	/* the reader's own K (its link fix after the push) is given back */
+	assert_true(WAIT_UNTIL(!(atomic_load(&lock.value) & NTMM__PL_WAKING)));
+	uintptr_t v = atomic_load(&lock.value);
+	assert_true(atomic_compare_exchange_strong(&lock.value, &v, v | NTMM__PL_WAKING));
+	downgrader_t d = {.lock = &lock};
+	assert_int_equal(pthread_create(&dt, NULL, downgrader_thread, &d), 0);
+	struct timespec ms = {0, 20 * 1000 * 1000};
+	nanosleep(&ms, NULL);
+	assert_int_equal(atomic_load(&r.inside), 0);                /* K still ours: nobody woken */
+	atomic_fetch_and(&lock.value, ~(uintptr_t)NTMM__PL_WAKING); /* K given back */
+	assert_true(WAIT_UNTIL(atomic_load(&d.done) && atomic_load(&r.inside)));
+	pthread_join(dt, NULL);
+	atomic_store(&r.leave, 1);
+	pthread_join(rt, NULL);
+	ntmm__pushlock_release_shared(&lock); /* the downgraded hold */
+	assert_int_equal(atomic_load(&lock.value), 0);
+	assert_int_equal(atomic_load(&test_failures), 0);
+}
+
 static void downgrade_keeps_a_waiting_writer_out(void **state)
 {
 	ntmm__pushlock_t lock = NTMM__PUSHLOCK_INIT;
@@ -620,6 +664,7 @@ int main(void)
 	    cmocka_unit_test(writer_waits_for_every_earlier_sharer),
 	    cmocka_unit_test(downgrade_keeps_the_lock_shared),
 	    cmocka_unit_test(downgrade_lets_waiting_readers_in),
+	    cmocka_unit_test(downgrade_waits_out_a_list_owner_and_lets_readers_in),
 	    cmocka_unit_test(downgrade_keeps_a_waiting_writer_out),
 	    cmocka_unit_test(convert_succeeds_only_for_a_sole_sharer_without_waiters),
 	    cmocka_unit_test(debug_builds_assert_on_release_without_acquire),

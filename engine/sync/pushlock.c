@@ -454,6 +454,7 @@ void ntmm__pushlock_release_shared_slow(ntmm__pushlock_t *pl)
 void ntmm__pushlock_downgrade_slow(ntmm__pushlock_t *pl)
 {
 	uintptr_t old = atomic_load_explicit(&pl->value, memory_order_acquire);
+	ntmm__backoff_t b = NTMM__BACKOFF_INIT;
 	for (;;) {
 		ntmm__assert((old & L) && "downgrade of an unlocked pushlock");
 		if (!(old & W)) {
@@ -467,10 +468,17 @@ void ntmm__pushlock_downgrade_slow(ntmm__pushlock_t *pl)
 		}
 		ntmm__assert(!(old & M) && "downgrade of a pushlock held shared");
 		/* With waiters, the word as it is already means "one sharer"
-		   (L with M clear, I3). If the list is someone else's, stop
-		   there: readers stay queued behind it until we release. */
-		if (old & K)
-			return;
+		   (L with M clear, I3). If the list is someone else's for a
+		   moment — a new waiter fixing links after its push, or a woken
+		   writer finding the lock held — wait for K: its owner sees L
+		   set and gives K back without waking anyone, so returning now
+		   would leave the queued readers asleep until we release. The
+		   wait is short and never unbounded spinning (backoff yields). */
+		if (old & K) {
+			ntmm__backoff(&b);
+			old = atomic_load_explicit(&pl->value, memory_order_acquire);
+			continue;
+		}
 		/* acquire: take K over */
 		if (atomic_compare_exchange_weak_explicit(
 		        &pl->value, &old, old | K, memory_order_acquire, memory_order_acquire))
