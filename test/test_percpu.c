@@ -43,6 +43,12 @@ static bool pin_to_cpu(int cpu)
 	return sched_setaffinity(0, sizeof(set), &set) == 0;
 }
 
+static unsigned conf_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_CONF);
+	return n > 0 ? (unsigned)n : 1u;
+}
+
 static uint64_t sum(slot_t *s, unsigned nslots)
 {
 	uint64_t t = 0;
@@ -78,8 +84,7 @@ static void *adder_thread(void *p)
 
 static void no_add_is_lost_with_migrations_and_a_shared_adder(void **state)
 {
-	long nconf = sysconf(_SC_NPROCESSORS_CONF);
-	unsigned nslots = nconf > 0 ? (unsigned)nconf : 1;
+	unsigned nslots = conf_cpus();
 	slot_t *slots = calloc(nslots + 1, sizeof(slot_t));
 	int cpus[2] = {0, 0};
 	int ncpus = allowed_cpus(cpus, 2);
@@ -116,50 +121,66 @@ static void on_sigusr1(int sig)
 typedef struct sigrun {
 	pthread_t target;
 	atomic_bool stop;
-	long adds;
-	int sig; /* 0: SIGUSR1 */
+	int sig;
 } sigrun_t;
 
 static void *signaller_thread(void *p)
 {
 	sigrun_t *r = p;
 	while (!atomic_load(&r->stop)) {
-		pthread_kill(r->target, r->sig ? r->sig : SIGUSR1);
+		pthread_kill(r->target, r->sig);
 		for (volatile int k = 0; k < 200; k++)
 			;
 	}
 	return NULL;
 }
 
-static void signal_handler_adds_interleave_without_loss(void **state)
+/* Runs body(arg) `iterations` times on this thread while another thread
+   sends it `sig` (handled by `handler`) as fast as it can; returns how many
+   signals were handled. The signal is left blocked and ignored after, so
+   the count is final. */
+static long run_under_signals(int sig, void (*handler)(int), void (*body)(void *), void *arg,
+                              long iterations)
 {
-	long nconf = sysconf(_SC_NPROCESSORS_CONF);
-	sig_nslots = nconf > 0 ? (unsigned)nconf : 1;
-	sig_slots = calloc(sig_nslots + 1, sizeof(slot_t));
-	struct sigaction sa = {.sa_handler = on_sigusr1};
+	atomic_store(&sig_handled, 0);
+	struct sigaction sa = {.sa_handler = handler};
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;
-	assert_int_equal(sigaction(SIGUSR1, &sa, NULL), 0);
-	sigrun_t r = {.target = pthread_self(), .adds = scaled(2000000)};
+	assert_int_equal(sigaction(sig, &sa, NULL), 0);
+	sigrun_t r = {.target = pthread_self(), .sig = sig};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, signaller_thread, &r), 0);
-	for (long i = 0; i < r.adds; i++)
-		ntmm__percpu_add(&sig_slots[0].v, sizeof(slot_t), sig_nslots, 1);
+	for (long i = 0; i < iterations; i++)
+		body(arg);
 	atomic_store(&r.stop, true);
 	pthread_join(t, NULL);
 	/* a signal still pending is handled when it is unblocked: block it
-	   now so the count read below is final */
+	   now, read the count, then ignore the signal and unblock */
 	sigset_t set;
 	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, sig);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	long handled = atomic_load(&sig_handled);
-	printf("%ld signals handled during %ld adds\n", handled, r.adds);
-	assert_true(handled > 0);
-	assert_int_equal(sum(sig_slots, sig_nslots),
-	                 (uint64_t)r.adds + 1000ull * (uint64_t)handled);
-	signal(SIGUSR1, SIG_IGN);
+	signal(sig, SIG_IGN);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	printf("%ld signals handled during %ld iterations\n", handled, iterations);
+	return handled;
+}
+
+static void add_one(void *arg)
+{
+	(void)arg;
+	ntmm__percpu_add(&sig_slots[0].v, sizeof(slot_t), sig_nslots, 1);
+}
+
+static void signal_handler_adds_interleave_without_loss(void **state)
+{
+	sig_nslots = conf_cpus();
+	sig_slots = calloc(sig_nslots + 1, sizeof(slot_t));
+	long adds = scaled(2000000);
+	long handled = run_under_signals(SIGUSR1, on_sigusr1, add_one, NULL, adds);
+	assert_true(handled > 0);
+	assert_int_equal(sum(sig_slots, sig_nslots), (uint64_t)adds + 1000ull * (uint64_t)handled);
 	free(sig_slots);
 }
 
@@ -233,6 +254,25 @@ typedef struct taker {
 	int id;
 } taker_t;
 
+static void takers_init(takers_t *t, long takes)
+{
+	*t = (takers_t){.nslots = conf_cpus(), .takes = takes};
+	t->slots = calloc(t->nslots + 1, sizeof(slot_t));
+	t->seen = calloc(TAKE_LIMIT / 64, sizeof(*t->seen));
+	t->ncpus = allowed_cpus(t->cpus, 2);
+}
+
+/* Numbers taken (bits set), and frees the takers. */
+static uint64_t takers_done(takers_t *t)
+{
+	uint64_t seen = 0;
+	for (unsigned i = 0; i < TAKE_LIMIT / 64; i++)
+		seen += (uint64_t)__builtin_popcountll(atomic_load(&t->seen[i]));
+	free(t->seen);
+	free(t->slots);
+	return seen;
+}
+
 static bool take_one(takers_t *t, uint32_t *out)
 {
 	for (;;) {
@@ -265,17 +305,24 @@ static bool take_one(takers_t *t, uint32_t *out)
 	}
 }
 
+/* Takes one number and marks it: false when the numbers ran out. A
+   number seen twice is a failure. */
+static bool take_and_mark(takers_t *t)
+{
+	uint32_t n;
+	if (!take_one(t, &n))
+		return false;
+	uint64_t bit = 1ull << (n % 64);
+	uint64_t old = atomic_fetch_or(&t->seen[n / 64], bit);
+	WORKER_CHECK(!(old & bit)); /* no number twice */
+	return true;
+}
+
 static void *taker_thread(void *p)
 {
 	taker_t *k = p;
 	takers_t *t = k->t;
-	for (long i = 0; i < t->takes; i++) {
-		uint32_t n;
-		if (!take_one(t, &n))
-			break;
-		uint64_t bit = 1ull << (n % 64);
-		uint64_t old = atomic_fetch_or(&t->seen[n / 64], bit);
-		WORKER_CHECK(!(old & bit)); /* no number twice */
+	for (long i = 0; i < t->takes && take_and_mark(t); i++) {
 		if (t->ncpus == 2 && i % 500 == 499)
 			pin_to_cpu(t->cpus[(i / 500 + (unsigned)k->id) & 1]);
 		else if (i % 89 == 0)
@@ -286,41 +333,20 @@ static void *taker_thread(void *p)
 
 static void batch_takes_never_hand_out_a_number_twice(void **state)
 {
-	takers_t t = {0};
-	long nconf = sysconf(_SC_NPROCESSORS_CONF);
-	t.nslots = nconf > 0 ? (unsigned)nconf : 1;
-	t.slots = calloc(t.nslots + 1, sizeof(slot_t));
-	t.seen = calloc(TAKE_LIMIT / 64, sizeof(*t.seen));
-	t.takes = scaled(200000);
-	t.cpus[0] = t.cpus[1] = 0;
-	t.ncpus = allowed_cpus(t.cpus, 2);
+	takers_t t;
+	takers_init(&t, scaled(200000));
 	taker_t k[THREADS];
 	for (int i = 0; i < THREADS; i++)
 		k[i] = (taker_t){&t, i};
 	run_threads_watched(THREADS, taker_thread, k, sizeof(k[0]), "batch takers", NULL, NULL);
 	assert_int_equal(atomic_load(&test_failures), 0);
-	/* and the takes happened: at least as many numbers seen as taken */
-	uint64_t seen = 0;
-	for (unsigned i = 0; i < TAKE_LIMIT / 64; i++)
-		seen += (uint64_t)__builtin_popcountll(atomic_load(&t.seen[i]));
-	assert_int_equal(seen, (uint64_t)t.takes * THREADS);
-	free(t.seen);
-	free(t.slots);
+	/* and every take happened: as many numbers seen as taken */
+	assert_int_equal(takers_done(&t), (uint64_t)t.takes * THREADS);
 }
 
 /* A signal handler takes from the batch the interrupted thread is taking
    from: a signal between the sequence's load and store restarts it. */
 static takers_t *sig_takers;
-
-static void take_and_mark(takers_t *t)
-{
-	uint32_t n;
-	if (!take_one(t, &n))
-		return;
-	uint64_t bit = 1ull << (n % 64);
-	uint64_t old = atomic_fetch_or(&t->seen[n / 64], bit);
-	WORKER_CHECK(!(old & bit));
-}
 
 static void on_sigusr2(int sig)
 {
@@ -329,42 +355,21 @@ static void on_sigusr2(int sig)
 	atomic_fetch_add_explicit(&sig_handled, 1, memory_order_relaxed);
 }
 
+static void take_and_mark_arg(void *arg)
+{
+	(void)take_and_mark(arg);
+}
+
 static void signal_handler_batch_takes_are_unique(void **state)
 {
-	takers_t t = {0};
-	long nconf = sysconf(_SC_NPROCESSORS_CONF);
-	t.nslots = nconf > 0 ? (unsigned)nconf : 1;
-	t.slots = calloc(t.nslots + 1, sizeof(slot_t));
-	t.seen = calloc(TAKE_LIMIT / 64, sizeof(*t.seen));
+	takers_t t;
+	long takes = scaled(1000000);
+	takers_init(&t, takes);
 	sig_takers = &t;
-	atomic_store(&sig_handled, 0);
-	struct sigaction sa = {.sa_handler = on_sigusr2};
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
-	assert_int_equal(sigaction(SIGUSR2, &sa, NULL), 0);
-	sigrun_t r = {.target = pthread_self(), .adds = scaled(1000000), .sig = SIGUSR2};
-	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, signaller_thread, &r), 0);
-	for (long i = 0; i < r.adds; i++)
-		take_and_mark(&t);
-	atomic_store(&r.stop, true);
-	pthread_join(th, NULL);
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR2);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	long handled = atomic_load(&sig_handled);
-	printf("%ld signals handled during %ld takes\n", handled, r.adds);
+	long handled = run_under_signals(SIGUSR2, on_sigusr2, take_and_mark_arg, &t, takes);
 	assert_true(handled > 0);
 	assert_int_equal(atomic_load(&test_failures), 0);
-	uint64_t seen = 0;
-	for (unsigned i = 0; i < TAKE_LIMIT / 64; i++)
-		seen += (uint64_t)__builtin_popcountll(atomic_load(&t.seen[i]));
-	assert_int_equal(seen, (uint64_t)r.adds + (uint64_t)handled);
-	signal(SIGUSR2, SIG_IGN);
-	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-	free(t.seen);
-	free(t.slots);
+	assert_int_equal(takers_done(&t), (uint64_t)takes + (uint64_t)handled);
 }
 
 int main(void)
