@@ -201,37 +201,46 @@ static void *placed_thread(void *p)
 	return NULL;
 }
 
+static bool rseq_in_use(void)
+{
+#ifdef NTMM__RSEQ_ADD
+	return __rseq_size > 0;
+#else
+	return false;
+#endif
+}
+
+/* Adds 1000 on CPU `cpu` with slots 0..nslots-1; returns the slots. */
+static slot_t *add_on(int cpu, unsigned nslots)
+{
+	slot_t *slots = calloc(nslots + 1, sizeof(slot_t));
+	placed_t a = {.cpu = cpu, .nslots = nslots, .slots = slots};
+	run_threads(1, placed_thread, &a, sizeof(a));
+	assert_true(a.pinned);
+	assert_int_equal(sum(slots, nslots), 1000);
+	return slots;
+}
+
 static void adds_land_in_the_running_cpus_slot_or_the_shared_one(void **state)
 {
 	int cpus[2] = {0, 0};
 	int n = allowed_cpus(cpus, 2);
 	assert_true(n >= 1);
-#ifndef NTMM__RSEQ_ADD
-	skip(); /* no restartable-sequence add on this target: all adds are shared */
-#else
-	if (__rseq_size == 0)
-		skip(); /* glibc did not register rseq (tunable): all adds are shared */
-#endif
-	/* each allowed CPU in turn, with room for it: its own slot */
+	/* each allowed CPU in turn, with room for it: its own slot when the
+	   restartable sequence runs (glibc registered rseq), else the shared
+	   one (GLIBC_TUNABLES=glibc.pthread.rseq=0: the test_percpu_norseq
+	   run) */
 	for (int k = 0; k < n; k++) {
 		unsigned nslots = (unsigned)cpus[k] + 1;
-		slot_t *slots = calloc(nslots + 1, sizeof(slot_t));
-		placed_t a = {.cpu = cpus[k], .nslots = nslots, .slots = slots};
-		run_threads(1, placed_thread, &a, sizeof(a));
-		assert_true(a.pinned);
-		assert_int_equal(atomic_load(&slots[cpus[k]].v), 1000);
-		assert_int_equal(sum(slots, nslots), 1000);
+		slot_t *slots = add_on(cpus[k], nslots);
+		assert_int_equal(atomic_load(&slots[rseq_in_use() ? (unsigned)cpus[k] : nslots].v),
+		                 1000);
 		free(slots);
 	}
-	/* a CPU past the last slot: the shared slot */
-	int c = cpus[n - 1];
-	unsigned nslots = (unsigned)c; /* slots 0..c-1 only; shared at c */
-	slot_t *slots = calloc(nslots + 1, sizeof(slot_t));
-	placed_t a = {.cpu = c, .nslots = nslots, .slots = slots};
-	run_threads(1, placed_thread, &a, sizeof(a));
-	assert_true(a.pinned);
+	/* a CPU past the last slot: the shared slot either way */
+	unsigned nslots = (unsigned)cpus[n - 1]; /* slots 0..c-1 only; shared at c */
+	slot_t *slots = add_on(cpus[n - 1], nslots);
 	assert_int_equal(atomic_load(&slots[nslots].v), 1000);
-	assert_int_equal(sum(slots, nslots), 1000);
 	free(slots);
 }
 
