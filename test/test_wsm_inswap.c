@@ -19,6 +19,27 @@
 
 #include <pthread.h>
 
+/* An engine with the system threads (5 ms ticks), 16 MiB of frames and a
+   paging file of 8..32 MiB named `name` in the test directory (*pf). */
+static ntmm_engine_t *paged_engine(const char *name, char **pf)
+{
+	*pf = wsm_tmp_path(name);
+	wsm_opts_t o = {.mib = 16,
+	                .threads = true,
+	                .tick_ms = 5,
+	                .pagefile = *pf,
+	                .pf_initial = 8 * MiB,
+	                .pf_max = 32 * MiB};
+	return wsm_engine(&o);
+}
+
+static void paged_done(ntmm_engine_t *e, char *pf)
+{
+	wsm_engine_done(e);
+	unlink(pf);
+	free(pf);
+}
+
 static uint64_t inswaps(ntmm_engine_t *e)
 {
 	/* acquire: pairs with the swapper's release count after an in-swap
@@ -128,14 +149,8 @@ static void an_in_swap_brings_the_working_set_back_from_standby_and_modified(voi
 static void an_in_swap_reads_paged_out_pages_back_in_clusters(void **state)
 {
 	(void)state;
-	char *pf = wsm_tmp_path("inswap-hard.pf");
-	wsm_opts_t o = {.mib = 16,
-	                .threads = true,
-	                .tick_ms = 5,
-	                .pagefile = pf,
-	                .pf_initial = 8 * MiB,
-	                .pf_max = 32 * MiB};
-	ntmm_engine_t *e = wsm_engine(&o);
+	char *pf;
+	ntmm_engine_t *e = paged_engine("inswap-hard.pf", &pf);
 	size_t n = 300;
 	uint64_t base;
 	ntmm_process_t *p = wsm_process(e, n, &base);
@@ -169,9 +184,7 @@ static void an_in_swap_reads_paged_out_pages_back_in_clusters(void **state)
 	size_t f0 = wsm_info(p).page_faults;
 	assert_int_equal(wsm_check(p, base, 12, 0, n), 0);
 	assert_int_equal(wsm_info(p).page_faults, f0);
-	wsm_engine_done(e);
-	unlink(pf);
-	free(pf);
+	paged_done(e, pf);
 }
 
 /* A process out-swapped with n written pages. */
@@ -252,14 +265,8 @@ static void destroy_never_waits_for_a_queued_in_swap_and_stops_a_running_one(voi
 static void destroy_races_in_swaps_at_any_point(void **state)
 {
 	(void)state;
-	char *pf = wsm_tmp_path("inswap-race.pf");
-	wsm_opts_t o = {.mib = 16,
-	                .threads = true,
-	                .tick_ms = 5,
-	                .pagefile = pf,
-	                .pf_initial = 8 * MiB,
-	                .pf_max = 32 * MiB};
-	ntmm_engine_t *e = wsm_engine(&o);
+	char *pf;
+	ntmm_engine_t *e = paged_engine("inswap-race.pf", &pf);
 	uint64_t seed = 5;
 	for (long i = 0; i < scaled(40); i++) {
 		uint64_t base;
@@ -303,14 +310,8 @@ static void destroy_races_in_swaps_at_any_point(void **state)
 static void under_pressure_the_in_swap_stops_early(void **state)
 {
 	(void)state;
-	char *pf = wsm_tmp_path("inswap-pressure.pf");
-	wsm_opts_t o = {.mib = 16,
-	                .threads = true,
-	                .tick_ms = 5,
-	                .pagefile = pf,
-	                .pf_initial = 8 * MiB,
-	                .pf_max = 32 * MiB};
-	ntmm_engine_t *e = wsm_engine(&o);
+	char *pf;
+	ntmm_engine_t *e = paged_engine("inswap-pressure.pf", &pf);
 	ntmm__swapper_thread_t *s = &e->systhreads.swapper;
 	ntmm__wsm_marks_t m;
 	ntmm__wsm_marks(e, &m);
@@ -354,9 +355,7 @@ static void under_pressure_the_in_swap_stops_early(void **state)
 	/* what it left behind comes back by faults, intact */
 	assert_int_equal(ntmm_process_destroy(q), 0);
 	assert_int_equal(wsm_check(p, base, 41, 0, n), 0);
-	wsm_engine_done(e);
-	unlink(pf);
-	free(pf);
+	paged_done(e, pf);
 }
 
 /* An out-swap that overtakes an in-swap wins: the in-swap stops (it
@@ -366,14 +365,8 @@ static void under_pressure_the_in_swap_stops_early(void **state)
 static void an_out_swap_overtaking_an_in_swap_wins_and_the_next_access_in_swaps(void **state)
 {
 	(void)state;
-	char *pf = wsm_tmp_path("inswap-overtake.pf");
-	wsm_opts_t o = {.mib = 16,
-	                .threads = true,
-	                .tick_ms = 5,
-	                .pagefile = pf,
-	                .pf_initial = 8 * MiB,
-	                .pf_max = 32 * MiB};
-	ntmm_engine_t *e = wsm_engine(&o);
+	char *pf;
+	ntmm_engine_t *e = paged_engine("inswap-overtake.pf", &pf);
 	ntmm__swapper_thread_t *s = &e->systhreads.swapper;
 	size_t n = 200;
 	uint64_t b0, b1;
@@ -423,9 +416,7 @@ static void an_out_swap_overtaking_an_in_swap_wins_and_the_next_access_in_swaps(
 	assert_int_equal(wsm_load(&s->inswap_cut), cut0 + 2);
 	assert_int_equal(wsm_check(p, b1, 62, 0, n), 0);
 	assert_int_equal(wsm_check(p0, b0, 61, 0, n), 0);
-	wsm_engine_done(e);
-	unlink(pf);
-	free(pf);
+	paged_done(e, pf);
 }
 
 /* Without the swapper thread nothing is recorded or queued: the pages

@@ -42,6 +42,44 @@
 #define NTMM__RSEQ_ADD 1
 #endif
 
+#ifdef NTMM__RSEQ_ADD
+/* The calling thread's rseq area (glibc's registration). */
+static inline struct rseq *ntmm__rseq_area(void)
+{
+	return (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+}
+
+/* The frame every sequence here shares, around its body. Operands: [cs]
+   the area's rseq_cs, [cpu_id] its cpu_id, [cpu] the CPU the body's slot
+   belongs to, [sig] RSEQ_SIG; goto label `aborted`; clobbers rax.
+   Begin: the descriptor (version 0, flags 0, begin, length of [begin,
+   end) — end just past the body's commit store — abort) is armed, and the
+   thread must still run on [cpu]. */
+#define NTMM__RSEQ_BEGIN                                                  \
+	".pushsection __rseq_cs, \"aw\"\n\t"                              \
+	".balign 32\n\t"                                                  \
+	".Lrs_desc%=:\n\t"                                                \
+	".long 0, 0\n\t"                                                  \
+	".quad .Lrs_begin%=, .Lrs_end%= - .Lrs_begin%=, .Lrs_abort%=\n\t" \
+	".popsection\n\t"                                                 \
+	"leaq .Lrs_desc%=(%%rip), %%rax\n\t"                              \
+	"movq %%rax, %[cs]\n\t"                                           \
+	".Lrs_begin%=:\n\t"                                               \
+	"cmpl %[cpu], %[cpu_id]\n\t"                                      \
+	"jne .Lrs_abort%=\n\t"
+/* End: the abort handler, out of line; the kernel checks the four bytes
+   before it against RSEQ_SIG (here the operand of a ud1, so disassembly
+   stays sane). */
+#define NTMM__RSEQ_END                            \
+	".Lrs_end%=:\n\t"                         \
+	".pushsection __rseq_failure, \"ax\"\n\t" \
+	".byte 0x0f, 0xb9, 0x3d\n\t"              \
+	".long %c[sig]\n\t"                       \
+	".Lrs_abort%=:\n\t"                       \
+	"jmp %l[aborted]\n\t"                     \
+	".popsection\n\t"
+#endif
+
 /* Adds n to the slot of the current CPU: slot0 is slot 0's counter, the
    slots are `stride` bytes apart, and slot nslots is the shared one. */
 static inline void ntmm__percpu_add(_Atomic uint64_t *slot0, size_t stride, unsigned nslots,
@@ -49,44 +87,19 @@ static inline void ntmm__percpu_add(_Atomic uint64_t *slot0, size_t stride, unsi
 {
 #ifdef NTMM__RSEQ_ADD
 	if (__rseq_size > 0) {
-		struct rseq *rs =
-		    (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+		struct rseq *rs = ntmm__rseq_area();
 	again:;
 		/* cpu_id is negative (as signed) when this thread's registration
 		   failed; the sequence re-checks it before the commit */
 		uint32_t cpu = __atomic_load_n(&rs->cpu_id, __ATOMIC_RELAXED);
 		if (cpu < nslots) {
 			uint64_t *v = (uint64_t *)((char *)slot0 + (size_t)cpu * stride);
-			__asm__ goto(
-			    /* the descriptor: version 0, flags 0, begin, length
-			       of [begin, end) (end: just past the commit), abort */
-			    ".pushsection __rseq_cs, \"aw\"\n\t"
-			    ".balign 32\n\t"
-			    ".Lrs_desc%=:\n\t"
-			    ".long 0, 0\n\t"
-			    ".quad .Lrs_begin%=, .Lrs_end%= - .Lrs_begin%=, .Lrs_abort%=\n\t"
-			    ".popsection\n\t"
-			    "leaq .Lrs_desc%=(%%rip), %%rax\n\t"
-			    "movq %%rax, %[cs]\n\t"
-			    ".Lrs_begin%=:\n\t"
-			    "cmpl %[cpu], %[cpu_id]\n\t"
-			    "jne .Lrs_abort%=\n\t"
-			    "addq %[n], (%[v])\n\t"
-			    ".Lrs_end%=:\n\t"
-			    /* the abort handler, out of line: the kernel checks
-			       the four bytes before it against RSEQ_SIG (here
-			       the operand of a ud1, so disassembly stays sane) */
-			    ".pushsection __rseq_failure, \"ax\"\n\t"
-			    ".byte 0x0f, 0xb9, 0x3d\n\t"
-			    ".long %c[sig]\n\t"
-			    ".Lrs_abort%=:\n\t"
-			    "jmp %l[aborted]\n\t"
-			    ".popsection\n\t"
-			    :
-			    : [cs] "m"(rs->rseq_cs), [cpu_id] "m"(rs->cpu_id), [cpu] "r"(cpu),
-			      [v] "r"(v), [n] "r"(n), [sig] "i"(RSEQ_SIG)
-			    : "memory", "cc", "rax"
-			    : aborted);
+			__asm__ goto(NTMM__RSEQ_BEGIN "addq %[n], (%[v])\n\t" NTMM__RSEQ_END
+			             :
+			             : [cs] "m"(rs->rseq_cs), [cpu_id] "m"(rs->cpu_id),
+			               [cpu] "r"(cpu), [v] "r"(v), [n] "r"(n), [sig] "i"(RSEQ_SIG)
+			             : "memory", "cc", "rax"
+			             : aborted);
 			/* no descriptor stays armed: the library may be unloaded */
 			__atomic_store_n(&rs->rseq_cs, 0, __ATOMIC_RELAXED);
 			return;
@@ -112,40 +125,23 @@ static inline bool ntmm__percpu_take_batch(_Atomic uint64_t *slot0, size_t strid
 {
 #ifdef NTMM__RSEQ_ADD
 	if (__rseq_size > 0) {
-		struct rseq *rs =
-		    (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+		struct rseq *rs = ntmm__rseq_area();
 	again:;
 		uint32_t c = __atomic_load_n(&rs->cpu_id, __ATOMIC_RELAXED);
 		if (c < nslots) {
 			uint64_t *v = (uint64_t *)((char *)slot0 + (size_t)c * stride);
 			uint64_t old = 0;
+			/* load; used up (next >= end): leave to used_up; else note
+			   the word and commit next + 1 */
 			__asm__ goto(
-			    ".pushsection __rseq_cs, \"aw\"\n\t"
-			    ".balign 32\n\t"
-			    ".Lrt_desc%=:\n\t"
-			    ".long 0, 0\n\t"
-			    ".quad .Lrt_begin%=, .Lrt_end%= - .Lrt_begin%=, .Lrt_abort%=\n\t"
-			    ".popsection\n\t"
-			    "leaq .Lrt_desc%=(%%rip), %%rax\n\t"
-			    "movq %%rax, %[cs]\n\t"
-			    ".Lrt_begin%=:\n\t"
-			    "cmpl %[cpu], %[cpu_id]\n\t"
-			    "jne .Lrt_abort%=\n\t"
-			    "movq (%[v]), %%rax\n\t"
-			    "movq %%rax, %%rcx\n\t"
-			    "shrq $32, %%rcx\n\t"
-			    "cmpl %%ecx, %%eax\n\t"
-			    "jae %l[used_up]\n\t"
-			    "movq %%rax, (%[old])\n\t"
-			    "addq $1, %%rax\n\t"
-			    "movq %%rax, (%[v])\n\t"
-			    ".Lrt_end%=:\n\t"
-			    ".pushsection __rseq_failure, \"ax\"\n\t"
-			    ".byte 0x0f, 0xb9, 0x3d\n\t"
-			    ".long %c[sig]\n\t"
-			    ".Lrt_abort%=:\n\t"
-			    "jmp %l[aborted]\n\t"
-			    ".popsection\n\t"
+			    NTMM__RSEQ_BEGIN "movq (%[v]), %%rax\n\t"
+			                     "movq %%rax, %%rcx\n\t"
+			                     "shrq $32, %%rcx\n\t"
+			                     "cmpl %%ecx, %%eax\n\t"
+			                     "jae %l[used_up]\n\t"
+			                     "movq %%rax, (%[old])\n\t"
+			                     "addq $1, %%rax\n\t"
+			                     "movq %%rax, (%[v])\n\t" NTMM__RSEQ_END
 			    :
 			    : [cs] "m"(rs->rseq_cs), [cpu_id] "m"(rs->cpu_id), [cpu] "r"(c),
 			      [v] "r"(v), [old] "r"(&old), [sig] "i"(RSEQ_SIG)

@@ -39,7 +39,6 @@
 #include "virt/frame.h"
 #include "virt/tlb.h"
 #include "sync/backoff.h"
-#include "sync/cpu.h"
 
 #include <stdlib.h>
 
@@ -163,7 +162,7 @@ static unsigned vad_prot_now(ntmm_process_t *p, uint64_t page)
    succeeded. Returns 0 (the faulting page is valid), FAULT_RETRY (torn
    down meanwhile: dispatch again), NTMM_EIO, or NTMM_ENOMEM (working-set
    list full: the page went to Standby; compact and retry). */
-static int hard_finish(ntmm_process_t *p, unsigned cpu, fault_ctx_t *c, bool ok)
+static int hard_finish(ntmm_process_t *p, fault_ctx_t *c, bool ok)
 {
 	ntmm_engine_t *e = p->e;
 	int ret = 0;
@@ -191,7 +190,7 @@ static int hard_finish(ntmm_process_t *p, unsigned cpu, fault_ctx_t *c, bool ok)
 			continue;
 		}
 		uint32_t slot = 0;
-		bool mine = i == 0 && same_prot && ntmm__wsl_reserve(p, cpu, &slot) == 0;
+		bool mine = i == 0 && same_prot && ntmm__wsl_reserve(p, &slot) == 0;
 		if (i == 0 && !mine)
 			ret = same_prot ? NTMM_ENOMEM : FAULT_RETRY;
 		if (ntmm__page_read_done(e, pfn, true)) {
@@ -226,7 +225,7 @@ static int hard_finish(ntmm_process_t *p, unsigned cpu, fault_ctx_t *c, bool ok)
 		    pte, &tr, want, memory_order_release, memory_order_relaxed);
 		ntmm__assert(won);
 		(void)won;
-		ntmm__wsl_fill(p, cpu, slot, c->page);
+		ntmm__wsl_fill(p, slot, c->page);
 	}
 	ntmm__inpage_wake_many(e, c->pfn, c->n, true);
 	if (!ok)
@@ -276,7 +275,7 @@ static int access_violation(ntmm_process_t *p, uint64_t va, const char *why)
 }
 
 /* One dispatch under ws_lock shared. */
-static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write, fault_ctx_t *c)
+static int dispatch(ntmm_process_t *p, uint64_t va, bool write, fault_ctx_t *c)
 {
 	ntmm_engine_t *e = p->e;
 	uint64_t page = va & ~(uint64_t)(NTMM_PAGE_SIZE - 1);
@@ -352,7 +351,7 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write, fa
 		}
 
 		uint32_t slot;
-		if (ntmm__wsl_reserve(p, cpu, &slot))
+		if (ntmm__wsl_reserve(p, &slot))
 			return ntmm__error(NTMM_ENOMEM, "working set full (%u pages)",
 			                   NTMM__WSL_CAPACITY);
 
@@ -383,7 +382,7 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write, fa
 			    pte, &old, want, memory_order_release, memory_order_relaxed);
 			ntmm__assert(ok);
 			(void)ok;
-			ntmm__wsl_fill(p, cpu, slot, page);
+			ntmm__wsl_fill(p, slot, page);
 			NTMM__STAT_ADD(&e->stats, soft_faults, 1);
 			if (collided)
 				NTMM__STAT_ADD(&e->stats, collided_faults, 1);
@@ -418,7 +417,7 @@ static int dispatch(ntmm_process_t *p, unsigned cpu, uint64_t va, bool write, fa
 		                                            memory_order_relaxed)) {
 			if (old == 0)
 				ntmm__pt_note_fill(p, pte);
-			ntmm__wsl_fill(p, cpu, slot, page);
+			ntmm__wsl_fill(p, slot, page);
 			NTMM__STAT_ADD(&e->stats, demand_zero_faults, 1);
 			if (collided)
 				NTMM__STAT_ADD(&e->stats, collided_faults, 1);
@@ -490,7 +489,6 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 	ntmm_engine_t *e = p->e;
 	uint64_t page = va & ~(uint64_t)(NTMM_PAGE_SIZE - 1);
 	bool write = access == NTMM_ACCESS_WRITE;
-	unsigned cpu = ntmm__cpu_current(p->ncpu); /* a hint: migration only costs sharing */
 	ntmm__percpu_add(&p->cpu[0].page_faults, sizeof(p->cpu[0]), p->ncpu, 1);
 	NTMM__STAT_ADD(&e->stats, page_faults, 1);
 	/* wsmgr.c; not for the swapper's own prefetching faults, which must not
@@ -513,7 +511,7 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 	c.page = page;
 	for (;;) {
 		unsigned slot = ntmm__ws_lock_shared(p);
-		int r = dispatch(p, cpu, va, write, &c);
+		int r = dispatch(p, va, write, &c);
 		ntmm__ws_unlock_shared(p, slot);
 		if (r == FAULT_HARD) {
 			void *pages[NTMM__HARD_CLUSTER];
@@ -521,7 +519,7 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 				pages[i] = ntmm__pfn_host(e, c.pfn[i]);
 			bool ok = ntmm__pagefile_read(&e->io, c.loc, pages, c.n) == 0;
 			slot = ntmm__ws_lock_shared(p);
-			r = hard_finish(p, cpu, &c, ok);
+			r = hard_finish(p, &c, ok);
 			ntmm__ws_unlock_shared(p, slot);
 			if (r == FAULT_RETRY)
 				continue;

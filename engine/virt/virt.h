@@ -341,11 +341,11 @@ void ntmm__ws_unlock_exclusive(ntmm_process_t *p);
 uint64_t ntmm__ws_pages(ntmm_process_t *p); /* Σ of the per-CPU deltas */
 int ntmm__wsl_init(ntmm__wsl_t *w, size_t min_pages, size_t max_pages);
 void ntmm__wsl_fini(ntmm__wsl_t *w);
-/* A slot for a new entry (ws_lock shared); NTMM_ENOMEM when full. */
-/* cpu: the caller's ntmm__cpu_current(p->ncpu), looked up once per fault */
-int ntmm__wsl_reserve(ntmm_process_t *p, unsigned cpu, uint32_t *slot);
-void ntmm__wsl_fill(ntmm_process_t *p, unsigned cpu, uint32_t slot, uint64_t va); /* won */
-void ntmm__wsl_hole(ntmm_process_t *p, uint32_t slot);                            /* lost the PTE */
+/* A slot for a new entry (ws_lock shared), from the batch of the CPU the
+   caller runs on; NTMM_ENOMEM when full. */
+int ntmm__wsl_reserve(ntmm_process_t *p, uint32_t *slot);
+void ntmm__wsl_fill(ntmm_process_t *p, uint32_t slot, uint64_t va); /* won */
+void ntmm__wsl_hole(ntmm_process_t *p, uint32_t slot);              /* lost the PTE */
 /* Removes the entry of a PTE being torn down (ws_lock exclusive). */
 void ntmm__wsl_remove(ntmm_process_t *p, uint32_t slot);
 /* Compacts holes away (ws_lock exclusive). */

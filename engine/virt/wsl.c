@@ -14,7 +14,6 @@
 #include "virt/virt.h"
 #include "engine.h"
 #include "virt/frame.h"
-#include "sync/cpu.h"
 
 #include <stdlib.h>
 
@@ -84,9 +83,8 @@ static int wsl_refill(ntmm__wsl_t *w, _Atomic uint64_t *cache, uint64_t v, uint3
    (no locked instruction); without one, from the shared batch (the slot
    after the per-CPU ones) by CAS. The slot number is all we take: its
    entry is written by us alone and read under ws_lock exclusive later. */
-int ntmm__wsl_reserve(ntmm_process_t *p, unsigned cpu, uint32_t *slot)
+int ntmm__wsl_reserve(ntmm_process_t *p, uint32_t *slot)
 {
-	(void)cpu; /* the batch is the CPU's we run on now */
 	ntmm__wsl_t *w = &p->wsl;
 	for (;;) {
 		uint32_t nx;
@@ -117,11 +115,10 @@ int ntmm__wsl_reserve(ntmm_process_t *p, unsigned cpu, uint32_t *slot)
 	}
 }
 
-void ntmm__wsl_fill(ntmm_process_t *p, unsigned cpu, uint32_t slot, uint64_t va)
+void ntmm__wsl_fill(ntmm_process_t *p, uint32_t slot, uint64_t va)
 {
 	ntmm__wsl_t *w = &p->wsl;
 	atomic_store_explicit(ntmm__wsl_entry(w, slot), va, memory_order_relaxed);
-	(void)cpu; /* the add goes to the CPU it runs on now */
 	ntmm__percpu_add(&p->cpu[0].ws_delta, sizeof(p->cpu[0]), p->ncpu, 1);
 }
 
