@@ -301,13 +301,6 @@ typedef struct race {
 	uint64_t deadline;
 } race_t;
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void *race_releaser(void *arg)
 {
 	race_t *r = arg;
@@ -326,7 +319,7 @@ static void *race_worker(void *arg)
 		   worker leaves in the same round and the barrier counts match */
 		if (pthread_barrier_wait(&r->bar) == PTHREAD_BARRIER_SERIAL_THREAD)
 			atomic_store(&r->done, atomic_load(&r->releases) >= RACE_RELEASES ||
-			                           mono_ns() > r->deadline);
+			                           test_now_ns() > r->deadline);
 		pthread_barrier_wait(&r->bar);
 		if (atomic_load(&r->done))
 			break;
@@ -351,7 +344,7 @@ static void release_races_allocation_without_enomem(void **state)
 {
 	/* 3 x 64 frames in use at most, of 512: never really out of memory */
 	race_t r = {.e = phys_engine(2, NULL, NTMM_BACKING_4K, 0)};
-	r.deadline = mono_ns() + 60ull * 1000000000u;
+	r.deadline = test_now_ns() + 60ull * 1000000000u;
 	assert_int_equal(pthread_barrier_init(&r.bar, NULL, RACE_THREADS), 0);
 	atomic_store(&test_failures, 0);
 	pthread_t rel, w[RACE_THREADS];
