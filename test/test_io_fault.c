@@ -208,7 +208,7 @@ static void failure_inside_a_batch_fails_only_that_entry(void **state)
 	free(buf);
 }
 
-static void enospc_on_growth_is_ecommit_and_lowers_the_maximum(void **state)
+static void enospc_on_growth_lowers_the_maximum_until_a_retry(void **state)
 {
 	fixture_t *f = *state;
 	atomic_store(&f->fd.grow_enospc, true);
@@ -222,6 +222,18 @@ static void enospc_on_growth_is_ecommit_and_lowers_the_maximum(void **state)
 	assert_int_equal(ntmm__pagefile_maximum_pages(&f->io), 63);
 	assert_int_equal(ntmm__pagefile_grow(&f->io, f->idx, 1), NTMM_ECOMMIT);
 	check_clusters(f, locs, N, 1, 0);
+	assert_int_equal(ntmm__pagefile_audit(&f->io), 0);
+
+	/* the disk has room again: after a retry (the segment dereference
+	   thread's, every few passes) the file grows as before */
+	atomic_store(&f->fd.grow_enospc, false);
+	assert_int_equal(ntmm__pagefile_retry_growth(&f->io), 1);
+	assert_int_equal(ntmm__pagefile_retry_growth(&f->io), 0); /* nothing left to restore */
+	assert_int_equal(ntmm__pagefile_maximum_pages(&f->io), 1023);
+	assert_int_equal(ntmm__pagefile_alloc(&f->io, 1, 1, &locs[N], &got), 0);
+	assert_int_equal(got, 1);
+	check_clusters(f, locs, N, 1, 0);
+	ntmm__pagefile_free(&f->io, locs[N], 1);
 	assert_int_equal(ntmm__pagefile_audit(&f->io), 0);
 }
 
@@ -325,7 +337,7 @@ int main(void)
 	    TS(short_read_is_eio_not_a_partial_page),
 	    T(short_write_is_eio_and_other_slots_keep_their_data),
 	    T(failure_inside_a_batch_fails_only_that_entry),
-	    T(enospc_on_growth_is_ecommit_and_lowers_the_maximum),
+	    T(enospc_on_growth_lowers_the_maximum_until_a_retry),
 	    T(random_failures_under_concurrency_lose_nothing),
 	    TS(random_failures_under_concurrency_lose_nothing),
 	    T(driver_registry_rules),

@@ -436,10 +436,10 @@ static void shrinks_free_tail_down_to_initial(void **state)
 		ntmm__pagefile_free(&f->io, locs[i], 1);
 
 	/* the tail above slot 300 goes; slot 300 stops it */
-	assert_int_equal(ntmm__pagefile_shrink(&f->io), (int64_t)(grown - 301));
+	assert_int_equal(ntmm__pagefile_shrink(&f->io, 0), (int64_t)(grown - 301));
 	assert_int_equal(ntmm__pagefile_total_pages(&f->io), 300);
 	assert_int_equal(file_size(path), 301 * PAGE);
-	assert_int_equal(ntmm__pagefile_shrink(&f->io), 0);
+	assert_int_equal(ntmm__pagefile_shrink(&f->io, 0), 0);
 	assert_int_equal(ntmm__pagefile_audit(&f->io), 0);
 	for (unsigned i = 0; i < N; i += N - 1) {
 		assert_int_equal(ntmm__pagefile_read(&f->io, locs[i], pv, 1), 0);
@@ -447,7 +447,7 @@ static void shrinks_free_tail_down_to_initial(void **state)
 	}
 	/* free the last one: shrink stops at the initial size, not at slot 1 */
 	ntmm__pagefile_free(&f->io, locs[N - 1], 1);
-	assert_int_equal(ntmm__pagefile_shrink(&f->io), 301 - 16);
+	assert_int_equal(ntmm__pagefile_shrink(&f->io, 0), 301 - 16);
 	assert_int_equal(file_size(path), 64 << 10);
 	assert_int_equal(ntmm__pagefile_read(&f->io, locs[0], pv, 1), 0);
 	assert_true(page_check(pg, 1, 2));
@@ -473,7 +473,7 @@ static void *shrinker(void *arg)
 {
 	shrink_ctx_t *c = arg;
 	while (!atomic_load(&c->stop)) {
-		int64_t r = ntmm__pagefile_shrink(&c->f->io);
+		int64_t r = ntmm__pagefile_shrink(&c->f->io, 0);
 		WORKER_CHECK(r >= 0);
 		sched_yield();
 	}

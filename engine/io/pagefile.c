@@ -298,13 +298,16 @@ out:
 	return err;
 }
 
-/* Claims the free tail of pf (down to its initial size), cuts the store and
-   publishes the smaller size. Returns the slots released or NTMM_EIO. */
-static int64_t pf_shrink(ntmm__io_t *io, ntmm__pagefile_t *pf)
+/* Claims the free tail of pf (down to its initial size, and by at most
+   `budget` slots), cuts the store and publishes the smaller size. Returns
+   the slots released or NTMM_EIO. */
+static int64_t pf_shrink(ntmm__io_t *io, ntmm__pagefile_t *pf, uint64_t budget)
 {
 	pthread_mutex_lock(&pf->resize_lock);
 	uint64_t size = atomic_load_explicit(&pf->size_pages, memory_order_relaxed);
 	uint64_t floor = pf->initial_pages;
+	if (size > budget && size - budget > floor)
+		floor = size - budget;
 	uint64_t nsize = size;
 	while (nsize > floor) {
 		uint64_t w = (nsize - 1) / 64, first = w * 64;
@@ -852,23 +855,50 @@ int ntmm__pagefile_grow(ntmm__io_t *io, unsigned index, uint64_t pages)
 	return err;
 }
 
-int64_t ntmm__pagefile_shrink(ntmm__io_t *io)
+int64_t ntmm__pagefile_shrink(ntmm__io_t *io, uint64_t keep)
 {
 	int64_t total = 0;
 	int err = 0;
 	pthread_mutex_lock(&io->lock);
+	uint64_t size, max;
+	ntmm__pagefile_totals(io, &size, &max);
+	uint64_t budget = size > keep ? size - keep : 0;
+	for (unsigned i = 0; i < NTMM__PF_MAX_FILES && budget; i++) {
+		ntmm__pagefile_t *pf = atomic_load_explicit(&io->files[i], memory_order_relaxed);
+		if (!pf)
+			continue;
+		int64_t r = pf_shrink(io, pf, budget);
+		if (r < 0) {
+			err = (int)r;
+		} else {
+			total += r;
+			budget -= (uint64_t)r;
+		}
+	}
+	pthread_mutex_unlock(&io->lock);
+	return err ? err : total;
+}
+
+unsigned ntmm__pagefile_retry_growth(ntmm__io_t *io)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&io->lock); /* keeps the files from being removed */
 	for (unsigned i = 0; i < NTMM__PF_MAX_FILES; i++) {
 		ntmm__pagefile_t *pf = atomic_load_explicit(&io->files[i], memory_order_relaxed);
 		if (!pf)
 			continue;
-		int64_t r = pf_shrink(io, pf);
-		if (r < 0)
-			err = (int)r;
-		else
-			total += r;
+		pthread_mutex_lock(&pf->resize_lock);
+		uint64_t max = atomic_load_explicit(&pf->max_pages, memory_order_relaxed);
+		if (max < pf->max_cfg_pages) {
+			atomic_store_explicit(&pf->max_pages, pf->max_cfg_pages,
+			                      memory_order_relaxed);
+			totals_add(io, 0, (int64_t)(pf->max_cfg_pages - max));
+			n++;
+		}
+		pthread_mutex_unlock(&pf->resize_lock);
 	}
 	pthread_mutex_unlock(&io->lock);
-	return err ? err : total;
+	return n;
 }
 
 /* ------------------------------------------------------------------ totals */

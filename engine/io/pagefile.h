@@ -146,8 +146,15 @@ int ntmm__pagefile_flush(ntmm__io_t *io);
    NTMM_EIO (the store refused: the maximum is lowered to the size reached). */
 int ntmm__pagefile_grow(ntmm__io_t *io, unsigned index, uint64_t pages);
 /* Shrinks every file whose free tail reaches below its size, down to its
-   initial size at most; returns the slots released (0 if none), or NTMM_EIO. */
-int64_t ntmm__pagefile_shrink(ntmm__io_t *io);
+   initial size at most, while the files together keep at least `keep`
+   slots (the space the commit charge needs: shrinking below it would only
+   be grown back); returns the slots released (0 if none), or NTMM_EIO. */
+int64_t ntmm__pagefile_shrink(ntmm__io_t *io, uint64_t keep);
+/* Gives every file whose maximum a refused growth lowered (disk full) its
+   configured maximum back, so the next growth tries the store again; the
+   commit limit still counts only space obtained. Returns the files
+   changed. */
+unsigned ntmm__pagefile_retry_growth(ntmm__io_t *io);
 
 /* Totals over live files (draining ones included), for the commit limit:
    usable slots now (storage actually obtained, slot 0 excluded) and usable

@@ -8,7 +8,13 @@
  *     asked to grow (ntmm__segderef_request_grow);
  *   - shrinks paging files whose tails are free, once no growth was asked
  *     for in the last two passes (so a file is not cut and regrown in a
- *     loop);
+ *     loop), never below the space the commit charge needs (commit-time
+ *     growth happens inline in the committer, which asks nothing of this
+ *     thread: without that floor a file grown for committed, not yet
+ *     written pages would lose its tail at the next pass and be regrown);
+ *   - every NTMM__SEGDEREF_GROWTH_RETRY passes, gives files whose maximum a
+ *     full disk lowered their configured maximum back, so growth is tried
+ *     again once the disk may have room;
  *   - cache reduction: when a node has kept more than a chunk of Free and
  *     Zeroed frames above its reserve (1/16 of its frames) for two passes
  *     in a row, its wholly free 2 MiB chunks go back to the OS
@@ -118,8 +124,10 @@ void ntmm__segderef_pass(ntmm__segderef_thread_t *s, bool from_thread)
 		if (ntmm__pagefile_grow(&e->io, i, want) == 0)
 			atomic_fetch_add_explicit(&s->grows, 1, memory_order_relaxed);
 	}
+	if (pass % NTMM__SEGDEREF_GROWTH_RETRY == 0)
+		ntmm__pagefile_retry_growth(&e->io);
 	if (pass - s->last_grow_pass > 2) {
-		int64_t r = ntmm__pagefile_shrink(&e->io);
+		int64_t r = ntmm__pagefile_shrink(&e->io, ntmm__commit_pagefile_need(e));
 		if (r > 0)
 			atomic_fetch_add_explicit(&s->shrunk_pages, (uint64_t)r,
 			                          memory_order_relaxed);

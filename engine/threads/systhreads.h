@@ -70,6 +70,10 @@ struct ntmm__deferred {
 	_Atomic(ntmm__deferred_fn) fn_pub;
 };
 
+/* Passes between the segment dereference thread's retries of growth that a
+   full disk refused (about 16 s at the default 1 s tick). */
+#define NTMM__SEGDEREF_GROWTH_RETRY 16
+
 /* The segment dereference thread (segment_deref.c).
    grow_req[i]: pages of growth asked for paging file i (fetch_add by
    requesters, exchanged to 0 by the thread). free_streak: passes in a row

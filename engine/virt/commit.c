@@ -71,6 +71,14 @@ static bool obtain(ntmm_engine_t *e, uint64_t need)
 	return ntmm__commit_set_pagefile_limit(e, size) == 0;
 }
 
+uint64_t ntmm__commit_pagefile_need(ntmm_engine_t *e)
+{
+	/* relaxed: a floor for the shrink; a charge that rises after this
+	   load is met by ntmm__commit_sync_pagefile_limit's grow-back */
+	uint64_t charge = atomic_load_explicit(&e->virt.commit_pages, memory_order_relaxed);
+	return charge > e->virt.frame_limit ? charge - e->virt.frame_limit : 0;
+}
+
 void ntmm__commit_sync_pagefile_limit(ntmm_engine_t *e)
 {
 	uint64_t size, max;
@@ -80,8 +88,7 @@ void ntmm__commit_sync_pagefile_limit(ntmm_engine_t *e)
 	/* a shrink went below what the charge needs: grow back the deficit
 	   (if the disk refuses, the limit stays above the space; the writer
 	   then finds no room and pages stay Modified, nothing is lost) */
-	uint64_t charge = atomic_load_explicit(&e->virt.commit_pages, memory_order_relaxed);
-	uint64_t need = charge > e->virt.frame_limit ? charge - e->virt.frame_limit : 0;
+	uint64_t need = ntmm__commit_pagefile_need(e);
 	for (unsigned i = 0; i < NTMM__PF_MAX_FILES && size < need; i++) {
 		if (!atomic_load_explicit(&e->io.files[i], memory_order_acquire))
 			continue;

@@ -278,6 +278,9 @@ int ntmm__commit_set_pagefile_limit(ntmm_engine_t *e, uint64_t pages);
    paging-file part of the limit follows the space obtained; a shrink below
    what the charge needs is grown back. */
 void ntmm__commit_sync_pagefile_limit(ntmm_engine_t *e);
+/* The paging-file pages the commit charge needs now (charge beyond the
+   pool's frames): a shrink keeps at least this much. */
+uint64_t ntmm__commit_pagefile_need(ntmm_engine_t *e);
 
 /* pagetable.c */
 /* Pointer to the leaf PTE of va, or NULL if a table on the way is missing.
