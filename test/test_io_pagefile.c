@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/mount.h>
+#include <sys/xattr.h>
 
 typedef struct fixture {
 	char *dir;
@@ -840,6 +841,58 @@ static void full_disk_is_eio_at_add_and_ecommit_at_growth(void **state)
 	free(mnt);
 }
 
+/* An existing file at the path is reused only when nothing in it can be
+   lost: an empty file, or a paging file an earlier engine left behind
+   (marked with the user.ntmm.pagefile attribute). A file with other data
+   is refused and left exactly as it was. */
+static void an_existing_file_is_reused_only_when_it_is_a_paging_file(void **state)
+{
+	fixture_t *f = *state;
+	char *p = io_path(f->dir, "data");
+	const char text[] = "somebody's data, not a paging file\n";
+	FILE *fp = fopen(p, "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(text, 1, sizeof(text), fp), sizeof(text));
+	fclose(fp);
+	assert_int_equal(ntmm__pagefile_add(&f->io, p, 8192, 8192, NULL, NULL), NTMM_EIO);
+	assert_non_null(strstr(ntmm_error_detail(), "not a paging file"));
+	char back[sizeof(text)] = {0};
+	fp = fopen(p, "r");
+	assert_non_null(fp);
+	assert_int_equal(fread(back, 1, sizeof(back), fp), sizeof(text));
+	fclose(fp);
+	assert_memory_equal(back, text, sizeof(text));
+	assert_int_equal(ntmm__pagefile_total_pages(&f->io), 0);
+
+	/* an empty file: taken, and deleted with the paging file */
+	char *q = io_path(f->dir, "empty");
+	fp = fopen(q, "w");
+	fclose(fp);
+	assert_int_equal(ntmm__pagefile_add(&f->io, q, 8192, 8192, NULL, NULL), 0);
+	assert_int_equal(file_size(q), 8192);
+	assert_int_equal(ntmm__pagefile_remove(&f->io, q, 0), 0);
+	assert_int_equal(access(q, F_OK), -1);
+
+	/* a paging file left behind: marked, so reused (and truncated) */
+	fp = fopen(q, "w");
+	assert_int_equal(fwrite(text, 1, sizeof(text), fp), sizeof(text));
+	fclose(fp);
+	if (setxattr(q, "user.ntmm.pagefile", "1", 1, 0) != 0) {
+		fprintf(stderr,
+		        "note: %s has no user extended attributes (%s): the reuse of a "
+		        "marked file is not checked here\n",
+		        f->dir, strerror(errno));
+	} else {
+		assert_int_equal(ntmm__pagefile_add(&f->io, q, 8192, 8192, NULL, NULL), 0);
+		assert_int_equal(file_size(q), 8192);
+		assert_int_equal(ntmm__pagefile_remove(&f->io, q, 0), 0);
+	}
+	unlink(q);
+	unlink(p);
+	free(q);
+	free(p);
+}
+
 /* ------------------------------------------------------------ atime */
 
 /* The open flags (octal, from /proc/self/fdinfo) of our descriptor that
@@ -954,6 +1007,7 @@ int main(void)
 	    T(totals_are_readable_inside_rcu_sections_during_removal),
 	    T(bad_paths_are_clear_errors),
 	    T(full_disk_is_eio_at_add_and_ecommit_at_growth),
+	    T(an_existing_file_is_reused_only_when_it_is_a_paging_file),
 	    T(reads_leave_the_access_time_alone),
 	    TU(reads_leave_the_access_time_alone),
 	};

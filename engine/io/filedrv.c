@@ -1,6 +1,8 @@
 /*
- * The file driver: a paging file's store is a regular file, locked against
- * a second engine (flock), extended with real allocated space
+ * The file driver: a paging file's store is a regular file, created anew or
+ * reused only when it is empty or an earlier engine's paging file (marked
+ * with an extended attribute; anything else is refused, never truncated),
+ * locked against a second engine (flock), extended with real allocated space
  * (posix_fallocate, so a full disk shows up as ENOSPC when the file grows,
  * not as a failed write later), cut with ftruncate, and deleted when the
  * paging file is removed. Page I/O goes through the engine's ring pool.
@@ -8,10 +10,12 @@
 #include "io/io.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/xattr.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +24,23 @@ typedef struct filestore {
 	char *path; /* deleted on close */
 } filestore_t;
 
+/* The extended attribute that marks a file as one of our paging files: an
+   existing file is reused (truncated) only if it is empty or carries it,
+   so a mistyped path never destroys a user's data. */
+#define PAGEFILE_XATTR "user.ntmm.pagefile"
+
+/* Whether an existing, already locked file may be truncated and reused. */
+static int reusable(int fd, const struct stat *st)
+{
+	if (st->st_size == 0)
+		return 0; /* nothing in it to lose */
+	char v[2];
+	ssize_t n = fgetxattr(fd, PAGEFILE_XATTR, v, sizeof(v));
+	if (n >= 0)
+		return 0; /* a paging file an engine left behind (it crashed) */
+	return errno == ENODATA || errno == ENOTSUP ? -EEXIST : -errno;
+}
+
 static int file_open(ntmm__bsdriver_t *d, ntmm__io_t *io, const char *path, void **store)
 {
 	filestore_t *fs = calloc(1, sizeof(*fs));
@@ -27,7 +48,12 @@ static int file_open(ntmm__bsdriver_t *d, ntmm__io_t *io, const char *path, void
 		free(fs);
 		return -ENOMEM;
 	}
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	bool created = true;
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST) {
+		created = false;
+		fd = open(path, O_RDWR | O_CLOEXEC);
+	}
 	int err = 0;
 	struct stat st;
 	if (fd < 0)
@@ -38,9 +64,14 @@ static int file_open(ntmm__bsdriver_t *d, ntmm__io_t *io, const char *path, void
 		err = -EINVAL; /* a device or fifo is no place for a paging file */
 	else if (flock(fd, LOCK_EX | LOCK_NB) < 0)
 		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	else if (!created && (err = reusable(fd, &st)) != 0)
+		;
 	else if (ftruncate(fd, 0) < 0)
 		err = -errno;
 	if (!err) {
+		/* the mark (best effort: a file system without user extended
+		   attributes only loses the reuse of a file left behind) */
+		(void)fsetxattr(fd, PAGEFILE_XATTR, "1", 1, 0);
 		/* No access-time updates: a paging file's atime means nothing,
 		   and every read would otherwise check it (touch_atime: about 1%
 		   of a hard fault in a profile). Only the file's owner may set
@@ -50,8 +81,11 @@ static int file_open(ntmm__bsdriver_t *d, ntmm__io_t *io, const char *path, void
 			(void)fcntl(fd, F_SETFL, fl | O_NOATIME);
 	}
 	if (err) {
-		if (fd >= 0)
+		if (fd >= 0) {
+			if (created)
+				unlink(path); /* ours, and empty: leave nothing behind */
 			close(fd);
+		}
 		free(fs->path);
 		free(fs);
 		return err;

@@ -443,7 +443,10 @@ int ntmm__pagefile_add(ntmm__io_t *io, const char *path, size_t initial, size_t 
 		pf->store = NULL;
 		pf_destroy(pf);
 		err = ntmm__error(errno_to_ntmm(r), "paging file %s: cannot create: %s", path,
-		                  r == -EBUSY ? "in use by another engine" : strerror(-r));
+		                  r == -EBUSY    ? "in use by another engine"
+		                  : r == -EEXIST ? "a file that is not a paging file is there "
+		                                   "(left as it is)"
+		                                 : strerror(-r));
 		goto unlock;
 	}
 	pf->drv = drv;
