@@ -7,8 +7,9 @@
  *     cut nor grown back), and the commit limit stays above the charge;
  *   - once the charge is gone, the passes shrink the file back to its
  *     initial size and the limit follows the space;
- *   - a file whose growth a full disk refused grows again once the disk
- *     has room, after the thread's periodic retry.
+ *   - a full disk: commits beyond the space obtained are NTMM_ECOMMIT,
+ *     nothing stored is lost, and after the thread's periodic retry the
+ *     file grows again once the disk has room.
  */
 #include "iotest.h"
 #include "wsm_testutil.h"
@@ -108,10 +109,71 @@ static void shrink_passes_keep_the_space_the_charge_needs(void **state)
 	fixture_done(f);
 }
 
+/* A full disk: growth for a commit fails, the commit is NTMM_ECOMMIT, the
+   limit counts only the space obtained, and nothing committed earlier is
+   lost. Once the disk has room, the segment dereference thread's periodic
+   retry lets the same commit succeed. */
+static void a_full_disk_refuses_commits_until_it_has_room(void **state)
+{
+	(void)state;
+	char *dir = io_tmpdir();
+	char path[600];
+	snprintf(path, sizeof(path), "%s/pagefile.sys", dir);
+	wsm_opts_t o = {.mib = POOL_MIB};
+	ntmm_engine_t *e = wsm_engine(&o);
+	ntmm__faultdrv_t *fd = calloc(1, sizeof(*fd));
+	ntmm__faultdrv_init(fd, "faulty", &e->io.file_driver);
+	assert_int_equal(ntmm__io_driver_register(&e->io, &fd->drv), 0);
+	assert_int_equal(ntmm__pagefile_add(&e->io, path, 1 * MiB, 64 * MiB, "faulty", NULL), 0);
+	ntmm__commit_sync_pagefile_limit(e); /* what ntmm_pagefile_add does after */
+	uint64_t slots = 1 * MiB / PG - 1;   /* slot 0 is reserved */
+	assert_int_equal(wsm_stats(e).commit_limit_pages, FRAMES + slots);
+
+	/* the disk is full: what the initial size holds can be committed, no
+	   more. Near the limit only the 64 uncommitted frames are spare, so
+	   the pages are written and read 32 at a time, trimmed in between. */
+	atomic_store(&fd->grow_enospc, true);
+	uint64_t base;
+	ntmm_process_t *p = wsm_process(e, FRAMES + slots - 64, &base);
+	for (size_t first = 0; first < FRAMES + slots - 64; first += 32) {
+		size_t n = FRAMES + slots - 64 - first < 32 ? FRAMES + slots - 64 - first : 32;
+		wsm_fill(p, base, 3, first, n);
+		ntmm_ws_empty(p);
+		while (ntmm__mpw_write_batch(e, NTMM__MPW_BATCH, NULL) > 0)
+			;
+	}
+	uint64_t more = 0;
+	assert_int_equal(ntmm_allocate(p, &more, 1024 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT,
+	                               NTMM_PAGE_READWRITE),
+	                 NTMM_ECOMMIT);
+	ntmm_stats_t s = wsm_stats(e);
+	assert_int_equal(s.commit_limit_pages, FRAMES + slots);
+	assert_true(s.commit_pages <= s.commit_limit_pages);
+	for (size_t first = 0; first < FRAMES + slots - 64; first += 32) {
+		size_t n = FRAMES + slots - 64 - first < 32 ? FRAMES + slots - 64 - first : 32;
+		assert_int_equal(wsm_check(p, base, 3, first, n), 0);
+		ntmm_ws_empty(p);
+	}
+
+	/* room again: after the thread's retry the commit goes through */
+	atomic_store(&fd->grow_enospc, false);
+	passes(e, NTMM__SEGDEREF_GROWTH_RETRY);
+	more = 0;
+	assert_int_equal(ntmm_allocate(p, &more, 1024 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT,
+	                               NTMM_PAGE_READWRITE),
+	                 0);
+	assert_true(wsm_stats(e).commit_limit_pages >= FRAMES + slots + 1024 - 64);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	wsm_engine_done(e);
+	free(fd);
+	io_rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(shrink_passes_keep_the_space_the_charge_needs),
+	    cmocka_unit_test(a_full_disk_refuses_commits_until_it_has_room),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
