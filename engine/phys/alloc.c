@@ -233,20 +233,24 @@ static void flush_slot(ntmm__phys_t *ph, ntmm__pcpu_t *s)
 	mag_drain(ph, n, s->fmag, &s->nfree, NTMM__MAG, false);
 }
 
-void ntmm__phys_flush_caches(ntmm_engine_t *e, int node)
+unsigned ntmm__phys_flush_caches(ntmm_engine_t *e, int node)
 {
 	ntmm__phys_t *ph = &e->phys;
+	unsigned busy = 0;
 	for (unsigned c = 0; c < ph->ncpus; c++) {
 		ntmm__pcpu_t *s = &ph->pcpu[c];
 		if (node != NTMM__ALLOC_NODE_ANY && s->node != (unsigned)node)
 			continue;
 		if (!cnt_get(&s->nzero) && !cnt_get(&s->nfree))
 			continue;
-		if (!slot_try(s))
-			continue; /* in use right now: it will be flushed another time */
+		if (!slot_try(s)) {
+			busy++; /* in use right now: it will be flushed another time */
+			continue;
+		}
 		flush_slot(ph, s);
 		slot_put(s);
 	}
+	return busy;
 }
 
 /* Takes one frame off node n's lists in the NT order for `zero`. */
@@ -322,9 +326,10 @@ static int alloc_slow(ntmm_engine_t *e, unsigned flags, unsigned home, uint32_t 
 	lowmem_check(ph);
 	ntmm__backoff_t bo = NTMM__BACKOFF_INIT;
 	for (;;) {
+		unsigned busy = 0;
 		for (int pass = 0; pass < 2 && pfn == NTMM__PFN_NONE; pass++) {
-			if (pass == 1)
-				ntmm__phys_flush_caches(e, NTMM__ALLOC_NODE_ANY); /* last resort */
+			if (pass == 1) /* last resort */
+				busy = ntmm__phys_flush_caches(e, NTMM__ALLOC_NODE_ANY);
 			for (unsigned i = 0; i < ph->nnodes && pfn == NTMM__PFN_NONE; i++) {
 				unsigned node = ph->topo.order[home][i];
 				for (int tries = 0; tries < 8; tries++) {
@@ -334,11 +339,14 @@ static int alloc_slow(ntmm_engine_t *e, unsigned flags, unsigned home, uint32_t 
 				}
 			}
 		}
-		if (pfn != NTMM__PFN_NONE || !zeroing_in_flight(ph))
+		if (pfn != NTMM__PFN_NONE || (!busy && !zeroing_in_flight(ph)))
 			break;
 		/* the zero page thread has Free frames off the lists while it
-		   clears them: they are coming back as Zeroed, so this is no
-		   reason to repurpose Standby or to fail */
+		   clears them: they are coming back as Zeroed; or a per-CPU cache
+		   holding frames could not be flushed because a thread had its
+		   slot (preempted inside an allocation or free, with more threads
+		   than CPUs): it gives the slot back within its fast path. Either
+		   way this is no reason to repurpose Standby or to fail. */
 		ntmm__backoff(&bo);
 	}
 	if (pfn != NTMM__PFN_NONE) {

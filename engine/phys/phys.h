@@ -276,8 +276,10 @@ size_t ntmm__phys_available(ntmm_engine_t *e);
    committed chunks to the OS while the node keeps more than keep_frames
    Free+Zeroed frames. Returns the number of chunks released. */
 size_t ntmm__phys_release_chunks(ntmm_engine_t *e, int node, size_t keep_frames);
-/* Moves the per-CPU caches of node (ANY: all) back to the node lists. */
-void ntmm__phys_flush_caches(ntmm_engine_t *e, int node);
+/* Moves the per-CPU caches of node (ANY: all) back to the node lists.
+   Returns how many caches holding frames were skipped because a thread
+   had their slot at that moment. */
+unsigned ntmm__phys_flush_caches(ntmm_engine_t *e, int node);
 
 /* ------------------------------------------------------ layer internals */
 
