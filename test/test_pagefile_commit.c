@@ -7,6 +7,8 @@
  *     cut nor grown back), and the commit limit stays above the charge;
  *   - once the charge is gone, the passes shrink the file back to its
  *     initial size and the limit follows the space;
+ *   - with the system threads running, a modified page writer that finds
+ *     every file full gets room from the segment dereference thread;
  *   - a full disk: commits beyond the space obtained are NTMM_ECOMMIT,
  *     nothing stored is lost, and after the thread's periodic retry the
  *     file grows again once the disk has room.
@@ -169,11 +171,63 @@ static void a_full_disk_refuses_commits_until_it_has_room(void **state)
 	io_rmtree(dir);
 }
 
+/* With the system threads running, a modified page writer that finds
+   every paging file full does not grow one itself (it must not block in
+   fallocate): it asks the segment dereference thread, which grows a file
+   and wakes it, and the pages are written. */
+static void the_writer_gets_room_from_the_segment_dereference_thread(void **state)
+{
+	(void)state;
+	char *dir = io_tmpdir();
+	char path[600];
+	snprintf(path, sizeof(path), "%s/pagefile.sys", dir);
+	wsm_opts_t o = {.mib = POOL_MIB,
+	                .threads = true,
+	                .tick_ms = 10,
+	                .pagefile = path,
+	                .pf_initial = 1 * MiB,
+	                .pf_max = 64 * MiB};
+	ntmm_engine_t *e = wsm_engine(&o);
+	ntmm__segderef_thread_t *sd = &e->systhreads.segderef;
+	ntmm__pagefile_t *pf = file0(e);
+
+	/* take every free slot, so the writer finds the file full */
+	enum { HELD = 64 };
+	ntmm__pfloc_t held[HELD];
+	size_t held_n[HELD], nheld = 0;
+	while (nheld < HELD &&
+	       ntmm__pagefile_alloc_nogrow(&e->io, 64, 1, &held[nheld], &held_n[nheld]) == 0)
+		nheld++;
+	assert_true(nheld > 0 && nheld < HELD);
+	uint64_t size0 = atomic_load(&pf->size_pages), grows0 = wsm_load(&sd->grows);
+	uint64_t written0 = wsm_stats(e).pages_written;
+
+	/* 512 dirty pages trimmed to Modified (the charge fits in the frames:
+	   no commit-time growth), then the writer is woken */
+	enum { N = 512 };
+	uint64_t base;
+	ntmm_process_t *p = wsm_process(e, N, &base);
+	wsm_fill(p, base, 5, 0, N);
+	ntmm_ws_empty(p);
+	ntmm__writer_wake(&e->phys);
+	WSM_WAIT_UNTIL(wsm_stats(e).pages_written >= written0 + N);
+	assert_true(wsm_load(&sd->grows) > grows0);
+	assert_true(atomic_load(&pf->size_pages) > size0);
+
+	for (size_t i = 0; i < nheld; i++)
+		ntmm__pagefile_free(&e->io, held[i], held_n[i]);
+	assert_int_equal(wsm_check(p, base, 5, 0, N), 0);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	wsm_engine_done(e);
+	io_rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(shrink_passes_keep_the_space_the_charge_needs),
 	    cmocka_unit_test(a_full_disk_refuses_commits_until_it_has_room),
+	    cmocka_unit_test(the_writer_gets_room_from_the_segment_dereference_thread),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -627,6 +627,22 @@ int ntmm__pagefile_alloc_nogrow(ntmm__io_t *io, size_t want, size_t min, ntmm__p
 	return alloc_common(io, want, min, loc, got, false);
 }
 
+int ntmm__pagefile_growable(ntmm__io_t *io)
+{
+	int found = -1;
+	ntmm__rcu_read_lock();
+	for (unsigned i = 0; i < NTMM__PF_MAX_FILES && found < 0; i++) {
+		ntmm__pagefile_t *pf = pf_at(io, i);
+		/* relaxed: a hint; the grower rechecks under resize_lock */
+		if (pf && !atomic_load_explicit(&pf->draining, memory_order_relaxed) &&
+		    atomic_load_explicit(&pf->size_pages, memory_order_relaxed) <
+		        atomic_load_explicit(&pf->max_pages, memory_order_relaxed))
+			found = (int)i;
+	}
+	ntmm__rcu_read_unlock();
+	return found;
+}
+
 void ntmm__pagefile_free(ntmm__io_t *io, ntmm__pfloc_t loc, size_t n)
 {
 	ntmm__pagefile_t *pf = pf_at(io, ntmm__pfloc_file(loc));

@@ -111,6 +111,9 @@ void ntmm__pagefile_remove_all(ntmm__io_t *io);
    heavy contention also when racing allocators took the runs the search
    saw — treat it as "no space now"). */
 int ntmm__pagefile_alloc(ntmm__io_t *io, size_t want, size_t min, ntmm__pfloc_t *loc, size_t *got);
+/* The index of a paging file that may still grow (below its maximum, not
+   being removed), or -1. A hint for a growth request. */
+int ntmm__pagefile_growable(ntmm__io_t *io);
 /* Like alloc, but never grows a file (for callers that must not block on
    fallocate); NTMM_ECOMMIT when no file has a run of `min` free. */
 int ntmm__pagefile_alloc_nogrow(ntmm__io_t *io, size_t want, size_t min, ntmm__pfloc_t *loc,

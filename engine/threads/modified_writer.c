@@ -15,8 +15,9 @@
  * A batch: take up to NTMM__MPW_BATCH pages (TRANSITION, WRITE_IN_PROGRESS;
  * a read fault may still map them, a write fault waits), free the paging-
  * file copy a re-dirtied page still names (paging.h: ownership), allocate
- * contiguous runs (ntmm__pagefile_alloc, which grows files toward their
- * maximum), write every run in one submission, and finish: written pages
+ * contiguous runs (when every file is full, the segment dereference
+ * thread is asked to grow one and wakes this thread when it has), write
+ * every run in one submission, and finish: written pages
  * get OriginalPte = their pagefile PTE and go to the Standby tail unless
  * re-dirtied meanwhile; pages whose write failed or found no space stay
  * Modified with their slots freed — nothing is lost — and the thread backs
@@ -144,14 +145,26 @@ static size_t write_batch(ntmm_engine_t *e, size_t max, int *err)
 	if (nstale)
 		ntmm__pagefile_free(&e->io, stale, nstale);
 
-	/* runs of contiguous slots; pages that find no space stay Modified */
+	/* runs of contiguous slots; pages that find no space stay Modified.
+	   With the system threads running, growth is the segment dereference
+	   thread's (as in NT, where the modified page writer asks it to extend
+	   a paging file): this real-time thread never blocks in fallocate.
+	   Without them (tests, benchmarks) a batch grows the file itself. */
+	bool grow_by_request = ntmm__segderef_running(e);
 	size_t placed = 0;
 	unsigned nio = 0;
 	while (placed < n) {
 		ntmm__pfloc_t loc;
 		size_t got;
-		int r = ntmm__pagefile_alloc(&e->io, n - placed, 1, &loc, &got);
+		int r = grow_by_request
+		            ? ntmm__pagefile_alloc_nogrow(&e->io, n - placed, 1, &loc, &got)
+		            : ntmm__pagefile_alloc(&e->io, n - placed, 1, &loc, &got);
 		if (r) {
+			/* every file full: the segment dereference thread grows one
+			   (and wakes us); meanwhile these pages stay Modified */
+			int idx = grow_by_request ? ntmm__pagefile_growable(&e->io) : -1;
+			if (idx >= 0)
+				ntmm__segderef_request_grow(e, (unsigned)idx, n - placed);
 			first_err = NTMM_ECOMMIT;
 			break;
 		}

@@ -5,7 +5,8 @@
  *     teardown in later issues; anything that must not run in the
  *     poster's context);
  *   - grows paging files that callers who must not block in fallocate
- *     asked to grow (ntmm__segderef_request_grow);
+ *     asked to grow (ntmm__segderef_request_grow: the modified page writer
+ *     when every file is full), then wakes the modified page writer;
  *   - shrinks paging files whose tails are free, once no growth was asked
  *     for in the last two passes (so a file is not cut and regrown in a
  *     loop), never below the space the commit charge needs (commit-time
@@ -74,6 +75,12 @@ size_t ntmm__deferred_run(ntmm_engine_t *e)
 	return deferred_drain(e, true);
 }
 
+bool ntmm__segderef_running(ntmm_engine_t *e)
+{
+	/* acquire: pairs with the release in ntmm__systhreads_start */
+	return atomic_load_explicit(&e->systhreads.segderef.started, memory_order_acquire);
+}
+
 void ntmm__segderef_request_grow(ntmm_engine_t *e, unsigned index, uint64_t pages)
 {
 	ntmm__segderef_thread_t *s = &e->systhreads.segderef;
@@ -115,15 +122,20 @@ void ntmm__segderef_pass(ntmm__segderef_thread_t *s, bool from_thread)
 		atomic_fetch_add_explicit(&s->deferred_run, ran, memory_order_relaxed);
 
 	pthread_mutex_lock(&e->systhreads.quiet);
+	bool grew = false;
 	for (unsigned i = 0; i < 16; i++) {
 		/* relaxed: the count is all that passes between the threads */
 		uint64_t want = atomic_exchange_explicit(&s->grow_req[i], 0, memory_order_relaxed);
 		if (!want)
 			continue;
 		s->last_grow_pass = pass;
-		if (ntmm__pagefile_grow(&e->io, i, want) == 0)
+		if (ntmm__pagefile_grow(&e->io, i, want) == 0) {
 			atomic_fetch_add_explicit(&s->grows, 1, memory_order_relaxed);
+			grew = true;
+		}
 	}
+	if (grew)
+		ntmm__writer_wake(&e->phys); /* the modified page writer waits for room */
 	if (pass % NTMM__SEGDEREF_GROWTH_RETRY == 0)
 		ntmm__pagefile_retry_growth(&e->io);
 	if (pass - s->last_grow_pass > 2) {

@@ -156,8 +156,11 @@ void ntmm__deferred_post(ntmm_engine_t *e, ntmm__deferred_t *item);
 /* Runs every queued item now (the dequeuer only: the segment dereference
    thread, or anyone while it is not running). Returns how many ran. */
 size_t ntmm__deferred_run(ntmm_engine_t *e);
+/* Whether the segment dereference thread is running. */
+bool ntmm__segderef_running(ntmm_engine_t *e);
 /* Asks the segment dereference thread to grow paging file `index` by
-   `pages` (for callers that must not block in fallocate). */
+   `pages` (for callers that must not block in fallocate); it wakes the
+   modified page writer after a growth. */
 void ntmm__segderef_request_grow(ntmm_engine_t *e, unsigned index, uint64_t pages);
 /* One segment dereference pass (grow requests, shrink, cache reduction,
    deferred items); the thread body calls it, tests may too with the
