@@ -180,7 +180,7 @@ static void audit_stays_exact_while_the_writer_drains(void **s)
 
 /* ----------------------------------------------------------- corruption */
 
-#define NPAGES 16
+#define NPAGES 32 /* more than one cluster: a fault leaves pages paged out */
 
 /* A process of NPAGES pages, all paged out (pagefile PTEs), audit clean. */
 typedef struct paged {

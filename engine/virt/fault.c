@@ -13,8 +13,9 @@
  *
  * Hard fault (NTMM-REFERENCE.md §4.7): under ws_lock shared, take a frame,
  * make it READ_IN_PROGRESS and publish a transition PTE naming it; do the
- * same for up to NTMM__HARD_CLUSTER-1 following pages of the VAD whose PTEs
- * are pagefile PTEs in the following slots of the same file (prefetch, only
+ * same for up to NTMM__HARD_CLUSTER-1 neighbouring pages of the VAD and the
+ * leaf table whose PTEs are pagefile PTEs in the neighbouring slots of the
+ * same file, following pages first, then preceding ones (prefetch, only
  * from free frames: never repurposing Standby for a guess). Then drop
  * ws_lock, read the whole run with one vectored request, retake ws_lock
  * shared and finish: the faulting page becomes valid, the prefetched ones
@@ -41,6 +42,7 @@
 #include "sync/backoff.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #define FAULT_RETRY 1 /* internal: state changed under us, dispatch again */
 /* internal dispatch results (negative, outside the NTMM_E* range) */
@@ -53,8 +55,9 @@
 typedef struct fault_ctx {
 	ntmm__pfn_t wait_pfn; /* FAULT_WAIT */
 	uint64_t wait_pte;
-	unsigned n; /* FAULT_HARD: the run being read */
-	ntmm__pfloc_t loc;
+	unsigned n;        /* FAULT_HARD: the run being read, in address order */
+	unsigned self;     /* ... the faulting page's index in it */
+	ntmm__pfloc_t loc; /* ... and its first slot */
 	uint64_t flags;
 	unsigned prot;              /* the VAD protection the flags were made from */
 	const ntmm__vad_map_t *map; /* ... and the VAD map it was read from */
@@ -87,12 +90,37 @@ static bool inpage_start(ntmm_engine_t *e, ntmm__pfn_t pfn, _Atomic uint64_t *pt
 	return false;
 }
 
+/* Takes a frame for the cluster page at va and starts its read, if its PTE
+   *q is a pagefile PTE naming slot `want`. false: the cluster ends here. */
+static bool cluster_page(ntmm_engine_t *e, uint64_t va, _Atomic uint64_t *q, ntmm__pfloc_t want,
+                         ntmm__pfn_t *pfn, uint64_t *orig)
+{
+	/* acquire: as the fault's own PTE load */
+	uint64_t o = atomic_load_explicit(q, memory_order_acquire);
+	if (!ntmm__pte_is_pagefile(o) || ntmm__pfloc_from_pte(o) != want)
+		return false;
+	/* only from free frames: never repurposing Standby for a guess */
+	if (ntmm__page_alloc(e, NTMM__ALLOC_NO_STANDBY, NTMM__ALLOC_NODE_ANY,
+	                     (uint32_t)(va >> NTMM__PAGE_SHIFT), pfn))
+		return false;
+	if (!inpage_start(e, *pfn, q, o))
+		return false;
+	*orig = o;
+	return true;
+}
+
 /* Hard fault, first half (ws_lock shared): the faulting page and its
-   cluster become in-page transition pages. FAULT_HARD, FAULT_RETRY or
-   FAULT_NOFRAME. */
-static int hard_begin(ntmm_process_t *p, uint64_t page, uint64_t vad_end, _Atomic uint64_t *pte,
-                      uint64_t old, uint64_t flags, unsigned prot, const ntmm__vad_map_t *map,
-                      fault_ctx_t *c)
+   cluster become in-page transition pages. The cluster grows forward
+   first, then backward with what is left of NTMM__HARD_CLUSTER: in a
+   forward scan the pages behind are resident and the backward look stops
+   at once, in a backward scan (a stack, a reverse walk) the other way
+   round. It never leaves the VAD [vad_start, vad_end) or the leaf table
+   (where neighbouring PTEs are neighbouring words, no walk). The arrays
+   of c are in address order; c->self is the faulting page's index.
+   FAULT_HARD, FAULT_RETRY or FAULT_NOFRAME. */
+static int hard_begin(ntmm_process_t *p, uint64_t page, uint64_t vad_start, uint64_t vad_end,
+                      _Atomic uint64_t *pte, uint64_t old, uint64_t flags, unsigned prot,
+                      const ntmm__vad_map_t *map, fault_ctx_t *c)
 {
 	ntmm_engine_t *e = p->e;
 	ntmm__pfn_t pfn;
@@ -102,8 +130,10 @@ static int hard_begin(ntmm_process_t *p, uint64_t page, uint64_t vad_end, _Atomi
 		return FAULT_NOFRAME;
 	if (!inpage_start(e, pfn, pte, old))
 		return FAULT_RETRY;
+	ntmm__pfloc_t loc = ntmm__pfloc_from_pte(old);
 	c->n = 1;
-	c->loc = ntmm__pfloc_from_pte(old);
+	c->self = 0;
+	c->loc = loc;
 	c->flags = flags;
 	c->prot = prot;
 	c->map = map;
@@ -111,30 +141,46 @@ static int hard_begin(ntmm_process_t *p, uint64_t page, uint64_t vad_end, _Atomi
 	c->pfn[0] = pfn;
 	c->pte[0] = pte;
 	c->orig[0] = old;
-	for (unsigned i = 1; i < NTMM__HARD_CLUSTER; i++) {
+	for (unsigned i = 1; c->n < NTMM__HARD_CLUSTER; i++) {
 		uint64_t va = page + ((uint64_t)i << NTMM__PAGE_SHIFT);
-		if (va >= vad_end)
+		if (va >= vad_end || !(va & (NTMM__PT_LEAF_SPAN - 1)))
 			break;
-		/* the cluster stays within the leaf table, where the next PTE
-		   is the next word (no walk) */
-		if (!(va & (NTMM__PT_LEAF_SPAN - 1)))
+		if (!cluster_page(e, va, pte + i, ntmm__pfloc_add(loc, i), &c->pfn[c->n],
+		                  &c->orig[c->n]))
 			break;
-		_Atomic uint64_t *q = pte + i;
-		/* acquire: as the fault's own PTE load */
-		uint64_t o = atomic_load_explicit(q, memory_order_acquire);
-		if (!ntmm__pte_is_pagefile(o) ||
-		    ntmm__pfloc_from_pte(o) != ntmm__pfloc_add(c->loc, i))
+		c->pte[c->n] = pte + i;
+		c->n++;
+	}
+	/* backward, nearest page first, then moved in front of the forward
+	   run */
+	ntmm__pfn_t bpfn[NTMM__HARD_CLUSTER];
+	_Atomic uint64_t *bpte[NTMM__HARD_CLUSTER];
+	uint64_t borig[NTMM__HARD_CLUSTER];
+	unsigned back = 0;
+	uint64_t slot = ntmm__pfloc_slot(loc);
+	for (unsigned j = 1; c->n + back < NTMM__HARD_CLUSTER && j < slot; j++) {
+		uint64_t above = page - ((uint64_t)(j - 1) << NTMM__PAGE_SHIFT);
+		if (!(above & (NTMM__PT_LEAF_SPAN - 1)) || above - NTMM_PAGE_SIZE < vad_start)
 			break;
-		ntmm__pfn_t f;
-		if (ntmm__page_alloc(e, NTMM__ALLOC_NO_STANDBY, NTMM__ALLOC_NODE_ANY,
-		                     (uint32_t)(va >> NTMM__PAGE_SHIFT), &f))
+		ntmm__pfloc_t want = ntmm__pfloc_make(ntmm__pfloc_file(loc), slot - j);
+		if (!cluster_page(e, above - NTMM_PAGE_SIZE, pte - j, want, &bpfn[back],
+		                  &borig[back]))
 			break;
-		if (!inpage_start(e, f, q, o))
-			break;
-		c->pfn[i] = f;
-		c->pte[i] = q;
-		c->orig[i] = o;
-		c->n = i + 1;
+		bpte[back] = pte - j;
+		back++;
+	}
+	if (back) {
+		memmove(&c->pfn[back], &c->pfn[0], c->n * sizeof(c->pfn[0]));
+		memmove(&c->pte[back], &c->pte[0], c->n * sizeof(c->pte[0]));
+		memmove(&c->orig[back], &c->orig[0], c->n * sizeof(c->orig[0]));
+		for (unsigned k = 0; k < back; k++) {
+			c->pfn[k] = bpfn[back - 1 - k];
+			c->pte[k] = bpte[back - 1 - k];
+			c->orig[k] = borig[back - 1 - k];
+		}
+		c->self = back;
+		c->n += back;
+		c->loc = ntmm__pfloc_from_pte(c->orig[0]);
 	}
 	return FAULT_HARD;
 }
@@ -190,14 +236,14 @@ static int hard_finish(ntmm_process_t *p, fault_ctx_t *c, bool ok)
 			continue;
 		}
 		uint32_t slot = 0;
-		bool mine = i == 0 && same_prot && ntmm__wsl_reserve(p, &slot) == 0;
-		if (i == 0 && !mine)
+		bool mine = i == c->self && same_prot && ntmm__wsl_reserve(p, &slot) == 0;
+		if (i == c->self && !mine)
 			ret = same_prot ? NTMM_ENOMEM : FAULT_RETRY;
 		if (ntmm__page_read_done(e, pfn, true)) {
 			/* torn down during the read: the frame and its slot are gone */
 			if (mine)
 				ntmm__wsl_hole(p, slot);
-			if (i == 0)
+			if (i == c->self)
 				ret = FAULT_RETRY;
 			continue;
 		}
@@ -281,7 +327,7 @@ static int dispatch(ntmm_process_t *p, uint64_t va, bool write, fault_ctx_t *c)
 	uint64_t page = va & ~(uint64_t)(NTMM_PAGE_SIZE - 1);
 	unsigned prot = 0;
 	bool committed = false, found = false;
-	uint64_t vad_end = 0;
+	uint64_t vad_start = 0, vad_end = 0;
 
 	/* the map is read inside the caller's read-side section (every
 	   caller of ntmm__fault holds one; it lasts the whole dispatch), so
@@ -295,6 +341,7 @@ static int dispatch(ntmm_process_t *p, uint64_t va, bool write, fault_ctx_t *c)
 		const ntmm__vad_run_t *r =
 		    ntmm__vad_run_of(v, (uint32_t)((page - v->start) >> NTMM__PAGE_SHIFT));
 		found = true;
+		vad_start = v->start;
 		vad_end = v->end;
 		committed = r->committed;
 		prot = r->prot;
@@ -344,7 +391,8 @@ static int dispatch(ntmm_process_t *p, uint64_t va, bool write, fault_ctx_t *c)
 				return ntmm__error(NTMM_EINVAL, "bad software PTE %#llx at %#llx",
 				                   (unsigned long long)old,
 				                   (unsigned long long)page);
-			int r = hard_begin(p, page, vad_end, pte, old, flags, prot, m, c);
+			int r =
+			    hard_begin(p, page, vad_start, vad_end, pte, old, flags, prot, m, c);
 			if (r == FAULT_RETRY)
 				continue;
 			return r;
