@@ -7,14 +7,19 @@
  * file slot may outlive the processes. The same again through the
  * fault-injecting driver (reads and writes failing at random): nothing is
  * lost, failed reads come back as NTMM_EIO and a retry succeeds. Also: the
- * writer's trigger wakes it, both writers report their policy, shutdown
- * with writes in flight, and create/destroy cycles (leaks: ASan).
+ * writer's trigger wakes it, both writers report their policy, and
+ * shutdown with a write held in flight (a gating driver) over create/
+ * destroy cycles: the write completes inside destroy and no paging-file
+ * store or file descriptor outlives an engine (other leaks: ASan).
  *
  * The writers run at their seed priorities (17, SCHED_FIFO where
  * permitted): the workload finishing on a 2-core machine is the check that
  * they do not starve it.
  */
 #include "paging_testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
 
 #define NPROC 4
 
@@ -243,24 +248,209 @@ static void writers_report_their_policy_and_mapped_queue_runs(void **s)
 	paging_env_done(&v);
 }
 
-/* Destroy the engine (processes alive) while the writer is busy; then
-   again, a few times: ASan reports any leak, TSan any race. */
+/* A backing-store driver over the file driver whose writes can be held at
+   a gate: while the gate is closed a write that enters stays in flight
+   (entered, not returned) until the test opens it. Everything else passes
+   straight through; it counts the stores opened and closed. */
+typedef struct gatedrv {
+	ntmm__bsdriver_t drv; /* registered as "gated" */
+	ntmm__bsdriver_t *lower;
+	pthread_mutex_t lock;
+	pthread_cond_t opened;
+	bool closed;                 /* lock: entering writes wait while set */
+	atomic_int in_flight;        /* writes inside write() now */
+	atomic_long held;            /* writes that waited at the closed gate */
+	atomic_bool destroying;      /* the test is destroying the engine */
+	atomic_long done_in_destroy; /* writes that returned after that began */
+	atomic_long opens, closes;
+} gatedrv_t;
+
+#define GATE(d)        ((gatedrv_t *)(d)->arg)
+#define GATE_HOLD_MAX  30 /* s a write may be held: beyond it the test failed */
+#define GATE_WAIT_STOP 10 /* s to wait for destroy to stop the writer */
+
+static int gate_open_store(ntmm__bsdriver_t *d, ntmm__io_t *io, const char *path, void **store)
+{
+	gatedrv_t *g = GATE(d);
+	int r = g->lower->ops->open(g->lower, io, path, store);
+	if (r == 0)
+		atomic_fetch_add(&g->opens, 1);
+	return r;
+}
+
+static void gate_close_store(ntmm__bsdriver_t *d, void *store)
+{
+	gatedrv_t *g = GATE(d);
+	g->lower->ops->close(g->lower, store);
+	atomic_fetch_add(&g->closes, 1);
+}
+
+static int gate_read(ntmm__bsdriver_t *d, void *store, ntmm__ioreq_t *reqs, unsigned n)
+{
+	gatedrv_t *g = GATE(d);
+	return g->lower->ops->read(g->lower, store, reqs, n);
+}
+
+static int gate_write(ntmm__bsdriver_t *d, void *store, ntmm__ioreq_t *reqs, unsigned n)
+{
+	gatedrv_t *g = GATE(d);
+	atomic_fetch_add(&g->in_flight, 1);
+	pthread_mutex_lock(&g->lock);
+	if (g->closed) {
+		atomic_fetch_add(&g->held, 1);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += GATE_HOLD_MAX;
+		int r = 0;
+		while (g->closed && r != ETIMEDOUT)
+			r = pthread_cond_timedwait(&g->opened, &g->lock, &until);
+		WORKER_CHECK(r != ETIMEDOUT); /* nobody opened it: a hang */
+	}
+	pthread_mutex_unlock(&g->lock);
+	int r = g->lower->ops->write(g->lower, store, reqs, n);
+	if (atomic_load(&g->destroying))
+		atomic_fetch_add(&g->done_in_destroy, 1);
+	atomic_fetch_sub(&g->in_flight, 1);
+	return r;
+}
+
+static int gate_flush(ntmm__bsdriver_t *d, void *store)
+{
+	gatedrv_t *g = GATE(d);
+	return g->lower->ops->flush(g->lower, store);
+}
+
+static int gate_grow(ntmm__bsdriver_t *d, void *store, uint64_t bytes)
+{
+	gatedrv_t *g = GATE(d);
+	return g->lower->ops->grow(g->lower, store, bytes);
+}
+
+static int gate_shrink(ntmm__bsdriver_t *d, void *store, uint64_t bytes)
+{
+	gatedrv_t *g = GATE(d);
+	return g->lower->ops->shrink(g->lower, store, bytes);
+}
+
+/* no direct_fd: every write goes through gate_write */
+static const ntmm__bsdriver_ops_t gate_ops = {
+    .open = gate_open_store,
+    .close = gate_close_store,
+    .read = gate_read,
+    .write = gate_write,
+    .flush = gate_flush,
+    .grow = gate_grow,
+    .shrink = gate_shrink,
+};
+
+static void gate_set(gatedrv_t *g, bool closed)
+{
+	pthread_mutex_lock(&g->lock);
+	g->closed = closed;
+	pthread_cond_broadcast(&g->opened);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Opens the gate once the engine's destroy has asked the modified page
+   writer to stop (the writer is then still inside its held write), or
+   after GATE_WAIT_STOP s; the engine cannot be freed before the gate
+   opens (destroy joins the writer), so reading its stop flag is safe. */
+typedef struct releaser {
+	gatedrv_t *g;
+	ntmm__thread_t *writer;
+	bool saw_stop;
+} releaser_t;
+
+static void *release_on_stop(void *arg)
+{
+	releaser_t *r = arg;
+	uint64_t end = test_now_ns() + GATE_WAIT_STOP * 1000000000ull;
+	while (!(r->saw_stop = ntmm__thread_should_stop(r->writer)) && test_now_ns() < end) {
+		struct timespec ts = {0, 100000};
+		nanosleep(&ts, NULL);
+	}
+	gate_set(r->g, false);
+	return NULL;
+}
+
+static size_t open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	size_t n = 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Destroy the engine (processes alive) while the modified page writer has
+   a write in flight; then again, a few times. The in-flight write
+   completes inside destroy, the paging file is closed and deleted, and no
+   file descriptor outlives an engine (ASan reports any other leak, TSan
+   any race). */
 static void shutdown_with_writes_in_flight_and_cycles(void **s)
 {
+	size_t fds0 = open_fds();
 	for (int cycle = 0; cycle < 3; cycle++) {
-		paging_env_t v = paging_env(8, 8, 32, true, false);
+		gatedrv_t g = {.drv = {.name = "gated", .ops = &gate_ops}};
+		g.drv.arg = &g;
+		pthread_mutex_init(&g.lock, NULL);
+		pthread_cond_init(&g.opened, NULL);
+		char *dir = io_tmpdir(), *path = io_path(dir, "pagefile.sys");
+		ntmm_config_t c;
+		ntmm_config_init(&c);
+		c.physical_bytes = 8 * MiB;
+		c.start_threads = true;
+		c.pagefile_path = NULL; /* added below, through the gated driver */
+		c.pagefile_initial = 8 * MiB;
+		c.pagefile_maximum = 32 * MiB;
+		ntmm_engine_t *e;
+		assert_int_equal(ntmm_engine_create(&c, &e), 0);
+		assert_int_equal(ntmm_thread_register(e), 0);
+		g.lower = &e->io.file_driver;
+		assert_int_equal(ntmm__io_driver_register(&e->io, &g.drv), 0);
+		assert_int_equal(ntmm__pagefile_add(&e->io, path, 8 * MiB, 32 * MiB, "gated", NULL),
+		                 0);
+		/* 3072 pages on 2048 frames: the writer works during the fill */
 		ntmm_process_t *p[2];
 		size_t n = 1536;
 		for (int i = 0; i < 2; i++) {
-			assert_int_equal(ntmm_process_create(v.e, &p[i]), 0);
+			assert_int_equal(ntmm_process_create(e, &p[i]), 0);
 			uint64_t a = commit_pages(p[i], n);
-			char c = (char)i;
+			char ch = (char)i;
 			for (size_t k = 0; k < n; k++)
-				assert_int_equal(ntmm_write(p[i], a + k * PG, &c, 1), 0);
+				assert_int_equal(ntmm_write(p[i], a + k * PG, &ch, 1), 0);
+			if (i == 1)
+				gate_set(&g, true); /* the next write is held */
 			assert_int_equal(ntmm_ws_empty(p[i]), 0);
 		}
-		ntmm__paging_wake_writer(v.e);
-		paging_env_done(&v);
+		ntmm__paging_wake_writer(e);
+		assert_true(WAIT_UNTIL(atomic_load(&g.held) >= 1, GATE_WAIT_STOP));
+		assert_int_equal(atomic_load(&g.in_flight), 1);
+		assert_true(PSTAT(e, modified_pages) + PSTAT(e, transition_pages) > 0);
+
+		releaser_t r = {&g, &e->systhreads.mpw.t, false};
+		pthread_t rt;
+		assert_int_equal(pthread_create(&rt, NULL, release_on_stop, &r), 0);
+		atomic_store(&g.destroying, true);
+		ntmm_thread_unregister(e);
+		ntmm_engine_destroy(e);
+		pthread_join(rt, NULL);
+		assert_int_equal(atomic_load(&test_failures), 0);
+		/* destroy began with the write held; it completed inside destroy */
+		assert_true(r.saw_stop);
+		assert_true(atomic_load(&g.done_in_destroy) >= 1);
+		assert_int_equal(atomic_load(&g.in_flight), 0);
+		/* the store was closed (and deleted) all the same */
+		assert_int_equal(atomic_load(&g.opens), 1);
+		assert_int_equal(atomic_load(&g.closes), 1);
+		assert_int_equal(file_size(path), -1);
+		assert_int_equal(open_fds(), fds0);
+		pthread_cond_destroy(&g.opened);
+		pthread_mutex_destroy(&g.lock);
+		free(path);
+		io_rmtree(dir);
 	}
 }
 

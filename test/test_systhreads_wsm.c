@@ -5,8 +5,10 @@
  * access in-swaps it with every byte intact, the segment dereference
  * thread grows and shrinks a paging file and gives free chunks back to the
  * OS, deferred items all run (also those left at destruction), each thread
- * reports the policy it got, and the real-time threads do not starve a
- * workload on a 2-core machine. Every test ends with the audit.
+ * reports the policy it got, and the real-time threads (SCHED_FIFO
+ * wherever the process may have it) do not starve an overcommitted
+ * workload on a 2-core machine while each of them does real work, and
+ * block once idle. Every test ends with the audit.
  *
  * Waits are liveness watchdogs (a minute without progress fails), never
  * timing assertions.
@@ -262,6 +264,13 @@ typedef struct worker {
 	uint64_t tag;
 } worker_t;
 
+#define RECOMMIT_EVERY 256 /* rounds between decommit/recommit of a range */
+#define RECOMMIT_PAGES 16
+
+/* Random pages written and read back (the pages exceed the frames, so
+   most accesses fault hard and the writer must make room); now and then a
+   range is decommitted and committed again, which frees frames for the
+   zero page thread and takes zeroed ones for the demand-zero faults. */
 static void *workload(void *arg)
 {
 	worker_t *w = arg;
@@ -274,6 +283,13 @@ static void *workload(void *arg)
 		WORKER_CHECK(ntmm_write(w->p, w->base + i * PG, v, sizeof(v)) == 0);
 		WORKER_CHECK(ntmm_read(w->p, w->base + i * PG, got, sizeof(got)) == 0);
 		WORKER_CHECK(got[0] == v[0] && got[1] == v[1]);
+		if (r % RECOMMIT_EVERY == RECOMMIT_EVERY - 1) {
+			uint64_t a = w->base + (i & ~(size_t)(RECOMMIT_PAGES - 1)) * PG;
+			WORKER_CHECK(ntmm_free(w->p, a, RECOMMIT_PAGES * PG, NTMM_MEM_DECOMMIT) ==
+			             0);
+			WORKER_CHECK(ntmm_allocate(w->p, &a, RECOMMIT_PAGES * PG, NTMM_MEM_COMMIT,
+			                           NTMM_PAGE_READWRITE) == 0);
+		}
 		if (r % 64 == 0)
 			sched_yield();
 	}
@@ -281,32 +297,162 @@ static void *workload(void *arg)
 	return NULL;
 }
 
+static void *fifo_probe_thread(void *arg)
+{
+	return arg;
+}
+
+/* Whether this process may run a thread under SCHED_FIFO: 0, or the
+   errno of a trial thread created with it. */
+static int fifo_permitted(void)
+{
+	pthread_attr_t a;
+	struct sched_param sp = {.sched_priority = sched_get_priority_min(SCHED_FIFO)};
+	assert_int_equal(pthread_attr_init(&a), 0);
+	assert_int_equal(pthread_attr_setinheritsched(&a, PTHREAD_EXPLICIT_SCHED), 0);
+	assert_int_equal(pthread_attr_setschedpolicy(&a, SCHED_FIFO), 0);
+	assert_int_equal(pthread_attr_setschedparam(&a, &sp), 0);
+	pthread_t t;
+	int err = pthread_create(&t, &a, fifo_probe_thread, NULL);
+	if (err == 0)
+		pthread_join(t, NULL);
+	pthread_attr_destroy(&a);
+	return err;
+}
+
+/* CPU time a thread has used, ns. */
+static uint64_t thread_cpu_ns(pthread_t t)
+{
+	clockid_t c;
+	struct timespec ts;
+	assert_int_equal(pthread_getcpuclockid(t, &c), 0);
+	assert_int_equal(clock_gettime(c, &ts), 0);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#define IDLE_WINDOW_MS 200
+#define IDLE_WINDOWS   25 /* 5 s for the last writes and out-swaps to end */
+
 static void real_time_threads_do_not_starve_the_workload(void **state)
 {
 	(void)state;
-	/* a 1 ms tick, out-swapping after 3 ms idle and a pool under pressure
-	   (3960 of 4096 frames written: available below the 128 mark):
-	   the system threads run as often as they ever will */
-	wsm_opts_t o = {.mib = 16, .threads = true, .tick_ms = 1, .idle_ms = 3};
+	/* a 1 ms tick, out-swapping after 3 ms idle, a pool of 4096 frames
+	   under twice as many pages written at random and a paging file to
+	   hold the rest: the system threads run as often as they ever will,
+	   and the writer, the trimmer and the zero page thread all work */
+	char *pf = wsm_tmp_path("rt-starve.pf");
+	wsm_opts_t o = {.mib = 16,
+	                .threads = true,
+	                .tick_ms = 1,
+	                .idle_ms = 3,
+	                .pagefile = pf,
+	                .pf_initial = 16 * MiB,
+	                .pf_max = 64 * MiB};
+	int fifo_err = fifo_permitted();
 	ntmm_engine_t *e = wsm_engine(&o);
-	enum { WORKERS = 6 };
-	worker_t w[WORKERS];
-	for (int i = 0; i < WORKERS; i++) {
-		w[i] = (worker_t){
-		    .e = e, .pages = 660, .rounds = scaled(40000), .tag = (uint64_t)i + 1};
+
+	/* what each system thread obtained; the real-time ones (NT 16..31)
+	   have SCHED_FIFO wherever the process may use it */
+	ntmm__systhread_ref_t th[16];
+	size_t nth = ntmm__systhreads_list(e, th, 16);
+	assert_true(nth >= 6 && nth <= 16);
+	size_t rt = 0;
+	for (size_t i = 0; i < nth; i++) {
+		const ntmm__thread_t *t = th[i].t;
+		char buf[64];
+		fprintf(stderr, "%-21s NT %2d -> %s%s%s\n", th[i].role, t->nt_priority,
+		        ntmm__thread_policy_str(t, buf, sizeof(buf)),
+		        t->degraded ? ", degraded: " : "", t->degraded ? t->degraded_reason : "");
+		if (t->nt_priority < 16)
+			continue;
+		rt++;
+		if (fifo_err == 0) {
+			assert_int_equal(t->policy, NTMM__SCHED_FIFO);
+			assert_int_equal(sched_getscheduler(t->tid_os), SCHED_FIFO);
+			assert_int_equal(t->rt_priority, t->nt_priority - 15);
+		} else {
+			assert_int_equal(t->policy, NTMM__SCHED_OTHER);
+			assert_true(t->degraded && t->degraded_reason[0]);
+		}
+	}
+	assert_true(rt >= 1);
+	if (fifo_err)
+		fprintf(stderr,
+		        "SCHED_FIFO is not available to this process (%s): the %zu real-time "
+		        "threads run degraded under SCHED_OTHER (checked above)\n",
+		        strerror(fifo_err), rt);
+
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int workers = ncpu > 1 ? (int)(3 * ncpu) : 6;
+	if (workers < 6)
+		workers = 6;
+	if (workers > 32)
+		workers = 32;
+	size_t frames = o.mib * MiB / PG;
+	worker_t *w = calloc((size_t)workers, sizeof(*w));
+	for (int i = 0; i < workers; i++) {
+		w[i] = (worker_t){.e = e,
+		                  .pages =
+		                      2 * frames / (size_t)workers & ~(size_t)(RECOMMIT_PAGES - 1),
+		                  .rounds = scaled(60000),
+		                  .tag = (uint64_t)i + 1};
 		w[i].p = wsm_process(e, w[i].pages, &w[i].base);
 	}
-	run_threads(WORKERS, workload, w, sizeof(w[0]));
-	assert_int_equal(atomic_load(&test_failures), 0);
+	assert_true(workers > ncpu); /* more runnable workload threads than CPUs */
+
 	ntmm__balance_thread_t *b = &e->systhreads.balance;
-	fprintf(
-	    stderr,
-	    "balance: %llu ticks, %llu low-memory wakes, %llu pages trimmed; swap-outs %llu\n",
-	    (unsigned long long)wsm_load(&b->ticks), (unsigned long long)wsm_load(&b->lowmem_wakes),
-	    (unsigned long long)wsm_load(&b->trimmed), (unsigned long long)wsm_stats(e).swap_outs);
-	/* a short workload may end before the first tick: wait for it */
-	WSM_WAIT_UNTIL(wsm_load(&b->wsm_runs) >= 1);
+	ntmm__mpw_t *mpw = &e->systhreads.mpw;
+	ntmm_stats_t st0 = wsm_stats(e);
+	uint64_t written0 = wsm_load(&mpw->pages), trimmed0 = wsm_load(&b->trimmed);
+	uint64_t runs0 = wsm_load(&b->wsm_runs), t0 = test_now_ns();
+	run_threads(workers, workload, w, sizeof(w[0]));
+	uint64_t t1 = test_now_ns();
+	ntmm_stats_t st1 = wsm_stats(e);
+	uint64_t written = wsm_load(&mpw->pages) - written0;
+	uint64_t trimmed = wsm_load(&b->trimmed) - trimmed0, runs = wsm_load(&b->wsm_runs) - runs0;
+	uint64_t zeroed = (st1.frames_zeroed - st1.frames_zeroed_inline) -
+	                  (st0.frames_zeroed - st0.frames_zeroed_inline);
+	uint64_t hard = st1.hard_faults - st0.hard_faults;
+	assert_int_equal(atomic_load(&test_failures), 0);
+	fprintf(stderr,
+	        "%d workers on %ld CPUs: %.2f s; hard faults %llu, pages written by the "
+	        "modified writer %llu, working set passes %llu trimming %llu pages, zeroed by "
+	        "the zero page thread %llu, swap-outs %llu\n",
+	        workers, ncpu, (double)(t1 - t0) / 1e9, (unsigned long long)hard,
+	        (unsigned long long)written, (unsigned long long)runs, (unsigned long long)trimmed,
+	        (unsigned long long)zeroed, (unsigned long long)(st1.swap_outs - st0.swap_outs));
+	/* while the workload ran, each system thread did real work */
+	assert_true(hard > 0);
+	assert_true(written > 0);
+	assert_true(runs > 0 && trimmed > 0);
+	assert_true(zeroed > 0);
+
+	/* the workload is done: once their work is, the system threads block
+	   (a spinning one would use the whole of every window) */
+	bool quiet = false;
+	for (int win = 0; win < IDLE_WINDOWS && !quiet; win++) {
+		uint64_t cpu0[16], w0 = test_now_ns();
+		for (size_t i = 0; i < nth; i++)
+			cpu0[i] = thread_cpu_ns(th[i].t->tid);
+		usleep(IDLE_WINDOW_MS * 1000);
+		uint64_t window = test_now_ns() - w0, busiest = 0;
+		size_t bi = 0;
+		for (size_t i = 0; i < nth; i++) {
+			uint64_t used = thread_cpu_ns(th[i].t->tid) - cpu0[i];
+			if (used >= busiest)
+				busiest = used, bi = i;
+		}
+		fprintf(stderr, "idle window %d: busiest %s at %.1f%% of a CPU\n", win, th[bi].role,
+		        100.0 * (double)busiest / (double)window);
+		quiet = busiest < window / 2;
+	}
+	assert_true(quiet);
+	for (int i = 0; i < workers; i++)
+		assert_int_equal(ntmm_process_destroy(w[i].p), 0);
+	free(w);
 	wsm_engine_done(e);
+	unlink(pf);
+	free(pf);
 }
 
 int main(void)
