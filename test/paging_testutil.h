@@ -104,6 +104,22 @@ static inline uint64_t commit_pages(ntmm_process_t *p, size_t pages)
 }
 
 /* Waits (sleeping, bounded) until cond holds; returns whether it did. */
+/* Dirty pages to the paging file and out of memory: trim, write, repurpose
+   every Standby page; every PTE of [a, a + n pages) is then a pagefile PTE. */
+static inline void page_out(ntmm_engine_t *e, ntmm_process_t *p, uint64_t a, size_t n)
+{
+	assert_int_equal(ntmm_ws_empty(p), 0);
+	write_all_modified(e);
+	repurpose_all(e);
+	ntmm_access_begin(e);
+	for (size_t i = 0; i < n; i++) {
+		_Atomic uint64_t *pte = ntmm__pt_lookup(p, a + i * PG);
+		assert_non_null(pte);
+		assert_true(ntmm__pte_is_pagefile(atomic_load(pte)));
+	}
+	ntmm_access_end(e);
+}
+
 #define WAIT_UNTIL(cond, seconds)                                                  \
 	({                                                                         \
 		uint64_t _end = test_now_ns() + (uint64_t)(seconds)*1000000000ull; \

@@ -29,12 +29,17 @@ typedef struct fixture {
 	ntmm_engine_t *e;
 } fixture_t;
 
-static fixture_t *fixture(size_t initial, size_t max)
+static fixture_t *fixture(size_t initial, size_t max, bool threads)
 {
 	fixture_t *f = calloc(1, sizeof(*f));
 	f->dir = io_tmpdir();
 	snprintf(f->path, sizeof(f->path), "%s/pagefile.sys", f->dir);
-	wsm_opts_t o = {.mib = POOL_MIB, .pagefile = f->path, .pf_initial = initial, .pf_max = max};
+	wsm_opts_t o = {.mib = POOL_MIB,
+	                .threads = threads,
+	                .tick_ms = 10,
+	                .pagefile = f->path,
+	                .pf_initial = initial,
+	                .pf_max = max};
 	f->e = wsm_engine(&o);
 	return f;
 }
@@ -62,7 +67,7 @@ static void passes(ntmm_engine_t *e, int n)
 static void shrink_passes_keep_the_space_the_charge_needs(void **state)
 {
 	(void)state;
-	fixture_t *f = fixture(1 * MiB, 64 * MiB);
+	fixture_t *f = fixture(1 * MiB, 64 * MiB, false);
 	ntmm_engine_t *e = f->e;
 	ntmm__pagefile_t *pf = file0(e);
 	uint64_t initial = pf->initial_pages;
@@ -178,16 +183,8 @@ static void a_full_disk_refuses_commits_until_it_has_room(void **state)
 static void the_writer_gets_room_from_the_segment_dereference_thread(void **state)
 {
 	(void)state;
-	char *dir = io_tmpdir();
-	char path[600];
-	snprintf(path, sizeof(path), "%s/pagefile.sys", dir);
-	wsm_opts_t o = {.mib = POOL_MIB,
-	                .threads = true,
-	                .tick_ms = 10,
-	                .pagefile = path,
-	                .pf_initial = 1 * MiB,
-	                .pf_max = 64 * MiB};
-	ntmm_engine_t *e = wsm_engine(&o);
+	fixture_t *f = fixture(1 * MiB, 64 * MiB, true);
+	ntmm_engine_t *e = f->e;
 	ntmm__segderef_thread_t *sd = &e->systhreads.segderef;
 	ntmm__pagefile_t *pf = file0(e);
 
@@ -218,8 +215,7 @@ static void the_writer_gets_room_from_the_segment_dereference_thread(void **stat
 		ntmm__pagefile_free(&e->io, held[i], held_n[i]);
 	assert_int_equal(wsm_check(p, base, 5, 0, N), 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
-	wsm_engine_done(e);
-	io_rmtree(dir);
+	fixture_done(f);
 }
 
 int main(void)

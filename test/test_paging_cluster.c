@@ -18,21 +18,6 @@ static void fill(ntmm_process_t *p, uint64_t a, size_t n, uint64_t tag)
 	}
 }
 
-/* Every page of [a, a + n pages) ends up with a pagefile PTE. */
-static void page_out_all(ntmm_engine_t *e, ntmm_process_t *p, uint64_t a, size_t n)
-{
-	assert_int_equal(ntmm_ws_empty(p), 0);
-	write_all_modified(e);
-	repurpose_all(e);
-	ntmm_access_begin(e);
-	for (size_t i = 0; i < n; i++) {
-		_Atomic uint64_t *pte = ntmm__pt_lookup(p, a + i * PG);
-		assert_non_null(pte);
-		assert_true(ntmm__pte_is_pagefile(atomic_load(pte)));
-	}
-	ntmm_access_end(e);
-}
-
 /* The number of leaf tables [a, a + n pages) spans. */
 static unsigned leaves(uint64_t a, size_t n)
 {
@@ -47,7 +32,7 @@ static void a_backward_scan_reads_whole_clusters(void **s)
 	assert_int_equal(ntmm_process_create(v.e, &p), 0);
 	uint64_t a = commit_pages(p, PAGES);
 	fill(p, a, PAGES, 9000);
-	page_out_all(v.e, p, a, PAGES);
+	page_out(v.e, p, a, PAGES);
 
 	uint64_t hard0 = PSTAT(v.e, hard_faults), ios0 = PSTAT(v.e, read_ios);
 	static _Alignas(4096) char buf[4096];
@@ -98,8 +83,8 @@ static void the_backward_cluster_stops_at_the_vad(void **s)
 	                 0);
 	fill(p, a, PAGES, 100);
 	fill(p, b, PAGES, 100 + PAGES);
-	page_out_all(v.e, p, a, PAGES);
-	page_out_all(v.e, p, b, PAGES);
+	page_out(v.e, p, a, PAGES);
+	page_out(v.e, p, b, PAGES);
 
 	static _Alignas(4096) char buf[4096];
 	uint64_t ios0 = PSTAT(v.e, read_ios);

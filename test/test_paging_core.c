@@ -28,21 +28,6 @@ static void check_pages(ntmm_process_t *p, uint64_t a, size_t n, uint64_t tag, u
 	}
 }
 
-/* dirty pages → trim → write → repurpose: every PTE is a pagefile PTE */
-static void page_out(ntmm_engine_t *e, ntmm_process_t *p, uint64_t a, size_t n)
-{
-	assert_int_equal(ntmm_ws_empty(p), 0);
-	write_all_modified(e);
-	repurpose_all(e);
-	ntmm_access_begin(e);
-	for (size_t i = 0; i < n; i++) {
-		_Atomic uint64_t *pte = ntmm__pt_lookup(p, a + i * PG);
-		assert_non_null(pte);
-		assert_true(ntmm__pte_is_pagefile(atomic_load(pte)));
-	}
-	ntmm_access_end(e);
-}
-
 static void written_pages_go_to_standby_with_pagefile_original(void **s)
 {
 	paging_env_t v = paging_env(8, 4, 16, false, false);
