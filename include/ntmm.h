@@ -128,7 +128,10 @@ NTMM_API int ntmm_audit(ntmm_engine_t *e);
 /* ------------------------------------------------------------- paging files */
 
 /* Adds a paging file at run time (up to 16 per engine). The file is created
-   (or truncated) at path with `initial` bytes really allocated, grows on
+   at path with `initial` bytes really allocated (an existing file is used
+   only if it is empty or an earlier engine's paging file, marked with the
+   user.ntmm.pagefile extended attribute; any other file is refused with
+   NTMM_EIO and left as it was), grows on
    demand up to `maximum` (both rounded down to 4 KiB pages; initial at least
    8 KiB), and is deleted when removed or when the engine is destroyed. Only
    space actually obtained counts toward the commit limit.
@@ -233,6 +236,16 @@ NTMM_API int ntmm_process_info(ntmm_process_t *p, ntmm_process_info_t *out);
    5. Errors: NTMM_EINVAL (bad handle, prio above 7). */
 NTMM_API int ntmm_process_set_page_priority(ntmm_process_t *p, unsigned prio);
 NTMM_API int ntmm_stats_get(ntmm_engine_t *e, ntmm_stats_t *out);
+/* Which paging I/O backend the engine uses for reads and for writes, and
+   why, as one line of text in buf: "io_uring for ..." or "preadv/pwritev
+   for ...", e.g. "io_uring for read batches of >= 2 requests; preadv/pwritev
+   for single reads and all writes (io_uring_queue_init succeeded (8 rings))"
+   or "preadv/pwritev for all reads and writes: io_uring unavailable:
+   io_uring_queue_init: Operation not permitted". Always NUL-terminated;
+   cut at len - 1 characters (512 bytes hold any description). Any thread,
+   any time between create and destroy; takes each I/O ring's lock briefly.
+   Errors: NTMM_EINVAL (NULL engine or buf, len 0). */
+NTMM_API int ntmm_engine_io_backend(ntmm_engine_t *e, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

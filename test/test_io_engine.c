@@ -1,7 +1,13 @@
 /* The io layer inside an engine: the first paging file from the config,
-   ntmm_pagefile_add/remove, gauges, bad paths at creation, the backend knob,
-   and create/destroy cycles. */
+   ntmm_pagefile_add/remove, gauges, bad paths at creation, a directory the
+   caller may not write, the backend knob and its public query, and
+   create/destroy cycles. */
 #include "iotest.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <grp.h>
+#include <sys/wait.h>
 
 #include <ntmm/stats.h>
 
@@ -148,6 +154,158 @@ static void backend_knob_forces_preadv_pwritev(void **state)
 	assert_int_equal(ntmm_engine_create(&c, &e), NTMM_EINVAL);
 }
 
+static bool names_a_backend(const char *s)
+{
+	return !strncmp(s, "io_uring for ", 13) || !strncmp(s, "preadv/pwritev for ", 19);
+}
+
+static void io_backend_query_says_which_backend_and_why(void **state)
+{
+	char *dir = io_tmpdir();
+	char *path = io_path(dir, "pagefile.sys");
+	ntmm_config_t c = small_config();
+	c.pagefile_path = path;
+	c.pagefile_initial = 1 << 20;
+	c.pagefile_maximum = 4 << 20;
+	ntmm_engine_t *e;
+	assert_int_equal(ntmm_engine_create(&c, &e), 0);
+	char buf[512];
+	memset(buf, 'x', sizeof(buf));
+	assert_int_equal(ntmm_engine_io_backend(e, buf, sizeof(buf)), 0);
+	assert_true(names_a_backend(buf));
+	assert_true(strchr(buf, '(') || strstr(buf, ": ")); /* says why */
+	/* the text agrees with the backend the engine set up */
+	assert_int_equal(strncmp(buf, ntmm__io_backend(&e->io), strlen(ntmm__io_backend(&e->io))),
+	                 0);
+
+	/* a short buffer gets a cut, NUL-terminated prefix */
+	char small[9];
+	memset(small, 'x', sizeof(small));
+	assert_int_equal(ntmm_engine_io_backend(e, small, sizeof(small)), 0);
+	assert_int_equal(strlen(small), sizeof(small) - 1);
+	assert_int_equal(strncmp(small, buf, sizeof(small) - 1), 0);
+
+	assert_int_equal(ntmm_engine_io_backend(NULL, buf, sizeof(buf)), NTMM_EINVAL);
+	assert_int_equal(ntmm_engine_io_backend(e, NULL, sizeof(buf)), NTMM_EINVAL);
+	assert_int_equal(ntmm_engine_io_backend(e, buf, 0), NTMM_EINVAL);
+	ntmm_engine_destroy(e);
+
+	/* forced to the sync backend: preadv/pwritev for everything, and why */
+	c.io_backend = NTMM__IO_SYNC;
+	assert_int_equal(ntmm_engine_create(&c, &e), 0);
+	assert_int_equal(ntmm_engine_io_backend(e, buf, sizeof(buf)), 0);
+	assert_non_null(strstr(buf, "preadv/pwritev for all reads and writes"));
+	assert_non_null(strstr(buf, "configured"));
+	assert_null(strstr(buf, "io_uring"));
+	ntmm_engine_destroy(e);
+
+	/* forced to io_uring (where the kernel allows it): every request */
+	c.io_backend = NTMM__IO_URING;
+	int err = ntmm_engine_create(&c, &e);
+	assert_true(err == 0 || err == NTMM_ENOTSUP);
+	if (!err) {
+		assert_int_equal(ntmm_engine_io_backend(e, buf, sizeof(buf)), 0);
+		assert_non_null(strstr(buf, "io_uring for all reads and all writes"));
+		assert_null(strstr(buf, "preadv/pwritev"));
+		ntmm_engine_destroy(e);
+	}
+	free(path);
+	io_rmtree(dir);
+}
+
+/* Exit statuses of the unprivileged child below: which check failed. */
+enum {
+	NOPERM_OK = 0,
+	NOPERM_CREATE_NOT_EIO = 10,
+	NOPERM_CREATE_LEFT_ENGINE,
+	NOPERM_CREATE_DETAIL,
+	NOPERM_PLAIN_CREATE_FAILED,
+	NOPERM_ADD_NOT_EIO,
+	NOPERM_ADD_DETAIL,
+	NOPERM_ADD_COUNTED_SPACE,
+	NOPERM_SKIP = 77, /* could not drop privileges, or the directory is writable anyway */
+};
+
+static bool detail_says_permission_denied(const char *path)
+{
+	const char *d = ntmm_error_detail();
+	return strstr(d, "Permission denied") && strstr(d, path);
+}
+
+/* In the child: without write permission on dir, a paging file there fails
+   engine creation and ntmm_pagefile_add with NTMM_EIO and a detail naming
+   the path and "Permission denied". Returns a NOPERM_* status. */
+static int noperm_child(const char *dir, bool drop_root)
+{
+	if (drop_root && (setgroups(0, NULL) || setgid(65534) || setuid(65534)))
+		return NOPERM_SKIP;
+	if (access(dir, W_OK) == 0 || errno != EACCES)
+		return NOPERM_SKIP; /* e.g. CAP_DAC_OVERRIDE kept */
+	char *path = io_path(dir, "pagefile.sys");
+	ntmm_config_t c = small_config();
+	c.pagefile_path = path;
+	c.pagefile_initial = 1 << 20;
+	c.pagefile_maximum = 4 << 20;
+	ntmm_engine_t *e = (ntmm_engine_t *)1;
+	if (ntmm_engine_create(&c, &e) != NTMM_EIO)
+		return NOPERM_CREATE_NOT_EIO;
+	if (e)
+		return NOPERM_CREATE_LEFT_ENGINE;
+	if (!detail_says_permission_denied(path))
+		return NOPERM_CREATE_DETAIL;
+
+	c.pagefile_path = NULL;
+	if (ntmm_engine_create(&c, &e))
+		return NOPERM_PLAIN_CREATE_FAILED;
+	int rc = NOPERM_OK;
+	ntmm_stats_t st;
+	if (ntmm_pagefile_add(e, path, 1 << 20, 4 << 20) != NTMM_EIO)
+		rc = NOPERM_ADD_NOT_EIO;
+	else if (!detail_says_permission_denied(path))
+		rc = NOPERM_ADD_DETAIL;
+	else if (ntmm_stats_get(e, &st) || st.pagefile_size_pages != 0)
+		rc = NOPERM_ADD_COUNTED_SPACE;
+	ntmm_engine_destroy(e);
+	free(path);
+	return rc;
+}
+
+static void paging_file_without_permission_is_eio_not_a_crash(void **state)
+{
+	/* As root permission checks are bypassed, so a child drops to nobody
+	   and the directory stays root's with mode 0700. Not root: the
+	   directory is the caller's own, made read-only (0500). */
+	char *dir = io_tmpdir(); /* mode 0700 (mkdtemp), owned by the caller */
+	bool root = geteuid() == 0;
+	if (!root)
+		assert_int_equal(chmod(dir, 0500), 0);
+	fflush(NULL); /* nothing buffered is written twice */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(noperm_child(dir, root)); /* _exit: no cmocka or atexit handlers */
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!root)
+		assert_int_equal(chmod(dir, 0700), 0);
+
+	/* the child left nothing in the directory */
+	unsigned entries = 0;
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	for (struct dirent *de; (de = readdir(d));)
+		entries += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	io_rmtree(dir);
+
+	if (!WIFEXITED(status))
+		fail_msg("child died of signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+	assert_int_equal(entries, 0);
+	if (WEXITSTATUS(status) == NOPERM_SKIP)
+		skip();
+	assert_int_equal(WEXITSTATUS(status), NOPERM_OK);
+}
+
 static void create_destroy_cycles_leave_nothing(void **state)
 {
 	char *dir = io_tmpdir();
@@ -174,6 +332,8 @@ int main(void)
 	    cmocka_unit_test(public_add_and_remove),
 	    cmocka_unit_test(bad_paging_file_fails_engine_creation_cleanly),
 	    cmocka_unit_test(backend_knob_forces_preadv_pwritev),
+	    cmocka_unit_test(io_backend_query_says_which_backend_and_why),
+	    cmocka_unit_test(paging_file_without_permission_is_eio_not_a_crash),
 	    cmocka_unit_test(create_destroy_cycles_leave_nothing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,8 +10,11 @@
  *
  * It reports faults by kind, hard-fault and write throughput, fault latency
  * percentiles per kind (measured in-process around each access), RSS, the
- * page lists and the scheduling the system threads obtained; `--json`
- * prints the same as one JSON object for scripts.
+ * page lists, the paging I/O backend (ntmm_engine_io_backend) and the
+ * scheduling the system threads obtained; `--json` prints the same as one
+ * JSON object for scripts. It fails (exit 1) on any access error during the
+ * run, any page that does not verify, or a failed audit; bad options are
+ * usage errors (exit 2).
  */
 #include "tools.h"
 
@@ -122,7 +125,8 @@ typedef struct worker {
 	uint64_t accesses, writes, errors, mismatches;
 	_Atomic int *stop;
 	_Atomic uint64_t progress;
-	int first_error;
+	int first_error;              /* NTMM_E* of the first failed access */
+	char first_error_detail[256]; /* its ntmm_error_detail (thread-local there) */
 } worker_t;
 
 static uint64_t now_ns(void)
@@ -197,9 +201,12 @@ static void access_page(worker_t *w, size_t page, bool write)
 	uint64_t dt = now_ns() - t0;
 	unsigned kind = ntmm_last_fault_kind();
 	if (err) {
-		ntmm_access_end(w->e);
-		if (!w->errors++)
+		if (!w->errors++) {
 			w->first_error = err;
+			snprintf(w->first_error_detail, sizeof(w->first_error_detail), "%s",
+			         ntmm_error_detail());
+		}
+		ntmm_access_end(w->e);
 		return;
 	}
 	if (kind < NTMM_FAULT_KINDS)
@@ -255,6 +262,20 @@ static void *worker_main(void *arg)
 static const char *kind_names[NTMM_FAULT_KINDS] = {"valid", "demand_zero", "soft",
                                                    "hard",  "collided",    "copy_on_write"};
 
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; s && *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
 static long rss_kib(void)
 {
 	FILE *f = fopen("/proc/self/status", "r");
@@ -283,6 +304,42 @@ static void usage(FILE *out)
 	        "  --dir=PATH            directory for the paging file (default: a new temp dir)\n"
 	        "  --json                one JSON object on stdout\n"
 	        "  --quiet               no progress line\n");
+}
+
+/* "sequential,zipf" → a mask of enum pattern ("seq" is short for
+   sequential). An unknown or empty name is a usage error: -1, with a
+   message naming it and the valid ones. */
+static int parse_patterns(const char *list, unsigned *mask)
+{
+	*mask = 0;
+	char *dup = strdup(list), *save = NULL;
+	if (!dup)
+		return -1;
+	int rc = 0;
+	for (char *t = strtok_r(dup, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
+		unsigned i = 0;
+		while (i < PAT_COUNT && strcmp(t, pattern_names[i]) &&
+		       !(i == PAT_SEQ && !strcmp(t, "seq")))
+			i++;
+		if (i == PAT_COUNT) {
+			fprintf(stderr, "ntmm demo: unknown pattern '%s' in --patterns", t);
+			rc = -1;
+		} else {
+			*mask |= 1u << i;
+		}
+	}
+	if (!rc && !*mask) {
+		fprintf(stderr, "ntmm demo: --patterns names no pattern");
+		rc = -1;
+	}
+	if (rc) {
+		fprintf(stderr, " (valid: ");
+		for (unsigned i = 0; i < PAT_COUNT; i++)
+			fprintf(stderr, "%s%s", i ? ", " : "", pattern_names[i]);
+		fprintf(stderr, "; seq = sequential; comma-separated)\n");
+	}
+	free(dup);
+	return rc;
 }
 
 static int parse_opts(int argc, char **argv, demo_opts_t *o)
@@ -346,17 +403,10 @@ static int parse_opts(int argc, char **argv, demo_opts_t *o)
 		case 'q':
 			o->quiet = true;
 			break;
-		case 'P': {
-			o->patterns = 0;
-			char *dup = strdup(optarg), *save = NULL;
-			for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save))
-				for (unsigned i = 0; i < PAT_COUNT; i++)
-					if (!strcmp(t, pattern_names[i]) ||
-					    (!strcmp(t, "seq") && i == PAT_SEQ))
-						o->patterns |= 1u << i;
-			free(dup);
+		case 'P':
+			if (parse_patterns(optarg, &o->patterns))
+				return -1;
 			break;
-		}
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -408,8 +458,12 @@ int ntmm__tool_demo(int argc, char **argv)
 	if (err) {
 		fprintf(stderr, "ntmm demo: engine: %s (%s)\n", ntmm_strerror(err),
 		        ntmm_error_detail());
+		if (!o.dir)
+			rmdir(dir);
 		return 1;
 	}
+	char io_backend[512];
+	ntmm_engine_io_backend(e, io_backend, sizeof(io_backend));
 
 	worker_t *w = calloc((size_t)o.processes, sizeof(*w));
 	_Atomic int stop = 0;
@@ -444,6 +498,8 @@ int ntmm__tool_demo(int argc, char **argv)
 		       "pool; paging file %s\n",
 		       o.processes, per_proc >> 20, (double)per_proc * o.processes / o.physical,
 		       o.physical >> 20, pf);
+	if (!o.json)
+		printf("paging I/O: %s\n", io_backend);
 
 	ntmm_stats_t s0, s1;
 	ntmm_stats_get(e, &s0);
@@ -508,7 +564,10 @@ int ntmm__tool_demo(int argc, char **argv)
 	hist_t all[NTMM_FAULT_KINDS];
 	memset(all, 0, sizeof(all));
 	uint64_t accesses = 0, writes = 0, errors = 0, mismatches = 0;
+	const worker_t *first_err = NULL; /* the lowest-numbered worker with an error */
 	for (int i = 0; i < o.processes; i++) {
+		if (w[i].errors && !first_err)
+			first_err = &w[i];
 		for (unsigned k = 0; k < NTMM_FAULT_KINDS; k++)
 			hist_merge(&all[k], &w[i].hist[k]);
 		accesses += w[i].accesses;
@@ -522,15 +581,43 @@ int ntmm__tool_demo(int argc, char **argv)
 	hist_merge(&sz, &all[NTMM_FAULT_DEMAND_ZERO]);
 	uint64_t hard = s1.hard_faults - s0.hard_faults;
 	uint64_t written = s1.pages_written - s0.pages_written;
-	bool ok = !bad && !verify_errors && !mismatches && !audit;
+	/* any failed access fails the demo: an ENOMEM or EIO under load is a
+	   bug the run must not hide, even if every page verifies afterwards */
+	bool ok = !errors && !bad && !verify_errors && !mismatches && !audit;
+	const char *failures[5];
+	unsigned nfail = 0;
+	if (errors)
+		failures[nfail++] = "access_errors";
+	if (bad)
+		failures[nfail++] = "bad_pages";
+	if (verify_errors)
+		failures[nfail++] = "verify_errors";
+	if (mismatches)
+		failures[nfail++] = "read_mismatches";
+	if (audit)
+		failures[nfail++] = "audit";
+	/* the backend again: a ring the kernel refused is retired during the run */
+	char io_backend_end[512];
+	ntmm_engine_io_backend(e, io_backend_end, sizeof(io_backend_end));
+	bool io_changed = strcmp(io_backend, io_backend_end) != 0;
 
 	if (o.json) {
 		printf("{\"seconds\":%.3f,\"processes\":%d,\"physical_bytes\":%zu,"
 		       "\"committed_bytes\":%zu,\"accesses\":%llu,\"writes\":%llu,"
-		       "\"access_errors\":%llu,\"faults\":{",
+		       "\"access_errors\":%llu,",
 		       secs, o.processes, o.physical, per_proc * (size_t)o.processes,
 		       (unsigned long long)accesses, (unsigned long long)writes,
 		       (unsigned long long)errors);
+		if (first_err) {
+			printf("\"first_access_error\":{\"process\":%d,\"error\":", first_err->id);
+			json_str(ntmm_strerror(first_err->first_error));
+			printf(",\"detail\":");
+			json_str(first_err->first_error_detail);
+			printf("},");
+		}
+		printf("\"io_backend\":");
+		json_str(io_backend_end);
+		printf(",\"faults\":{");
 		for (unsigned k = 0; k < NTMM_FAULT_KINDS; k++)
 			printf("%s\"%s\":{\"count\":%llu,\"p50_ns\":%llu,\"p99_ns\":%llu,"
 			       "\"p999_ns\":%llu}",
@@ -550,16 +637,20 @@ int ntmm__tool_demo(int argc, char **argv)
 		printf("\"threads\":");
 		ntmm__tool_print_threads(e, stdout, true);
 		printf(",\"verified_pages\":%llu,\"bad_pages\":%llu,\"verify_errors\":%llu,"
-		       "\"read_mismatches\":%llu,\"audit\":%d,\"ok\":%s}\n",
+		       "\"read_mismatches\":%llu,\"audit\":%d,\"failures\":[",
 		       (unsigned long long)verified, (unsigned long long)bad,
-		       (unsigned long long)verify_errors, (unsigned long long)mismatches, audit,
-		       ok ? "true" : "false");
+		       (unsigned long long)verify_errors, (unsigned long long)mismatches, audit);
+		for (unsigned i = 0; i < nfail; i++)
+			printf("%s\"%s\"", i ? "," : "", failures[i]);
+		printf("],\"ok\":%s}\n", ok ? "true" : "false");
 	} else {
 		printf("\n%.1f s, %llu accesses (%.0f/s), %llu page writes, %llu access errors",
 		       secs, (unsigned long long)accesses, accesses / secs,
 		       (unsigned long long)writes, (unsigned long long)errors);
-		if (errors)
-			printf(" (first: %s)", ntmm_strerror(w[0].first_error));
+		if (first_err)
+			printf(" (first, process %d: %s: %s)", first_err->id,
+			       ntmm_strerror(first_err->first_error),
+			       first_err->first_error_detail);
 		printf("\n\n%-14s %12s %10s %10s %10s\n", "fault kind", "count", "p50", "p99",
 		       "p999");
 		for (unsigned k = 0; k < NTMM_FAULT_KINDS; k++)
@@ -575,6 +666,8 @@ int ntmm__tool_demo(int argc, char **argv)
 		printf("\nhard faults %.0f/s, pages written %.0f/s (%.1f MiB/s), RSS %ld MiB\n",
 		       hard / secs, written / secs, written * 4096.0 / secs / (1 << 20),
 		       rss / 1024);
+		if (io_changed)
+			printf("paging I/O now: %s\n", io_backend_end);
 		printf("lists: zeroed %llu  free %llu  standby %llu  modified %llu  active %llu\n",
 		       (unsigned long long)s1.zeroed_pages, (unsigned long long)s1.free_pages,
 		       (unsigned long long)s1.standby_pages, (unsigned long long)s1.modified_pages,
@@ -582,10 +675,18 @@ int ntmm__tool_demo(int argc, char **argv)
 		printf("\nsystem threads:\n");
 		ntmm__tool_print_threads(e, stdout, false);
 		printf("\nverify: %llu pages checked, %llu wrong, %llu unreadable, %llu read "
-		       "mismatches during the run; audit %s\n%s\n",
+		       "mismatches and %llu access errors during the run; audit %s\n",
 		       (unsigned long long)verified, (unsigned long long)bad,
 		       (unsigned long long)verify_errors, (unsigned long long)mismatches,
-		       audit ? "FAILED" : "ok", ok ? "OK: nothing lost" : "FAILED");
+		       (unsigned long long)errors, audit ? "FAILED" : "ok");
+		if (ok) {
+			printf("OK: nothing lost, no access errors\n");
+		} else {
+			printf("FAILED:");
+			for (unsigned i = 0; i < nfail; i++)
+				printf("%s %s", i ? "," : "", failures[i]);
+			printf("\n");
+		}
 	}
 	rc = ok ? 0 : 1;
 out:

@@ -2,8 +2,10 @@
  * `ntmm info [--json]`: creates an engine as the options and NTMM_*
  * environment say, and reports what this machine gave it — the backing and
  * why, the NUMA nodes with their CPUs, distances and frames, the bytes per
- * PFN entry, the page colours, and every system thread with the scheduling
- * policy and priority it actually obtained (and why, when degraded).
+ * PFN entry, the page colours, the paging I/O backend (io_uring or
+ * preadv/pwritev, for which requests, and why), and every system thread
+ * with the scheduling policy and priority it actually obtained (and why,
+ * when degraded).
  */
 #include <stdio.h>
 #include <string.h>
@@ -48,6 +50,10 @@ static void print_json(ntmm_engine_t *e)
 		json_str(o, e->cfg.topology);
 	else
 		fprintf(o, "null");
+	char io[512];
+	ntmm_engine_io_backend(e, io, sizeof(io));
+	fprintf(o, ",\n  \"io_backend\": ");
+	json_str(o, io);
 	fprintf(o, ",\n  \"memory_bound\": %s,\n  \"nodes\": [\n", ph->bound ? "true" : "false");
 	for (unsigned n = 0; n < ph->nnodes; n++) {
 		ntmm__node_info_t ni;
@@ -85,6 +91,9 @@ static void print_text(ntmm_engine_t *e)
 	printf("  page colours   %u\n", ph->ncolours);
 	printf("  topology       %s%s\n", e->cfg.topology ? e->cfg.topology : "this machine",
 	       ph->bound ? ", memory bound per node" : "");
+	char io[512];
+	ntmm_engine_io_backend(e, io, sizeof(io));
+	printf("  paging I/O     %s\n", io);
 	printf("\n  %-5s %-10s %-12s %-12s %-10s %s\n", "node", "frames", "committed", "cpus",
 	       "os index", "distances");
 	for (unsigned n = 0; n < ph->nnodes; n++) {

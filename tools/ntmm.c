@@ -22,14 +22,15 @@ static const subcommand_t subcommands[] = {
     {"info", ntmm__tool_info,
      "[--json] [--physical=SIZE] [--topology=STR] [--backing=auto|hugetlb|thp|4k] "
      "[--no-threads]\n"
-     "        create an engine and report its backing, nodes, frames, PFN entry size\n"
-     "        and system threads (policy and priority obtained)"},
+     "        create an engine and report its backing, nodes, frames, PFN entry size,\n"
+     "        paging I/O backend and system threads (policy and priority obtained)"},
     {"demo", ntmm__tool_demo,
      "[--json] [--physical=SIZE] [--overcommit=X] [--processes=N] [--seconds=S]\n"
      "        [--phase=S] [--writes=F] [--patterns=sequential,random,zipf] [--dir=PATH]\n"
      "        commit several times the frame pool across processes, page it through a\n"
      "        paging file under changing access patterns, verify every byte, report\n"
-     "        faults by kind with latency percentiles, I/O rates and thread policies"},
+     "        faults by kind with latency percentiles, I/O rates, the paging I/O backend\n"
+     "        and thread policies; exit 1 on any access error, lost byte or failed audit"},
 };
 
 static void usage(FILE *out)
