@@ -841,6 +841,24 @@ static void full_disk_is_eio_at_add_and_ecommit_at_growth(void **state)
 	free(mnt);
 }
 
+/* Growth on behalf of others (the segment dereference thread for the
+   writer): the file with the most room is named, and a request larger
+   than the room left grows the file to its maximum instead of failing. */
+static void growth_requests_go_where_there_is_room(void **state)
+{
+	fixture_t *f = *state;
+	unsigned a = add_file(f, "small", 64 << 10, 128 << 10); /* room: 16 slots */
+	unsigned b = add_file(f, "large", 64 << 10, 4 << 20);
+	assert_int_equal(ntmm__pagefile_growable(&f->io), (int)b);
+	assert_int_equal(ntmm__pagefile_grow_upto(&f->io, a, 1000), 0);
+	assert_int_equal(atomic_load(&f->io.files[a]->size_pages), 32);
+	assert_int_equal(ntmm__pagefile_grow_upto(&f->io, a, 1), NTMM_ECOMMIT); /* at maximum */
+	assert_int_equal(ntmm__pagefile_grow_upto(&f->io, b, 1024 - 16), 0);
+	assert_int_equal(atomic_load(&f->io.files[b]->size_pages), 1024);
+	assert_int_equal(ntmm__pagefile_growable(&f->io), -1); /* both at maximum */
+	assert_int_equal(ntmm__pagefile_audit(&f->io), 0);
+}
+
 /* An existing file at the path is reused only when nothing in it can be
    lost: an empty file, or a paging file an earlier engine left behind
    (marked with the user.ntmm.pagefile attribute). A file with other data
@@ -1007,6 +1025,7 @@ int main(void)
 	    T(totals_are_readable_inside_rcu_sections_during_removal),
 	    T(bad_paths_are_clear_errors),
 	    T(full_disk_is_eio_at_add_and_ecommit_at_growth),
+	    T(growth_requests_go_where_there_is_room),
 	    T(an_existing_file_is_reused_only_when_it_is_a_paging_file),
 	    T(reads_leave_the_access_time_alone),
 	    TU(reads_leave_the_access_time_alone),

@@ -73,11 +73,10 @@ int ntmm_engine_io_backend(ntmm_engine_t *e, char *buf, size_t len)
 	/* rings retired after the kernel refused a submission serve no more
 	   batches (ntmm__ioring_submit does theirs with preadv/pwritev) */
 	unsigned dead = 0;
-	for (unsigned i = 0; i < pool->nrings; i++) {
-		pthread_mutex_lock(&pool->rings[i].lock);
-		dead += pool->rings[i].dead;
-		pthread_mutex_unlock(&pool->rings[i].lock);
-	}
+	for (unsigned i = 0; i < pool->nrings; i++)
+		/* relaxed, without the ring's lock (held for a whole batch): the
+		   flag only ever goes from false to true */
+		dead += atomic_load_explicit(&pool->rings[i].dead, memory_order_relaxed);
 	if (dead == pool->nrings) {
 		put(buf, len, &at,
 		    "%s for all reads and writes: the kernel refused io_uring submissions "

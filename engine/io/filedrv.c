@@ -33,10 +33,8 @@ typedef struct filestore {
 static int reusable(int fd, const struct stat *st)
 {
 	if (st->st_size == 0)
-		return 0; /* nothing in it to lose */
-	char v[2];
-	ssize_t n = fgetxattr(fd, PAGEFILE_XATTR, v, sizeof(v));
-	if (n >= 0)
+		return 0;                                /* nothing in it to lose */
+	if (fgetxattr(fd, PAGEFILE_XATTR, NULL, 0) >= 0) /* present, any value */
 		return 0; /* a paging file an engine left behind (it crashed) */
 	return errno == ENODATA || errno == ENOTSUP ? -EEXIST : -errno;
 }
@@ -48,7 +46,7 @@ static int file_open(ntmm__bsdriver_t *d, ntmm__io_t *io, const char *path, void
 		free(fs);
 		return -ENOMEM;
 	}
-	bool created = true;
+	bool created = true, locked = false;
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 && errno == EEXIST) {
 		created = false;
@@ -64,10 +62,13 @@ static int file_open(ntmm__bsdriver_t *d, ntmm__io_t *io, const char *path, void
 		err = -EINVAL; /* a device or fifo is no place for a paging file */
 	else if (flock(fd, LOCK_EX | LOCK_NB) < 0)
 		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
-	else if (!created && (err = reusable(fd, &st)) != 0)
-		;
-	else if (ftruncate(fd, 0) < 0)
-		err = -errno;
+	else {
+		locked = true;
+		if (!created)
+			err = reusable(fd, &st);
+		if (!err && ftruncate(fd, 0) < 0)
+			err = -errno;
+	}
 	if (!err) {
 		/* the mark (best effort: a file system without user extended
 		   attributes only loses the reuse of a file left behind) */
@@ -82,8 +83,11 @@ static int file_open(ntmm__bsdriver_t *d, ntmm__io_t *io, const char *path, void
 	}
 	if (err) {
 		if (fd >= 0) {
-			if (created)
-				unlink(path); /* ours, and empty: leave nothing behind */
+			/* ours and empty: leave nothing behind. Not without the
+			   lock: another engine may have opened our new file by
+			   name, taken the lock first and be using it */
+			if (created && locked)
+				unlink(path);
 			close(fd);
 		}
 		free(fs->path);

@@ -291,10 +291,12 @@ int ntmm__ioring_submit(ntmm__ioring_pool_t *pool, ntmm__ioreq_t *reqs, unsigned
 		/* a retired ring's requests stay -EINPROGRESS and go synchronous */
 		for (unsigned i = 0; i < n; i++)
 			reqs[i].res = -EINPROGRESS;
-		for (unsigned base = 0; base < n && !ring->dead; base += pool->depth) {
+		for (unsigned base = 0;
+		     base < n && !atomic_load_explicit(&ring->dead, memory_order_relaxed);
+		     base += pool->depth) {
 			unsigned chunk = n - base < pool->depth ? n - base : pool->depth;
 			if (!uring_batch(ring->ring, reqs + base, chunk))
-				ring->dead = true;
+				atomic_store_explicit(&ring->dead, true, memory_order_relaxed);
 			ring->batches++;
 		}
 		pthread_mutex_unlock(&ring->lock);

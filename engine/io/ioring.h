@@ -32,6 +32,7 @@
 #define NTMM_IO_IORING_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/syscall.h>
@@ -64,7 +65,8 @@ typedef struct ntmm__ioring {
 	pthread_mutex_t lock;  /* held by the submitting thread until its batch completes */
 	struct io_uring *ring; /* NULL for the sync backend */
 	uint64_t batches;      /* under lock: batches submitted through io_uring */
-	bool dead;             /* under lock: the kernel refused a submission; not used again */
+	_Atomic bool dead;     /* set under lock (relaxed): the kernel refused a submission; not
+	                      used again. Read without the lock by ntmm_engine_io_backend */
 } NTMM__ALIGNED_CL ntmm__ioring_t;
 
 /*

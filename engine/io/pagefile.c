@@ -630,14 +630,19 @@ int ntmm__pagefile_alloc_nogrow(ntmm__io_t *io, size_t want, size_t min, ntmm__p
 int ntmm__pagefile_growable(ntmm__io_t *io)
 {
 	int found = -1;
+	uint64_t best = 0;
 	ntmm__rcu_read_lock();
-	for (unsigned i = 0; i < NTMM__PF_MAX_FILES && found < 0; i++) {
+	for (unsigned i = 0; i < NTMM__PF_MAX_FILES; i++) {
 		ntmm__pagefile_t *pf = pf_at(io, i);
+		if (!pf || atomic_load_explicit(&pf->draining, memory_order_relaxed))
+			continue;
 		/* relaxed: a hint; the grower rechecks under resize_lock */
-		if (pf && !atomic_load_explicit(&pf->draining, memory_order_relaxed) &&
-		    atomic_load_explicit(&pf->size_pages, memory_order_relaxed) <
-		        atomic_load_explicit(&pf->max_pages, memory_order_relaxed))
+		uint64_t size = atomic_load_explicit(&pf->size_pages, memory_order_relaxed);
+		uint64_t max = atomic_load_explicit(&pf->max_pages, memory_order_relaxed);
+		if (max > size && max - size > best) {
+			best = max - size;
 			found = (int)i;
+		}
 	}
 	ntmm__rcu_read_unlock();
 	return found;
@@ -874,6 +879,28 @@ int ntmm__pagefile_grow(ntmm__io_t *io, unsigned index, uint64_t pages)
 	return err;
 }
 
+int ntmm__pagefile_grow_upto(ntmm__io_t *io, unsigned index, uint64_t pages)
+{
+	if (index >= NTMM__PF_MAX_FILES || pages == 0)
+		return ntmm__error(NTMM_EINVAL, "grow: paging file %u by %llu pages", index,
+		                   (unsigned long long)pages);
+	pthread_mutex_lock(&io->lock); /* keeps the file from being removed */
+	ntmm__pagefile_t *pf = atomic_load_explicit(&io->files[index], memory_order_relaxed);
+	int err;
+	if (!pf) {
+		err = ntmm__error(NTMM_EINVAL, "no paging file %u", index);
+	} else {
+		/* relaxed: a clamp; pf_grow rechecks under resize_lock (a racing
+		   growth can make it refuse, and the asker asks again) */
+		uint64_t size = atomic_load_explicit(&pf->size_pages, memory_order_relaxed);
+		uint64_t max = atomic_load_explicit(&pf->max_pages, memory_order_relaxed);
+		uint64_t room = max > size ? max - size : 0;
+		err = pf_grow(io, pf, room && pages > room ? room : pages, NULL);
+	}
+	pthread_mutex_unlock(&io->lock);
+	return err;
+}
+
 int64_t ntmm__pagefile_shrink(ntmm__io_t *io, uint64_t keep)
 {
 	int64_t total = 0;
@@ -904,7 +931,8 @@ unsigned ntmm__pagefile_retry_growth(ntmm__io_t *io)
 	pthread_mutex_lock(&io->lock); /* keeps the files from being removed */
 	for (unsigned i = 0; i < NTMM__PF_MAX_FILES; i++) {
 		ntmm__pagefile_t *pf = atomic_load_explicit(&io->files[i], memory_order_relaxed);
-		if (!pf)
+		/* relaxed: io->lock orders it with remove */
+		if (!pf || atomic_load_explicit(&pf->draining, memory_order_relaxed))
 			continue;
 		pthread_mutex_lock(&pf->resize_lock);
 		uint64_t max = atomic_load_explicit(&pf->max_pages, memory_order_relaxed);

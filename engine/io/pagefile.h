@@ -111,8 +111,8 @@ void ntmm__pagefile_remove_all(ntmm__io_t *io);
    heavy contention also when racing allocators took the runs the search
    saw — treat it as "no space now"). */
 int ntmm__pagefile_alloc(ntmm__io_t *io, size_t want, size_t min, ntmm__pfloc_t *loc, size_t *got);
-/* The index of a paging file that may still grow (below its maximum, not
-   being removed), or -1. A hint for a growth request. */
+/* The index of the paging file with the most room left to grow (below its
+   maximum, not being removed), or -1. A hint for a growth request. */
 int ntmm__pagefile_growable(ntmm__io_t *io);
 /* Like alloc, but never grows a file (for callers that must not block on
    fallocate); NTMM_ECOMMIT when no file has a run of `min` free. */
@@ -148,6 +148,9 @@ int ntmm__pagefile_flush(ntmm__io_t *io);
    Errors: NTMM_EINVAL (no such file), NTMM_ECOMMIT (already at maximum),
    NTMM_EIO (the store refused: the maximum is lowered to the size reached). */
 int ntmm__pagefile_grow(ntmm__io_t *io, unsigned index, uint64_t pages);
+/* Like grow, but by what room is left when that is less than `pages`
+   (growth asked for on behalf of others: some room beats none). */
+int ntmm__pagefile_grow_upto(ntmm__io_t *io, unsigned index, uint64_t pages);
 /* Shrinks every file whose free tail reaches below its size, down to its
    initial size at most, while the files together keep at least `keep`
    slots (the space the commit charge needs: shrinking below it would only

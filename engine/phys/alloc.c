@@ -9,13 +9,16 @@
  * store the frame's new state word — the frame is ours alone, so no CAS.
  * Frees push onto the Free magazine and drain the oldest half to the node
  * lists when it is full. A busy slot (another thread got the same CPU
- * number) is never waited for: the node lists serve instead.
+ * number) is never waited for: the node lists serve instead. Only when the
+ * lists, the pool and Standby are all empty and a busy slot's cache holds
+ * frames does an allocation (never a prefetch) wait for that slot.
  */
 #include "engine.h"
 #include "sync/backoff.h"
 #include "sync/cpu.h"
 
 #include <sched.h>
+#include <time.h>
 
 #include <string.h>
 
@@ -324,7 +327,8 @@ static int alloc_slow(ntmm_engine_t *e, unsigned flags, unsigned home, uint32_t 
 	bool zero = flags & NTMM__ALLOC_ZERO, from_free = false;
 	ntmm__pfn_t pfn = NTMM__PFN_NONE;
 	lowmem_check(ph);
-	ntmm__backoff_t bo = NTMM__BACKOFF_INIT;
+	ntmm__backoff_t bo = NTMM__BACKOFF_INIT, busy_bo = NTMM__BACKOFF_INIT;
+	bool repurposed = false;
 	for (;;) {
 		unsigned busy = 0;
 		for (int pass = 0; pass < 2 && pfn == NTMM__PFN_NONE; pass++) {
@@ -339,23 +343,40 @@ static int alloc_slow(ntmm_engine_t *e, unsigned flags, unsigned home, uint32_t 
 				}
 			}
 		}
-		if (pfn != NTMM__PFN_NONE || (!busy && !zeroing_in_flight(ph)))
+		if (pfn != NTMM__PFN_NONE)
 			break;
-		/* the zero page thread has Free frames off the lists while it
-		   clears them: they are coming back as Zeroed; or a per-CPU cache
-		   holding frames could not be flushed because a thread had its
-		   slot (preempted inside an allocation or free, with more threads
-		   than CPUs): it gives the slot back within its fast path. Either
-		   way this is no reason to repurpose Standby or to fail. */
-		ntmm__backoff(&bo);
+		if (zeroing_in_flight(ph)) {
+			/* the zero page thread has Free frames off the lists while
+			   it clears them: they are coming back as Zeroed, so this is
+			   no reason to repurpose Standby or to fail */
+			ntmm__backoff(&bo);
+			continue;
+		}
+		if (flags & NTMM__ALLOC_NO_STANDBY)
+			break; /* a prefetch: never waits */
+		for (unsigned i = 0; i < ph->nnodes && pfn == NTMM__PFN_NONE; i++)
+			pfn = take_standby(e, ph->topo.order[home][i]);
+		if (pfn != NTMM__PFN_NONE) {
+			repurposed = true;
+			break;
+		}
+		if (!busy)
+			break;
+		/* Nothing anywhere but in a per-CPU cache the flush could not
+		   take: a thread holds its slot (preempted inside an allocation
+		   or a free, with more threads than CPUs) and gives it back
+		   within its fast path. Failing now would be a false ENOMEM.
+		   Wait for it, sleeping once the spin budget is spent: a
+		   real-time caller's yield would not let a preempted holder on
+		   its own CPU run (the audit's lock_slot does the same). */
+		if (!ntmm__backoff_spin_bounded(&busy_bo))
+			nanosleep(&(struct timespec){0, 50000}, NULL);
 	}
-	if (pfn != NTMM__PFN_NONE) {
+	if (pfn != NTMM__PFN_NONE && !repurposed) {
 		ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
 		uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
 		ntmm__pfn_store(p, s, active_word(s));
-	} else if (!(flags & NTMM__ALLOC_NO_STANDBY)) {
-		for (unsigned i = 0; i < ph->nnodes && pfn == NTMM__PFN_NONE; i++)
-			pfn = take_standby(e, ph->topo.order[home][i]);
+	} else if (repurposed) {
 		from_free = zero; /* a repurposed frame holds its old owner's bytes */
 		/* Standby running low: let the writer refill it. Not on every
 		   repurpose: under pressure this path is every allocation, and a
@@ -363,7 +384,7 @@ static int alloc_slow(ntmm_engine_t *e, unsigned flags, unsigned home, uint32_t 
 		   priority, often a preemption) charged to the faulting thread —
 		   it was most of the demand-zero fault's tail. While the writer
 		   works, the signal is two atomics. */
-		if (pfn != NTMM__PFN_NONE && standby_low(ph))
+		if (standby_low(ph))
 			ntmm__writer_wake(ph);
 	}
 	if (pfn == NTMM__PFN_NONE) {

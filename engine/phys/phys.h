@@ -168,8 +168,10 @@ typedef struct ntmm__node {
  * Per-CPU cache (magazines) in front of the CPU's node lists. Indexed by
  * sched_getcpu(), which may be stale, so the slot is owned through `busy`
  * (a try-lock: acquire on taking, release on giving back). A thread that
- * finds it busy goes to the node lists instead — it never waits, so a
- * preempted holder cannot stall a real-time thread.
+ * finds it busy goes to the node lists instead — it does not wait, so a
+ * preempted holder cannot stall a real-time thread; only an allocation
+ * that finds nothing else at all (lists, pool, Standby) waits, sleeping,
+ * for a busy cache that holds frames rather than fail with ENOMEM.
  *   zmag[0..nzero)  ZEROED frames of `node`; fmag[0..nfree) FREE frames
  *   allocs, frees   counters for ntmm_stats_get (relaxed stores by the
  *                   holder; summed without the flag)

@@ -129,7 +129,7 @@ void ntmm__segderef_pass(ntmm__segderef_thread_t *s, bool from_thread)
 		if (!want)
 			continue;
 		s->last_grow_pass = pass;
-		if (ntmm__pagefile_grow(&e->io, i, want) == 0) {
+		if (ntmm__pagefile_grow_upto(&e->io, i, want) == 0) {
 			atomic_fetch_add_explicit(&s->grows, 1, memory_order_relaxed);
 			grew = true;
 		}
