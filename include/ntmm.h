@@ -243,7 +243,7 @@ NTMM_API int ntmm_stats_get(ntmm_engine_t *e, ntmm_stats_t *out);
    or "preadv/pwritev for all reads and writes: io_uring unavailable:
    io_uring_queue_init: Operation not permitted". Always NUL-terminated;
    cut at len - 1 characters (512 bytes hold any description). Any thread,
-   any time between create and destroy; takes each I/O ring's lock briefly.
+   any time between create and destroy; takes no lock.
    Errors: NTMM_EINVAL (NULL engine or buf, len 0). */
 NTMM_API int ntmm_engine_io_backend(ntmm_engine_t *e, char *buf, size_t len);
 
