@@ -281,7 +281,7 @@ static void *read_all(void *arg)
    thread sees the data. */
 static void collided_hard_faults_wait_for_the_read(void **s)
 {
-	paging_env_t v = paging_env(8, 4, 16, false, false);
+	paging_env_t v = paging_env(scaled_mib(8), scaled_mib(4), scaled_mib(16), false, false);
 	ntmm_process_t *p;
 	assert_int_equal(ntmm_process_create(v.e, &p), 0);
 	size_t n = (size_t)scaled(512);

@@ -246,7 +246,7 @@ static void adds_land_in_the_running_cpus_slot_or_the_shared_one(void **state)
 
 /* ---- batch takes */
 
-#define TAKE_LIMIT (1u << 22)
+#define TAKE_LIMIT (1u << 22) /* numbers to hand out at scale 1; more at larger scales */
 #define TAKE_BATCH 64u
 
 typedef struct takers {
@@ -254,6 +254,7 @@ typedef struct takers {
 	unsigned nslots;
 	_Atomic uint32_t next;  /* numbers handed to batches */
 	_Atomic uint64_t *seen; /* bitmap of numbers taken */
+	uint32_t limit;         /* numbers there are: TAKE_LIMIT, scaled with the takes */
 	long takes;
 	int cpus[2], ncpus;
 } takers_t;
@@ -265,9 +266,14 @@ typedef struct taker {
 
 static void takers_init(takers_t *t, long takes)
 {
-	*t = (takers_t){.nslots = conf_cpus(), .takes = takes};
+	*t = (takers_t){.nslots = conf_cpus(), .takes = takes, .limit = TAKE_LIMIT};
+	/* room for every take with the same headroom as at scale 1 (a batch
+	   left unfinished wastes numbers) */
+	double want = (double)TAKE_LIMIT * test_scale();
+	if (want > TAKE_LIMIT)
+		t->limit = want < (double)(1u << 31) ? (uint32_t)want & ~63u : 1u << 31;
 	t->slots = calloc(t->nslots + 1, sizeof(slot_t));
-	t->seen = calloc(TAKE_LIMIT / 64, sizeof(*t->seen));
+	t->seen = calloc(t->limit / 64, sizeof(*t->seen));
 	t->ncpus = allowed_cpus(t->cpus, 2);
 }
 
@@ -275,7 +281,7 @@ static void takers_init(takers_t *t, long takes)
 static uint64_t takers_done(takers_t *t)
 {
 	uint64_t seen = 0;
-	for (unsigned i = 0; i < TAKE_LIMIT / 64; i++)
+	for (unsigned i = 0; i < t->limit / 64; i++)
 		seen += (uint64_t)__builtin_popcountll(atomic_load(&t->seen[i]));
 	free(t->seen);
 	free(t->slots);
@@ -304,7 +310,7 @@ static bool take_one(takers_t *t, uint32_t *out)
 			continue;
 		}
 		uint32_t i = atomic_fetch_add(&t->next, TAKE_BATCH);
-		if (i + TAKE_BATCH > TAKE_LIMIT)
+		if (i + TAKE_BATCH > t->limit)
 			return false;
 		uint64_t want = (uint64_t)(i + 1) | ((uint64_t)(i + TAKE_BATCH) << 32);
 		if (atomic_compare_exchange_strong(w, &v, want)) { /* expects the used-up batch */

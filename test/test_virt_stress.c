@@ -107,7 +107,7 @@ static void *trimmer(void *arg)
 static void many_threads_and_processes_keep_their_data_under_trimming(void **s)
 {
 	shared_t sh = {0};
-	sh.e = virt_engine(32 * MiB, 7);
+	sh.e = virt_engine(scaled_mib(32) * MiB, 7);
 	sh.pages_per_thread = (size_t)scaled(1024);
 	sh.rounds = (int)scaled(40);
 	size_t per_proc = sh.pages_per_thread * (NTHREADS / NPROC);
@@ -199,7 +199,7 @@ static void *collide_worker(void *arg)
 static void collided_faults_resolve_once_without_leaking(void **s)
 {
 	collide_t c = {0};
-	c.e = virt_engine(64 * MiB, 0);
+	c.e = virt_engine(scaled_mib(64) * MiB, 0);
 	ntmm_stats_t st0;
 	assert_int_equal(ntmm_stats_get(c.e, &st0), 0);
 	c.p = virt_process(c.e);

@@ -34,6 +34,17 @@ static inline long scaled(long n)
 	return v > 0 ? v : 1;
 }
 
+/* A pool size (MiB) for a test whose page counts are scaled: grows with
+   a scale above 1 (rounded up to whole 2 MiB chunks), never shrinks. */
+static inline size_t scaled_mib(size_t mib)
+{
+	double s = test_scale();
+	if (s <= 1.0)
+		return mib;
+	size_t v = (size_t)((double)mib * s + 0.999);
+	return (v + 1) & ~(size_t)1;
+}
+
 /* Worker threads record failures here; the main thread asserts it is 0. */
 static __attribute__((unused)) atomic_long test_failures;
 #define WORKER_CHECK(cond)                                                                       \
