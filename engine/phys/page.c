@@ -24,9 +24,6 @@ static inline uint64_t load_state(ntmm__pfn_entry_t *p)
 	return atomic_load_explicit(&p->state, memory_order_acquire);
 }
 
-/* Drops one reference. The last reference of a share-0 TRANSITION frame
-   moves it to Free (DELETED), Modified (MODIFIED) or Standby (front, or
-   tail after a write). */
 /* A frame whose state word already says FREE, with n->free_lock held:
    drops its owner fields and lists it. Returns the OriginalPte it had (its
    paging-file slot is released by `freed`, after the unlock) and whether
@@ -34,6 +31,7 @@ static inline uint64_t load_state(ntmm__pfn_entry_t *p)
 static uint64_t free_put_locked(ntmm__phys_t *ph, ntmm__node_t *n, ntmm__pfn_entry_t *p,
                                 ntmm__pfn_t pfn, bool *wake)
 {
+	ntmm__assert_mutex_held(&n->free_lock);
 	/* relaxed: the frame is FREE and held under free_lock */
 	uint64_t orig = atomic_load_explicit(&p->original_pte, memory_order_relaxed);
 	atomic_store_explicit(&p->pte, 0, memory_order_relaxed);

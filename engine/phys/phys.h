@@ -25,6 +25,7 @@
 
 #include "debug.h"
 #include "phys/page.h"
+#include "sync/lockdep.h"
 #include "sync/event.h"
 
 #define NTMM__PAGE_SHIFT    12

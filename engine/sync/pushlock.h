@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "debug.h"
+#include "sync/lockdep.h"
 
 #if defined(__has_include)
 #if __has_include(<sys/single_threaded.h>)
@@ -85,7 +86,7 @@ void ntmm__pushlock_try_wake(ntmm__pushlock_t *pl);
 void ntmm__pushlock_downgrade_slow(ntmm__pushlock_t *pl);
 
 /* Takes the lock exclusively; sleeps while it is held in any mode. */
-static inline void ntmm__pushlock_acquire_exclusive(ntmm__pushlock_t *pl)
+static inline void ntmm__pushlock_word_acquire_exclusive(ntmm__pushlock_t *pl)
 {
 	if (ntmm__pushlock_single_threaded()) {
 		uintptr_t v = atomic_load_explicit(&pl->value, memory_order_relaxed);
@@ -104,7 +105,7 @@ static inline void ntmm__pushlock_acquire_exclusive(ntmm__pushlock_t *pl)
 
 /* Takes the lock exclusively if it is free (even when others wait: a free
    lock is up for grabs, as after a wake). Never sleeps. */
-static inline bool ntmm__pushlock_try_acquire_exclusive(ntmm__pushlock_t *pl)
+static inline bool ntmm__pushlock_word_try_acquire_exclusive(ntmm__pushlock_t *pl)
 {
 	/* acquire: as in ntmm__pushlock_acquire_exclusive */
 	uintptr_t old = atomic_fetch_or_explicit(&pl->value, NTMM__PL_LOCKED, memory_order_acquire);
@@ -133,7 +134,7 @@ static inline uintptr_t ntmm__pushlock_one_sharer_less(uintptr_t v)
 }
 
 /* Takes the lock shared; sleeps while it is held exclusive or anyone waits. */
-static inline void ntmm__pushlock_acquire_shared(ntmm__pushlock_t *pl)
+static inline void ntmm__pushlock_word_acquire_shared(ntmm__pushlock_t *pl)
 {
 	uintptr_t old;
 	if (ntmm__pushlock_single_threaded()) {
@@ -164,7 +165,7 @@ static inline void ntmm__pushlock_acquire_shared(ntmm__pushlock_t *pl)
 }
 
 /* Takes the lock shared if that needs no wait. Never sleeps. */
-static inline bool ntmm__pushlock_try_acquire_shared(ntmm__pushlock_t *pl)
+static inline bool ntmm__pushlock_word_try_acquire_shared(ntmm__pushlock_t *pl)
 {
 	uintptr_t old = atomic_load_explicit(&pl->value, memory_order_relaxed);
 	while (ntmm__pushlock_shared_can_enter(old)) {
@@ -177,7 +178,7 @@ static inline bool ntmm__pushlock_try_acquire_shared(ntmm__pushlock_t *pl)
 	return false;
 }
 
-static inline void ntmm__pushlock_release_exclusive(ntmm__pushlock_t *pl)
+static inline void ntmm__pushlock_word_release_exclusive(ntmm__pushlock_t *pl)
 {
 #if NTMM_DEBUG >= 1
 	{
@@ -205,7 +206,7 @@ static inline void ntmm__pushlock_release_exclusive(ntmm__pushlock_t *pl)
 		ntmm__pushlock_try_wake(pl);
 }
 
-static inline void ntmm__pushlock_release_shared(ntmm__pushlock_t *pl)
+static inline void ntmm__pushlock_word_release_shared(ntmm__pushlock_t *pl)
 {
 	uintptr_t old;
 	if (ntmm__pushlock_single_threaded()) {
@@ -235,7 +236,7 @@ static inline void ntmm__pushlock_release_shared(ntmm__pushlock_t *pl)
 
 /* Exclusive → shared without releasing (always succeeds; waiting readers
    that can now enter are woken). */
-static inline void ntmm__pushlock_downgrade(ntmm__pushlock_t *pl)
+static inline void ntmm__pushlock_word_downgrade(ntmm__pushlock_t *pl)
 {
 	uintptr_t old = NTMM__PL_LOCKED;
 	/* release: our writes are visible to the readers that join us */
@@ -248,7 +249,7 @@ static inline void ntmm__pushlock_downgrade(ntmm__pushlock_t *pl)
 
 /* Shared → exclusive if the caller is the only sharer and nobody waits;
    returns false (still holding shared) otherwise. */
-static inline bool ntmm__pushlock_try_convert_to_exclusive(ntmm__pushlock_t *pl)
+static inline bool ntmm__pushlock_word_try_convert_to_exclusive(ntmm__pushlock_t *pl)
 {
 	uintptr_t old = NTMM__PL_LOCKED + NTMM__PL_SHARE;
 	/* acquire: orders our coming writes after the other sharers' reads,
@@ -273,6 +274,58 @@ static inline bool ntmm__pushlock_has_waiters(const ntmm__pushlock_t *pl)
 {
 	return (atomic_load_explicit(&((ntmm__pushlock_t *)pl)->value, memory_order_relaxed) &
 	        NTMM__PL_WAITING) != 0;
+}
+
+/*
+ * The lock operations. In debug builds each also records the calling
+ * thread's holding for ntmm__assert_pushlock_held (sync/lockdep.h); the
+ * ntmm__pushlock_word_* functions above are the bare word protocol.
+ */
+static inline void ntmm__pushlock_acquire_exclusive(ntmm__pushlock_t *pl)
+{
+	ntmm__pushlock_word_acquire_exclusive(pl);
+	ntmm__lockdep_acquired(pl, NTMM__HELD_EXCLUSIVE);
+}
+static inline bool ntmm__pushlock_try_acquire_exclusive(ntmm__pushlock_t *pl)
+{
+	if (!ntmm__pushlock_word_try_acquire_exclusive(pl))
+		return false;
+	ntmm__lockdep_acquired(pl, NTMM__HELD_EXCLUSIVE);
+	return true;
+}
+static inline void ntmm__pushlock_acquire_shared(ntmm__pushlock_t *pl)
+{
+	ntmm__pushlock_word_acquire_shared(pl);
+	ntmm__lockdep_acquired(pl, NTMM__HELD_SHARED);
+}
+static inline bool ntmm__pushlock_try_acquire_shared(ntmm__pushlock_t *pl)
+{
+	if (!ntmm__pushlock_word_try_acquire_shared(pl))
+		return false;
+	ntmm__lockdep_acquired(pl, NTMM__HELD_SHARED);
+	return true;
+}
+static inline void ntmm__pushlock_release_exclusive(ntmm__pushlock_t *pl)
+{
+	ntmm__lockdep_released(pl);
+	ntmm__pushlock_word_release_exclusive(pl);
+}
+static inline void ntmm__pushlock_release_shared(ntmm__pushlock_t *pl)
+{
+	ntmm__lockdep_released(pl);
+	ntmm__pushlock_word_release_shared(pl);
+}
+static inline void ntmm__pushlock_downgrade(ntmm__pushlock_t *pl)
+{
+	ntmm__pushlock_word_downgrade(pl);
+	ntmm__lockdep_set_mode(pl, NTMM__HELD_SHARED);
+}
+static inline bool ntmm__pushlock_try_convert_to_exclusive(ntmm__pushlock_t *pl)
+{
+	if (!ntmm__pushlock_word_try_convert_to_exclusive(pl))
+		return false;
+	ntmm__lockdep_set_mode(pl, NTMM__HELD_EXCLUSIVE);
+	return true;
 }
 
 #endif
