@@ -38,7 +38,7 @@ void ntmm__stats_sum(const ntmm__stats_t *s, ntmm_stats_t *out)
 int ntmm_stats_get(ntmm_engine_t *e, ntmm_stats_t *out)
 {
 	if (!e || !out)
-		return NTMM_EINVAL;
+		return ntmm__error(NTMM_EINVAL, "ntmm_stats_get: %s is NULL", e ? "out" : "engine");
 	memset(out, 0, sizeof(*out));
 	out->version = NTMM_STATS_VERSION;
 	ntmm__stats_sum(&e->stats, out);
