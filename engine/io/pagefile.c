@@ -418,6 +418,10 @@ typedef struct pf_name {
 static void pf_name_get(pf_name_t *n, const char *path)
 {
 	n->resolved = resolve_path(path);
+	/* an absolute path whose directory is gone (renamed or removed since
+	   the file was added) still names the file by its text */
+	if (!n->resolved && path[0] == '/')
+		n->resolved = strdup(path);
 	n->exists = stat(path, &n->st) == 0;
 }
 
@@ -476,14 +480,15 @@ int ntmm__pagefile_add(ntmm__io_t *io, const char *path, size_t initial, size_t 
 		err = ntmm__error(NTMM_EINVAL, "no backing-store driver named %s", driver);
 		goto unlock;
 	}
-	pf_name_t name;
-	pf_name_get(&name, path);
+	pf_name_t name = {.resolved = resolve_path(path)};
 	if (!name.resolved) {
-		err = ntmm__error(errno == ENOMEM ? NTMM_ENOMEM : NTMM_EIO,
+		int why = errno;
+		err = ntmm__error(why == ENOMEM ? NTMM_ENOMEM : NTMM_EIO,
 		                  "paging file %s: cannot resolve its directory: %s", path,
-		                  strerror(errno));
+		                  strerror(why));
 		goto unlock;
 	}
+	name.exists = stat(path, &name.st) == 0;
 	int dup = index_of_locked(io, &name);
 	if (dup >= 0) {
 		err = ntmm__error(NTMM_EINVAL, "%s is already paging file %d (%s)", path, dup,
