@@ -96,6 +96,24 @@ static int take_existing(int dirfd, const char *name, int fd, struct stat *st)
 	return r == -ESTALE ? -EAGAIN : r;
 }
 
+/* Creates the store in dirfd with no name at all (O_EXCL: it can never
+   be given one). -EOPNOTSUPP when the file system (or the kernel) cannot. */
+static int create_tmpfile(int dirfd, struct stat *st)
+{
+	int fd = openat(dirfd, ".", O_TMPFILE | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL ? -EOPNOTSUPP
+		                                                                 : -errno;
+	/* the lock keeps a second engine out should the file ever be reached
+	   (through /proc/PID/fd) */
+	if (fstat(fd, st) < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 /* Creates the store in dirfd where a file system has no O_TMPFILE: at
    name, locked, then unlinked. -EAGAIN when the name was taken meanwhile. */
 static int create_named(int dirfd, const char *name, struct stat *st)
@@ -146,25 +164,13 @@ static int open_unnamed(ntmm__io_t *io, int dirfd, const char *name, struct stat
 		} else if (errno != ENOENT) {
 			return -errno;
 		} else {
-			fd =
-			    io->filedrv_named
-			        ? -1
-			        : openat(dirfd, ".", O_TMPFILE | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
-			if (fd < 0 && !io->filedrv_named && errno != EOPNOTSUPP &&
-			    errno != EISDIR && errno != EINVAL)
-				return -errno;
-			if (fd >= 0 && (fstat(fd, st) < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)) {
-				int r = -errno;
-				close(fd);
-				return r;
-			}
-			if (fd < 0) {
+			fd = io->filedrv_named ? -EOPNOTSUPP : create_tmpfile(dirfd, st);
+			if (fd == -EOPNOTSUPP)
 				fd = create_named(dirfd, name, st);
-				if (fd == -EAGAIN)
-					continue;
-				if (fd < 0)
-					return fd;
-			}
+			if (fd == -EAGAIN)
+				continue;
+			if (fd < 0)
+				return fd;
 		}
 		/* a second name (a hard link elsewhere) would outlive us: leave
 		   that file to its other names and look again */
