@@ -86,7 +86,8 @@ enum ntmm_system_thread {
 
 typedef struct ntmm_config {
 	size_t physical_bytes;     /* size of the frame pool (all nodes), multiple of 2 MiB */
-	const char *pagefile_path; /* first paging file; NULL = none */
+	const char *pagefile_path; /* first paging file; NULL = none. Resolved once, at
+				      create, as ntmm_pagefile_add resolves it */
 	size_t pagefile_initial;   /* bytes */
 	size_t pagefile_maximum;   /* bytes; growth up to this */
 	int backing;               /* enum ntmm_backing */
@@ -112,7 +113,9 @@ NTMM_API void ntmm_config_init(ntmm_config_t *cfg);
 /* Errors: NTMM_EINVAL (bad config: 0 bytes, size not a multiple of 2 MiB,
    unknown backing, malformed topology, priority outside 0..31, CPU not on
    this machine), NTMM_ENOMEM (no memory for the pool), NTMM_ENOTSUP (a
-   forced backing that this machine cannot give), NTMM_EIO (paging file). */
+   forced backing that this machine cannot give), NTMM_EIO (paging file),
+   NTMM_EBUSY (the paging file is locked by another engine; as
+   ntmm_pagefile_add). */
 NTMM_API int ntmm_engine_create(const ntmm_config_t *cfg, ntmm_engine_t **out);
 NTMM_API void ntmm_engine_destroy(ntmm_engine_t *e);
 /* The calling thread may access engine memory (registers it with RCU).
@@ -127,27 +130,42 @@ NTMM_API int ntmm_audit(ntmm_engine_t *e);
 
 /* ------------------------------------------------------------- paging files */
 
-/* Adds a paging file at run time (up to 16 per engine). The file is created
-   at path with `initial` bytes really allocated (an existing file is used
-   only if it is empty or an earlier engine's paging file, marked with the
-   user.ntmm.pagefile extended attribute; any other file is refused with
-   NTMM_EIO and left as it was), grows on
-   demand up to `maximum` (both rounded down to 4 KiB pages; initial at least
-   8 KiB), and is deleted when removed or when the engine is destroyed. Only
-   space actually obtained counts toward the commit limit.
+/* Adds a paging file at run time (up to 16 per engine).
+   The path is resolved once, here: the real path of its directory, then its
+   last component (the whole real path when it names an existing file), so
+   a later chdir, or another file that comes to carry the name, changes
+   nothing. The file has no name while the engine runs: it is created
+   unnamed in that directory (O_TMPFILE), or, on a file system without it,
+   at the name, locked and unlinked at once. So nothing on disk needs
+   cleaning up, and nothing is left behind by a removal, a destroy or a
+   crash (kill -9): closing the file frees its space, and the engine never
+   unlinks a name later. A file already at the name is taken over (locked,
+   unlinked, truncated) only if it is empty or a paging file an engine left
+   behind (marked with the user.ntmm.pagefile extended attribute): what a
+   crash left is reclaimed at the next start. Any other file is refused
+   with NTMM_EIO and left as it was; one locked by another engine, with
+   NTMM_EBUSY. Two engines given the same path each get a file of their
+   own. The file has `initial` bytes really allocated and grows on demand
+   up to `maximum` (both rounded down to 4 KiB pages; initial at least
+   8 KiB). Only space actually obtained counts toward the commit limit.
    Errors: NTMM_EINVAL (NULL engine or path, maximum below 8 KiB or from
-   16 TiB, initial > maximum, path already a paging file of this engine),
-   NTMM_EBUSY (16 paging files already, or the file is in use by another
-   engine), NTMM_EIO (the file cannot be created, opened or extended to
-   `initial`: missing directory, a parent that is not a directory, no
-   permission, full disk; ntmm_error_detail names the path and the reason),
-   NTMM_ENOMEM. */
+   16 TiB, initial > maximum, path already a paging file of this engine:
+   the same resolved path, or a name of the same file), NTMM_EBUSY (16
+   paging files already, or the file at the name is locked by another
+   engine), NTMM_EIO (the directory cannot be resolved, or the file cannot
+   be created, opened, taken over or extended to `initial`: missing
+   directory, a parent that is not a directory, a symbolic link to nothing,
+   not a regular file, somebody's data at the name, no permission, full
+   disk; ntmm_error_detail names the path and the reason), NTMM_ENOMEM. */
 NTMM_API int ntmm_pagefile_add(ntmm_engine_t *e, const char *path, size_t initial, size_t maximum);
-/* Removes a paging file (the path as given to add, or the same file by
-   another name). Refuses while any page is stored in it; nothing changes
-   then (pages are not migrated to another file).
+/* Removes a paging file and frees its space (the file has no name, so
+   nothing is unlinked). path is resolved when remove is called, as add
+   does, and names the paging file added under the same resolved path (an
+   absolute path whose directory has been renamed or removed since is
+   compared as it is written). Refuses while any page is stored in it;
+   nothing changes then (pages are not migrated to another file).
    Errors: NTMM_EINVAL (NULL, or not a paging file of this engine),
-   NTMM_EBUSY (pages stored in it). */
+   NTMM_EBUSY (pages stored in it, or the commit charge needs its space). */
 NTMM_API int ntmm_pagefile_remove(ntmm_engine_t *e, const char *path);
 
 /* ------------------------------------------------- processes, virtual memory */

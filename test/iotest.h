@@ -8,6 +8,7 @@
 
 #include "testutil.h"
 
+#include <dirent.h>
 #include <ftw.h>
 #include <stdbool.h>
 #include <string.h>
@@ -78,6 +79,53 @@ static inline off_t file_size(const char *path)
 {
 	struct stat st;
 	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* This process's descriptor on the file (dev, ino), or -1. Borrowed: do
+   not close it. */
+static inline int io_fd_on(uint64_t dev, uint64_t ino)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int found = -1;
+	for (struct dirent *de; d && found < 0 && (de = readdir(d));) {
+		int fd = atoi(de->d_name);
+		struct stat st;
+		if (de->d_name[0] != '.' && fd != dirfd(d) && fstat(fd, &st) == 0 &&
+		    (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino)
+			found = fd;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* The io layer's descriptor of paging file idx (found by the store's
+   device and inode: the file has no name to look it up by), or -1. */
+static inline int pf_fd(ntmm__io_t *io, unsigned idx)
+{
+	ntmm__pagefile_t *pf = atomic_load(&io->files[idx]);
+	return pf && pf->has_id ? io_fd_on(pf->dev, pf->ino) : -1;
+}
+
+/* The size of paging file idx's store, or -1. */
+static inline off_t pf_size(ntmm__io_t *io, unsigned idx)
+{
+	struct stat st;
+	int fd = pf_fd(io, idx);
+	return fd >= 0 && fstat(fd, &st) == 0 ? st.st_size : -1;
+}
+
+/* Names in dir other than . and .. (-1 if it cannot be read). */
+static inline int dir_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -1;
+	int n = 0;
+	for (struct dirent *de; (de = readdir(d));)
+		n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	return n;
 }
 
 #endif

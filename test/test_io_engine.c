@@ -32,7 +32,10 @@ static void config_creates_the_first_paging_file(void **state)
 	c.pagefile_maximum = 8 << 20;
 	ntmm_engine_t *e;
 	assert_int_equal(ntmm_engine_create(&c, &e), 0);
-	assert_int_equal(file_size(path), 1 << 20);
+	/* the file is there, with its space, but has no name */
+	assert_int_equal(pf_size(&e->io, 0), 1 << 20);
+	assert_int_equal(file_size(path), -1);
+	assert_int_equal(dir_entries(dir), 0);
 	ntmm_stats_t st;
 	assert_int_equal(ntmm_stats_get(e, &st), 0);
 	assert_int_equal(st.pagefile_size_pages, 255);
@@ -68,8 +71,10 @@ static void config_creates_the_first_paging_file(void **state)
 	ntmm_thread_unregister(e);
 	free(buf);
 
-	ntmm_engine_destroy(e); /* deletes the paging file */
-	assert_int_equal(file_size(path), -1);
+	uint64_t dev = e->io.files[0]->dev, ino = e->io.files[0]->ino;
+	ntmm_engine_destroy(e); /* closes the paging file: its space is freed */
+	assert_int_equal(io_fd_on(dev, ino), -1);
+	assert_int_equal(dir_entries(dir), 0);
 	free(path);
 	io_rmtree(dir);
 }

@@ -374,7 +374,8 @@ static void grows_to_maximum_then_refuses_with_ecommit(void **state)
 	char *path = io_path(f->dir, "grow");
 	unsigned idx;
 	assert_int_equal(ntmm__pagefile_add(&f->io, path, 64 << 10, 2 << 20, NULL, &idx), 0);
-	assert_int_equal(file_size(path), 64 << 10);
+	assert_int_equal(pf_size(&f->io, idx), 64 << 10);
+	assert_int_equal(file_size(path), -1); /* the store has no name */
 	assert_int_equal(ntmm__pagefile_total_pages(&f->io), 15);
 	assert_int_equal(ntmm__pagefile_maximum_pages(&f->io), 511);
 
@@ -396,7 +397,7 @@ static void grows_to_maximum_then_refuses_with_ecommit(void **state)
 		assert_int_equal(ntmm__pagefile_write(&f->io, locs[n], pv, 1), 0);
 	}
 	assert_int_equal(n, MAXP);
-	assert_int_equal(file_size(path), 2 << 20);
+	assert_int_equal(pf_size(&f->io, idx), 2 << 20);
 	assert_int_equal(ntmm__pagefile_total_pages(&f->io), MAXP);
 	/* refusal lost nothing */
 	for (unsigned i = 0; i < n; i++) {
@@ -419,7 +420,7 @@ static void shrinks_free_tail_down_to_initial(void **state)
 	assert_int_equal(ntmm__pagefile_grow(&f->io, idx, 1000), 0);
 	uint64_t grown = ntmm__pagefile_total_pages(&f->io) + 1;
 	assert_true(grown >= 1016);
-	assert_int_equal(file_size(path), (off_t)(grown * PAGE));
+	assert_int_equal(pf_size(&f->io, idx), (off_t)(grown * PAGE));
 
 	/* hold a page at slot 300 and one early; the rest is free */
 	enum { N = 300 };
@@ -439,7 +440,7 @@ static void shrinks_free_tail_down_to_initial(void **state)
 	/* the tail above slot 300 goes; slot 300 stops it */
 	assert_int_equal(ntmm__pagefile_shrink(&f->io, 0), (int64_t)(grown - 301));
 	assert_int_equal(ntmm__pagefile_total_pages(&f->io), 300);
-	assert_int_equal(file_size(path), 301 * PAGE);
+	assert_int_equal(pf_size(&f->io, idx), 301 * PAGE);
 	assert_int_equal(ntmm__pagefile_shrink(&f->io, 0), 0);
 	assert_int_equal(ntmm__pagefile_audit(&f->io), 0);
 	for (unsigned i = 0; i < N; i += N - 1) {
@@ -449,7 +450,7 @@ static void shrinks_free_tail_down_to_initial(void **state)
 	/* free the last one: shrink stops at the initial size, not at slot 1 */
 	ntmm__pagefile_free(&f->io, locs[N - 1], 1);
 	assert_int_equal(ntmm__pagefile_shrink(&f->io, 0), 301 - 16);
-	assert_int_equal(file_size(path), 64 << 10);
+	assert_int_equal(pf_size(&f->io, idx), 64 << 10);
 	assert_int_equal(ntmm__pagefile_read(&f->io, locs[0], pv, 1), 0);
 	assert_true(page_check(pg, 1, 2));
 	/* and it can grow again, into slots the shrink had claimed */
@@ -555,8 +556,12 @@ static void sixteen_files_at_most(void **state)
 	assert_int_equal(ntmm__pagefile_add(&f->io, p, 8192, 8192, NULL, NULL), NTMM_EBUSY);
 	free(p);
 	p = io_path(f->dir, "pf3");
+	assert_int_equal(dir_entries(f->dir), 0); /* no paging file has a name */
+	ntmm__pagefile_t *pf3 = atomic_load(&f->io.files[3]);
+	uint64_t dev = pf3->dev, ino = pf3->ino;
+	assert_true(io_fd_on(dev, ino) >= 0);
 	assert_int_equal(ntmm__pagefile_remove(&f->io, p, 0), 0);
-	assert_int_equal(file_size(p), -1); /* deleted */
+	assert_int_equal(io_fd_on(dev, ino), -1); /* closed: its space is freed */
 	unsigned idx;
 	assert_int_equal(ntmm__pagefile_add(&f->io, p, 8192, 8192, NULL, &idx), 0);
 	assert_int_equal(idx, 3); /* the freed index is reused */
@@ -770,13 +775,20 @@ static void bad_paths_are_clear_errors(void **state)
 	char *alias = malloc(700);
 	snprintf(alias, 700, "%s/./pf", f->dir);
 	assert_int_equal(ntmm__pagefile_add(&f->io, alias, 8192, 8192, NULL, NULL), NTMM_EINVAL);
-	/* the same file in another io (another engine): locked */
+	/* the same path in another io (another engine): ours has no name
+	   there, so the other gets a file of its own, and tearing it down
+	   leaves ours alone */
+	int mine = ntmm__pagefile_index_of(&f->io, alias);
+	assert_true(mine >= 0);
 	ntmm__io_t other;
+	unsigned oi;
 	assert_int_equal(ntmm__io_setup(&other, NULL, NTMM__IO_SYNC, 1), 0);
-	assert_int_equal(ntmm__pagefile_add(&other, p, 8192, 8192, NULL, NULL), NTMM_EBUSY);
-	assert_non_null(strstr(ntmm_error_detail(), "another engine"));
+	assert_int_equal(ntmm__pagefile_add(&other, p, 16384, 16384, NULL, &oi), 0);
+	assert_true(other.files[oi]->ino != f->io.files[mine]->ino);
+	assert_int_equal(pf_size(&other, oi), 16384);
 	ntmm__io_teardown(&other);
-	assert_int_equal(file_size(p), 8192); /* the refusal did not delete ours */
+	assert_int_equal(pf_size(&f->io, (unsigned)mine), 8192);
+	assert_int_equal(file_size(p), -1);
 	assert_int_equal(ntmm__pagefile_remove(&f->io, alias, 0), 0);
 	assert_int_equal(ntmm__pagefile_total_pages(&f->io), 0);
 	free(alias);
@@ -882,16 +894,20 @@ static void an_existing_file_is_reused_only_when_it_is_a_paging_file(void **stat
 	assert_memory_equal(back, text, sizeof(text));
 	assert_int_equal(ntmm__pagefile_total_pages(&f->io), 0);
 
-	/* an empty file: taken, and deleted with the paging file */
+	/* an empty file: taken over (its name goes at once) */
 	char *q = io_path(f->dir, "empty");
 	fp = fopen(q, "w");
 	fclose(fp);
-	assert_int_equal(ntmm__pagefile_add(&f->io, q, 8192, 8192, NULL, NULL), 0);
-	assert_int_equal(file_size(q), 8192);
-	assert_int_equal(ntmm__pagefile_remove(&f->io, q, 0), 0);
+	struct stat st;
+	assert_int_equal(stat(q, &st), 0);
+	unsigned idx;
+	assert_int_equal(ntmm__pagefile_add(&f->io, q, 8192, 8192, NULL, &idx), 0);
 	assert_int_equal(access(q, F_OK), -1);
+	assert_int_equal(f->io.files[idx]->ino, st.st_ino); /* that very file */
+	assert_int_equal(pf_size(&f->io, idx), 8192);
+	assert_int_equal(ntmm__pagefile_remove(&f->io, q, 0), 0);
 
-	/* a paging file left behind: marked, so reused (and truncated) */
+	/* a paging file left behind: marked, so reclaimed (and truncated) */
 	fp = fopen(q, "w");
 	assert_int_equal(fwrite(text, 1, sizeof(text), fp), sizeof(text));
 	fclose(fp);
@@ -901,8 +917,14 @@ static void an_existing_file_is_reused_only_when_it_is_a_paging_file(void **stat
 		        "marked file is not checked here\n",
 		        f->dir, strerror(errno));
 	} else {
-		assert_int_equal(ntmm__pagefile_add(&f->io, q, 8192, 8192, NULL, NULL), 0);
-		assert_int_equal(file_size(q), 8192);
+		assert_int_equal(ntmm__pagefile_add(&f->io, q, 8192, 8192, NULL, &idx), 0);
+		assert_int_equal(access(q, F_OK), -1);
+		assert_int_equal(pf_size(&f->io, idx), 8192);
+		/* nothing of the old contents is left: the first page reads 0 */
+		char zero[PAGE] = {0}, *pg = page_alloc(1);
+		assert_int_equal(pread(pf_fd(&f->io, idx), pg, PAGE, 0), PAGE);
+		assert_memory_equal(pg, zero, PAGE);
+		free(pg);
 		assert_int_equal(ntmm__pagefile_remove(&f->io, q, 0), 0);
 	}
 	unlink(q);
@@ -913,46 +935,31 @@ static void an_existing_file_is_reused_only_when_it_is_a_paging_file(void **stat
 
 /* ------------------------------------------------------------ atime */
 
-/* The open flags (octal, from /proc/self/fdinfo) of our descriptor that
-   names path; -1 if none does. */
-static long open_flags_of(const char *path)
+/* The open flags (octal, from /proc/self/fdinfo) of descriptor fd. */
+static long open_flags_of(int fd)
 {
-	char want[PATH_MAX], link[PATH_MAX], name[300];
-	assert_non_null(realpath(path, want));
-	DIR *d = opendir("/proc/self/fd");
-	assert_non_null(d);
+	char name[64], line[128];
+	snprintf(name, sizeof(name), "/proc/self/fdinfo/%d", fd);
+	FILE *fp = fopen(name, "r");
+	assert_non_null(fp);
 	long flags = -1;
-	for (struct dirent *de; flags < 0 && (de = readdir(d));) {
-		snprintf(name, sizeof(name), "/proc/self/fd/%s", de->d_name);
-		ssize_t n = readlink(name, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = 0;
-		if (strcmp(link, want) != 0)
-			continue;
-		snprintf(name, sizeof(name), "/proc/self/fdinfo/%s", de->d_name);
-		FILE *fp = fopen(name, "r");
-		char line[128];
-		while (fp && fgets(line, sizeof(line), fp))
-			if (sscanf(line, "flags: %lo", &flags) == 1)
-				break;
-		if (fp)
-			fclose(fp);
-	}
-	closedir(d);
+	while (fgets(line, sizeof(line), fp))
+		if (sscanf(line, "flags: %lo", &flags) == 1)
+			break;
+	fclose(fp);
 	return flags;
 }
 
-static void set_atime(const char *path, time_t when)
+static void set_atime(int fd, time_t when)
 {
 	struct timespec ts[2] = {{.tv_sec = when}, {.tv_nsec = UTIME_OMIT}};
-	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+	assert_int_equal(futimens(fd, ts), 0);
 }
 
-static time_t atime_of(const char *path)
+static time_t atime_of(int fd)
 {
 	struct stat st;
-	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(fstat(fd, &st), 0);
 	return st.st_atim.tv_sec;
 }
 
@@ -962,9 +969,10 @@ static time_t atime_of(const char *path)
 static void reads_leave_the_access_time_alone(void **state)
 {
 	fixture_t *f = *state;
-	add_file(f, "pf0", 1 << 20, 1 << 20);
-	char *p = io_path(f->dir, "pf0");
-	long flags = open_flags_of(p);
+	unsigned idx = add_file(f, "pf0", 1 << 20, 1 << 20);
+	int fd = pf_fd(&f->io, idx);
+	assert_true(fd >= 0);
+	long flags = open_flags_of(fd);
 	assert_true(flags >= 0);
 	assert_true(flags & O_NOATIME);
 
@@ -976,24 +984,27 @@ static void reads_leave_the_access_time_alone(void **state)
 	assert_int_equal(ntmm__pagefile_write(&f->io, loc, &page, 1), 0);
 	/* an access time older than the last write: a plain read under
 	   relatime (or strictatime) would update it */
-	set_atime(p, 1000);
+	set_atime(fd, 1000);
 	assert_int_equal(ntmm__pagefile_read(&f->io, loc, &back, 1), 0);
 	assert_true(page_check(back, loc, 0));
-	assert_int_equal(atime_of(p), 1000);
+	assert_int_equal(atime_of(fd), 1000);
 
-	/* the control: the same read through a plain descriptor does update
-	   it on this file system (not when it is mounted noatime; the flag
-	   check above still holds there) */
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, back, PAGE, (off_t)(ntmm__pfloc_slot(loc) * PAGE)), PAGE);
-	close(fd);
-	if (atime_of(p) == 1000)
+	/* the control: the same read through a plain descriptor (a new open of
+	   the unnamed file, through /proc) does update it on this file system
+	   (not when it is mounted noatime; the flag check above still holds
+	   there) */
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	int plain = open(proc, O_RDONLY | O_CLOEXEC);
+	assert_true(plain >= 0);
+	assert_false(open_flags_of(plain) & O_NOATIME);
+	assert_int_equal(pread(plain, back, PAGE, (off_t)(ntmm__pfloc_slot(loc) * PAGE)), PAGE);
+	close(plain);
+	if (atime_of(fd) == 1000)
 		fprintf(stderr, "note: %s does not update access times (noatime mount)\n", f->dir);
 	ntmm__pagefile_free(&f->io, loc, 1);
 	free(page);
 	free(back);
-	free(p);
 }
 
 int main(void)

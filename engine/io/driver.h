@@ -32,10 +32,14 @@ typedef struct ntmm__io ntmm__io_t;
 typedef struct ntmm__bsdriver ntmm__bsdriver_t;
 
 typedef struct ntmm__bsdriver_ops {
-	/* Creates (or truncates) the store at path, empty; *store is the
-	   driver's handle. */
+	/* Creates the store for path (absolute: the io layer resolved it
+	   once, at add), empty; *store is the driver's handle. -EBUSY: the
+	   store is in use by another engine; -EEXIST: something that is not a
+	   paging file is there (left as it was). The file driver keeps no
+	   name on disk for it (filedrv.c). */
 	int (*open)(ntmm__bsdriver_t *d, ntmm__io_t *io, const char *path, void **store);
-	/* Closes and deletes the store (paging files are scratch space). */
+	/* Closes the store and frees its space (paging files are scratch
+	   space; nothing of them outlives close). */
 	void (*close)(ntmm__bsdriver_t *d, void *store);
 	/* Batches of requests; the driver sets each request's fd. */
 	int (*read)(ntmm__bsdriver_t *d, void *store, ntmm__ioreq_t *reqs, unsigned n);
@@ -53,6 +57,10 @@ typedef struct ntmm__bsdriver_ops {
 	   through read/write (a driver that changes the data or the errors,
 	   like the fault-injecting one, leaves it NULL). */
 	int (*direct_fd)(ntmm__bsdriver_t *d, void *store, bool write);
+	/* Optional: the store's file identity (device and inode), so a path
+	   that names the same file is recognized; NULL or a negative errno:
+	   the store is known by its path only. */
+	int (*identify)(ntmm__bsdriver_t *d, void *store, uint64_t *dev, uint64_t *ino);
 } ntmm__bsdriver_ops_t;
 
 /*

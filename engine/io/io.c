@@ -141,20 +141,18 @@ int ntmm_pagefile_add(ntmm_engine_t *e, const char *path, size_t initial, size_t
 	return err;
 }
 
-/* Usable slots of the live paging file named path (0 if none). */
+/* Usable slots of the live paging file path names (0 if none). */
 static uint64_t file_slots(ntmm__io_t *io, const char *path)
 {
-	char *real = realpath(path, NULL);
+	int i = ntmm__pagefile_index_of(io, path);
 	uint64_t n = 0;
+	if (i < 0)
+		return 0;
 	pthread_mutex_lock(&io->lock);
-	for (unsigned i = 0; i < NTMM__PF_MAX_FILES; i++) {
-		ntmm__pagefile_t *pf = atomic_load_explicit(&io->files[i], memory_order_relaxed);
-		if (pf && (!strcmp(pf->path, path) ||
-		           (real && pf->realpath && !strcmp(pf->realpath, real))))
-			n = atomic_load_explicit(&pf->size_pages, memory_order_relaxed) - 1;
-	}
+	ntmm__pagefile_t *pf = atomic_load_explicit(&io->files[i], memory_order_relaxed);
+	if (pf)
+		n = atomic_load_explicit(&pf->size_pages, memory_order_relaxed) - 1;
 	pthread_mutex_unlock(&io->lock);
-	free(real);
 	return n;
 }
 

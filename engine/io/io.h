@@ -11,6 +11,7 @@
 #include <ntmm/stats.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "io/driver.h"
 #include "io/ioring.h"
@@ -41,6 +42,8 @@ struct ntmm__io {
 	_Atomic uint64_t max_pages_total;  /* sum over files of max_pages - 1 */
 	ntmm__ioring_pool_t rings;
 	ntmm__bsdriver_t file_driver; /* "file", always registered */
+	bool filedrv_named;           /* tests: the file driver creates a named file and
+					 unlinks it, as where there is no O_TMPFILE */
 	ntmm__stats_t *stats;         /* the engine's counters */
 };
 

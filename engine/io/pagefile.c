@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "engine.h"
 #include "sync/rcu.h"
@@ -368,13 +369,92 @@ static void pf_destroy(ntmm__pagefile_t *pf)
 	pthread_mutex_destroy(&pf->resize_lock);
 	free(pf->bitmap);
 	free(pf->path);
-	free(pf->realpath);
 	free(pf);
 }
 
-static bool pf_matches(const ntmm__pagefile_t *pf, const char *path, const char *real)
+/*
+ * The absolute path that path stands for now: the real path of its
+ * directory and its last component, or the whole real path when path names
+ * an existing file (a symbolic link to a file then stands for the file).
+ * NULL with errno set when it cannot be resolved (a missing directory, a
+ * parent that is not a directory, ENOMEM).
+ */
+static char *resolve_path(const char *path)
 {
-	return !strcmp(pf->path, path) || (real && pf->realpath && !strcmp(pf->realpath, real));
+	char *real = realpath(path, NULL);
+	if (real || errno != ENOENT)
+		return real;
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
+	if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) {
+		errno = ENOENT; /* a directory that is not there */
+		return NULL;
+	}
+	char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+	if (!dir)
+		return NULL;
+	char *rdir = realpath(dir, NULL);
+	int saved = errno;
+	free(dir);
+	if (!rdir) {
+		errno = saved;
+		return NULL;
+	}
+	char *out = NULL;
+	if (asprintf(&out, "%s%s%s", rdir, strcmp(rdir, "/") ? "/" : "", name) < 0)
+		out = NULL, errno = ENOMEM;
+	free(rdir);
+	return out;
+}
+
+/* What a path given to remove/lookup names: its resolution (NULL if it has
+   none) and, when it names an existing file, that file's identity. */
+typedef struct pf_name {
+	char *resolved;
+	bool exists;
+	struct stat st;
+} pf_name_t;
+
+static void pf_name_get(pf_name_t *n, const char *path)
+{
+	n->resolved = resolve_path(path);
+	/* an absolute path whose directory is gone (renamed or removed since
+	   the file was added) still names the file by its text */
+	if (!n->resolved && path[0] == '/')
+		n->resolved = strdup(path);
+	n->exists = stat(path, &n->st) == 0;
+}
+
+static bool pf_matches(const ntmm__pagefile_t *pf, const pf_name_t *n)
+{
+	if (n->resolved && !strcmp(pf->path, n->resolved))
+		return true;
+	return n->exists && pf->has_id && (uint64_t)n->st.st_dev == pf->dev &&
+	       (uint64_t)n->st.st_ino == pf->ino;
+}
+
+/* Called with io->lock held. */
+static int index_of_locked(ntmm__io_t *io, const pf_name_t *n)
+{
+	for (unsigned i = 0; i < NTMM__PF_MAX_FILES; i++) {
+		ntmm__pagefile_t *pf = atomic_load_explicit(&io->files[i], memory_order_relaxed);
+		if (pf && pf_matches(pf, n))
+			return (int)i;
+	}
+	return -1;
+}
+
+int ntmm__pagefile_index_of(ntmm__io_t *io, const char *path)
+{
+	if (!io || !path)
+		return -1;
+	pf_name_t n;
+	pf_name_get(&n, path);
+	pthread_mutex_lock(&io->lock);
+	int i = index_of_locked(io, &n);
+	pthread_mutex_unlock(&io->lock);
+	free(n.resolved);
+	return i;
 }
 
 int ntmm__pagefile_add(ntmm__io_t *io, const char *path, size_t initial, size_t maximum,
@@ -400,27 +480,35 @@ int ntmm__pagefile_add(ntmm__io_t *io, const char *path, size_t initial, size_t 
 		err = ntmm__error(NTMM_EINVAL, "no backing-store driver named %s", driver);
 		goto unlock;
 	}
-	char *real = realpath(path, NULL); /* NULL if it does not exist yet */
-	unsigned idx = NTMM__PF_MAX_FILES;
-	for (unsigned i = 0; i < NTMM__PF_MAX_FILES; i++) {
-		ntmm__pagefile_t *o = atomic_load_explicit(&io->files[i], memory_order_relaxed);
-		if (!o) {
-			if (idx == NTMM__PF_MAX_FILES)
-				idx = i;
-		} else if (pf_matches(o, path, real)) {
-			free(real);
-			err = ntmm__error(NTMM_EINVAL, "%s is already paging file %u", path, i);
-			goto unlock;
-		}
+	pf_name_t name = {.resolved = resolve_path(path)};
+	if (!name.resolved) {
+		int why = errno;
+		err = ntmm__error(why == ENOMEM ? NTMM_ENOMEM : NTMM_EIO,
+		                  "paging file %s: cannot resolve its directory: %s", path,
+		                  strerror(why));
+		goto unlock;
 	}
-	free(real);
+	name.exists = stat(path, &name.st) == 0;
+	int dup = index_of_locked(io, &name);
+	if (dup >= 0) {
+		err = ntmm__error(NTMM_EINVAL, "%s is already paging file %d (%s)", path, dup,
+		                  name.resolved);
+		free(name.resolved);
+		goto unlock;
+	}
+	unsigned idx = NTMM__PF_MAX_FILES;
+	for (unsigned i = 0; i < NTMM__PF_MAX_FILES && idx == NTMM__PF_MAX_FILES; i++)
+		if (!atomic_load_explicit(&io->files[i], memory_order_relaxed))
+			idx = i;
 	if (idx == NTMM__PF_MAX_FILES) {
+		free(name.resolved);
 		err = ntmm__error(NTMM_EBUSY, "already %u paging files", NTMM__PF_MAX_FILES);
 		goto unlock;
 	}
 
 	ntmm__pagefile_t *pf = calloc(1, sizeof(*pf));
 	if (!pf) {
+		free(name.resolved);
 		err = ntmm__error(NTMM_ENOMEM, "paging file allocation");
 		goto unlock;
 	}
@@ -432,24 +520,26 @@ int ntmm__pagefile_add(ntmm__io_t *io, const char *path, size_t initial, size_t 
 	/* calloc: for large maxima this is an untouched mapping; only words the
 	   file grows into are ever written */
 	pf->bitmap = calloc(pf->nwords, sizeof(*pf->bitmap));
-	pf->path = strdup(path);
-	if (!pf->bitmap || !pf->path) {
+	pf->path = name.resolved;
+	if (!pf->bitmap) {
 		pf_destroy(pf);
 		err = ntmm__error(NTMM_ENOMEM, "paging file allocation");
 		goto unlock;
 	}
-	int r = drv->ops->open(drv, io, path, &pf->store);
+	int r = drv->ops->open(drv, io, pf->path, &pf->store);
 	if (r < 0) {
 		pf->store = NULL;
-		pf_destroy(pf);
 		err = ntmm__error(errno_to_ntmm(r), "paging file %s: cannot create: %s", path,
 		                  r == -EBUSY    ? "in use by another engine"
 		                  : r == -EEXIST ? "a file that is not a paging file is there "
 		                                   "(left as it is)"
 		                                 : strerror(-r));
+		pf_destroy(pf);
 		goto unlock;
 	}
 	pf->drv = drv;
+	pf->has_id =
+	    drv->ops->identify && drv->ops->identify(drv, pf->store, &pf->dev, &pf->ino) == 0;
 	for (int w = 0; w < 2; w++)
 		pf->direct_fd[w] =
 		    drv->ops->direct_fd ? drv->ops->direct_fd(drv, pf->store, w) : -1;
@@ -461,7 +551,6 @@ int ntmm__pagefile_add(ntmm__io_t *io, const char *path, size_t initial, size_t 
 		                  (unsigned long long)ipages * NTMM__PF_PAGE, strerror(-r));
 		goto unlock;
 	}
-	pf->realpath = realpath(path, NULL);
 	atomic_store_explicit(&pf->bitmap[0], 1, memory_order_relaxed); /* slot 0 reserved */
 	atomic_store_explicit(&pf->size_pages, ipages, memory_order_relaxed);
 	atomic_store_explicit(&pf->max_pages, mpages, memory_order_relaxed);
@@ -542,18 +631,14 @@ int ntmm__pagefile_remove(ntmm__io_t *io, const char *path, unsigned flags)
 {
 	if (!io || !path)
 		return ntmm__error(NTMM_EINVAL, "paging file path is NULL");
-	char *real = realpath(path, NULL);
+	pf_name_t n;
+	pf_name_get(&n, path);
 	pthread_mutex_lock(&io->lock);
-	int err = ntmm__error(NTMM_EINVAL, "%s is not a paging file of this engine", path);
-	for (unsigned i = 0; i < NTMM__PF_MAX_FILES; i++) {
-		ntmm__pagefile_t *pf = atomic_load_explicit(&io->files[i], memory_order_relaxed);
-		if (pf && pf_matches(pf, path, real)) {
-			err = remove_locked(io, i, flags);
-			break;
-		}
-	}
+	int i = index_of_locked(io, &n);
+	int err = i < 0 ? ntmm__error(NTMM_EINVAL, "%s is not a paging file of this engine", path)
+	                : remove_locked(io, (unsigned)i, flags);
 	pthread_mutex_unlock(&io->lock);
-	free(real);
+	free(n.resolved);
 	return err;
 }
 

@@ -29,6 +29,12 @@
  * Migrating in-use slots to another file needs the PTEs that point at them,
  * which belong to the virtual layer: the io layer does not migrate.
  *
+ * Names: a paging file is known by the path it was added under, resolved
+ * once at add into an absolute one (so a later chdir changes nothing), and
+ * by its store's identity (device and inode). The store itself keeps no
+ * name on disk (driver.h, filedrv.c): removal and teardown close it and
+ * unlink nothing.
+ *
  * Threads: alloc must be called from an RCU-registered thread (it walks the
  * file list under ntmm__rcu_read_lock). read/write/free on slots the caller
  * holds need no RCU: a file with allocated slots cannot be removed, so the
@@ -60,8 +66,10 @@
  */
 typedef struct ntmm__pagefile {
 	unsigned index;           /* position in io->files[]; the PTE's file index */
-	char *path;               /* as given */
-	char *realpath;           /* canonical, for remove-by-path */
+	char *path;               /* resolved at add: the real path of the directory given
+				     and the file's name there (names no file on disk) */
+	bool has_id;              /* the driver told the store's identity: */
+	uint64_t dev, ino;        /* its device and inode */
 	ntmm__bsdriver_t *drv;    /* its driver (drv->users counts this file) */
 	void *store;              /* the driver's handle */
 	int direct_fd[2];         /* [write]: the driver's direct_fd, or -1 (fixed) */
@@ -81,18 +89,29 @@ typedef struct ntmm__pagefile {
 	_Atomic uint64_t grows, shrinks; /* counts, for tests and tools (relaxed) */
 } ntmm__pagefile_t;
 
-/* ntmm__pagefile_add: path must be new to this io; initial/maximum in bytes
+/* ntmm__pagefile_add: path is resolved once, here (the real path of its
+   directory, then its last component; the whole real path when it names an
+   existing file), and must be new to this io; initial/maximum in bytes
    (rounded down to pages; initial at least 2 pages, maximum below 2^32
    pages). driver NULL = "file". *index_out (may be NULL) gets its index.
    Errors: NTMM_EINVAL (bad size, NULL path, unknown driver, path already a
-   paging file here), NTMM_EBUSY (16 files already), NTMM_EIO (the store
-   could not be created, locked or extended to initial: detail names the
-   path and the system's reason), NTMM_ENOMEM. */
+   paging file here), NTMM_EBUSY (16 files already, or the file at path is
+   locked by another engine), NTMM_EIO (the directory cannot be resolved, or
+   the store could not be created, locked or extended to initial, or a file
+   that is not a paging file is at path: detail names the path and the
+   system's reason), NTMM_ENOMEM. */
 int ntmm__pagefile_add(ntmm__io_t *io, const char *path, size_t initial, size_t maximum,
                        const char *driver, unsigned *index_out);
 
+/* The index of the live paging file that path names, or -1: path is
+   resolved now, as add does, and names a file if it resolves to the path
+   the file was added under, or if it names (on disk) the file itself (same
+   device and inode). Takes io->lock. */
+int ntmm__pagefile_index_of(ntmm__io_t *io, const char *path);
+
 #define NTMM__PF_REMOVE_KEEP_DRAINING 1u
-/* Errors: NTMM_EINVAL (no such paging file), NTMM_EBUSY (slots in use; see
+/* Removes the paging file path names (as ntmm__pagefile_index_of).
+   Errors: NTMM_EINVAL (no such paging file), NTMM_EBUSY (slots in use; see
    the header comment for what the flag changes). Waits for grace periods:
    do not call inside an RCU read-side section. */
 int ntmm__pagefile_remove(ntmm__io_t *io, const char *path, unsigned flags);
