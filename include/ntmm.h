@@ -165,12 +165,27 @@ NTMM_API int ntmm_pagefile_remove(ntmm_engine_t *e, const char *path);
 #define NTMM_MEM_MAPPED   0x40000u
 #define NTMM_MEM_TOP_DOWN 0x100000u
 
-/* protections */
+/* protections: the Windows PAGE_* values. Private memory takes exactly one
+   of NOACCESS, READONLY, READWRITE, optionally | GUARD (not with NOACCESS).
+   WRITECOPY is for views of sections: on private memory it is NTMM_EINVAL,
+   as on Windows. */
 #define NTMM_PAGE_NOACCESS  0x01u
 #define NTMM_PAGE_READONLY  0x02u
 #define NTMM_PAGE_READWRITE 0x04u
 #define NTMM_PAGE_WRITECOPY 0x08u
 #define NTMM_PAGE_GUARD     0x100u
+/* Windows values that ntmm does not model (it executes nothing and has no
+   cache attributes): a protection Windows grants on private memory with
+   one of these (EXECUTE, EXECUTE_READ, EXECUTE_READWRITE; NOCACHE or
+   WRITECOMBINE with an otherwise valid protection) is NTMM_ENOTSUP; one
+   Windows refuses too (EXECUTE_WRITECOPY, two kinds at once, two
+   modifiers at once, a modifier with NOACCESS) is NTMM_EINVAL. */
+#define NTMM_PAGE_EXECUTE           0x10u
+#define NTMM_PAGE_EXECUTE_READ      0x20u
+#define NTMM_PAGE_EXECUTE_READWRITE 0x40u
+#define NTMM_PAGE_EXECUTE_WRITECOPY 0x80u
+#define NTMM_PAGE_NOCACHE           0x200u
+#define NTMM_PAGE_WRITECOMBINE      0x400u
 
 /* access kinds */
 #define NTMM_ACCESS_READ  0u
