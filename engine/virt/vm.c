@@ -1,11 +1,14 @@
 /*
  * The NtAllocateVirtualMemory family: ntmm_allocate (reserve / commit /
- * both, fixed or engine-chosen base, 64 KiB granularity, page rounding),
- * ntmm_free (decommit pages / release a whole reservation), ntmm_protect
- * and ntmm_query. Each change builds a new VAD map under the address-space
- * pushlock and publishes it (RCU); changes that affect resident pages then
- * take the working-set pushlock exclusive to fix the PTEs, and end with one
- * grace period outside both locks before frames are handed back.
+ * both, fixed or engine-chosen base, 64 KiB granularity, page rounding; a
+ * recommit applies the new protection), ntmm_free (decommit pages /
+ * release a whole reservation named by its first page), ntmm_protect and
+ * ntmm_query, with Windows' rules for arguments (Wine's and ReactOS's
+ * tests, re-expressed in test_virt_windows.c). Each change builds a new
+ * VAD map under the address-space pushlock and publishes it (RCU); changes
+ * that affect resident pages then take the working-set pushlock exclusive
+ * to fix the PTEs, and end with one grace period outside both locks
+ * before frames are handed back or the call returns.
  */
 #include "virt/virt.h"
 #include "engine.h"
