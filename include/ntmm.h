@@ -183,32 +183,174 @@ NTMM_API int ntmm_pagefile_remove(ntmm_engine_t *e, const char *path);
 #define NTMM_MEM_MAPPED   0x40000u
 #define NTMM_MEM_TOP_DOWN 0x100000u
 
-/* protections */
+/* protections: the Windows PAGE_* values. Private memory takes exactly one
+   of NOACCESS, READONLY, READWRITE, optionally | GUARD (not with NOACCESS).
+   WRITECOPY is for views of sections: on private memory it is NTMM_EINVAL,
+   as on Windows. */
 #define NTMM_PAGE_NOACCESS  0x01u
 #define NTMM_PAGE_READONLY  0x02u
 #define NTMM_PAGE_READWRITE 0x04u
 #define NTMM_PAGE_WRITECOPY 0x08u
 #define NTMM_PAGE_GUARD     0x100u
+/* Windows values that ntmm does not model (it executes nothing and has no
+   cache attributes): a protection Windows grants on private memory with
+   one of these (EXECUTE, EXECUTE_READ, EXECUTE_READWRITE; NOCACHE or
+   WRITECOMBINE with an otherwise valid protection) is NTMM_ENOTSUP; one
+   Windows refuses too (EXECUTE_WRITECOPY, two kinds at once, two
+   modifiers at once, a modifier with NOACCESS) is NTMM_EINVAL. */
+#define NTMM_PAGE_EXECUTE           0x10u
+#define NTMM_PAGE_EXECUTE_READ      0x20u
+#define NTMM_PAGE_EXECUTE_READWRITE 0x40u
+#define NTMM_PAGE_EXECUTE_WRITECOPY 0x80u
+#define NTMM_PAGE_NOCACHE           0x200u
+#define NTMM_PAGE_WRITECOMBINE      0x400u
 
 /* access kinds */
 #define NTMM_ACCESS_READ  0u
 #define NTMM_ACCESS_WRITE 1u
 
+/*
+ * Processes and their address spaces (NtAllocateVirtualMemory semantics).
+ *
+ * A process handle is valid from ntmm_process_create until
+ * ntmm_process_destroy returns; using it afterwards is undefined. Every
+ * function below refuses a pointer that is not a live process with
+ * NTMM_EINVAL (best effort: a destroyed process is caught only while its
+ * memory has not been reused). None of them needs ntmm_thread_register:
+ * those that publish or wait for RCU register the calling thread for the
+ * duration of the call themselves.
+ *
+ * Locks of a process (never visible to the caller, but they say what runs
+ * beside what): the address-space pushlock (as_lock) guards the VAD map
+ * and the working-set limits; the working-set pushlock (ws_lock) is taken
+ * shared by page faults (one slot per CPU, so faults on several threads
+ * run together) and exclusive to change PTEs of a range; trim_lock orders
+ * the episodes that invalidate PTEs and hand frames back (decommit,
+ * release, trims, destroy). Translating a valid page takes none of them.
+ *   ntmm_allocate, ntmm_free, ntmm_protect: as_lock exclusive — one at a
+ *     time per process, and ntmm_query waits for them; faults and
+ *     translates of the same process go on beside them, waiting only
+ *     while ws_lock is held exclusive to fix the PTEs of the range.
+ *   ntmm_query, ntmm_ws_set_limits: as_lock shared / exclusive, briefly.
+ *   ntmm_free, ntmm_ws_empty, ntmm_process_destroy: trim_lock too.
+ *   Different processes share only the engine-wide commit charge (a CAS)
+ *   and the engine's process list (ntmm_process_create/destroy).
+ * A call that takes a permission away from resident pages (ntmm_free,
+ * ntmm_protect, a recommit with another protection, ntmm_ws_empty,
+ * ntmm_process_destroy) returns only after a grace period: every access
+ * section in progress on any thread when it unmapped the pages has ended,
+ * so no host pointer from before the call is still in use with the old
+ * permission. Such calls therefore refuse to run inside the caller's own
+ * access section (NTMM_EBUSY), where they would wait for themselves.
+ * Pins (ntmm_pin) keep their frames and host pointers until ntmm_unpin,
+ * whatever happens to the range meanwhile.
+ */
+
+/* Creates a process: an empty user address space [64 KiB,
+   0x7FFF'FFFF'0000), a top-level page table (one frame, not charged to
+   commit), the working-set limits ws_min_pages/ws_max_pages of the engine's
+   config, standby page priority 5, and, when the config's aslr_seed is not
+   0, placement (ntmm_allocate with *base == 0) starting at a random 64 KiB
+   granule of its own. Any thread, beside any other call.
+   Errors: NTMM_EINVAL (e or out NULL), NTMM_ENOMEM (host memory, or no
+   frame for the page table); *out is NULL then. */
 NTMM_API int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out);
+/* Destroys p: every frame, page-table page, paging-file slot and page of
+   commit charge it holds is given back, and the handle becomes invalid.
+   Waits for the working set manager and the swapper to finish any pass
+   over p, then for one grace period. No other call may use p during or
+   after it (undefined). Errors: NTMM_EINVAL (not a live process),
+   NTMM_EBUSY (inside an access section; nothing changes). */
 NTMM_API int ntmm_process_destroy(ntmm_process_t *p);
 
+/* Reserves and/or commits (NtAllocateVirtualMemory / VirtualAlloc).
+   type: NTMM_MEM_RESERVE, NTMM_MEM_COMMIT or both, optionally
+   | NTMM_MEM_TOP_DOWN. prot: see the protections above.
+   Reserve (RESERVE, RESERVE|COMMIT, or COMMIT alone with *base == 0, which
+   reserves and commits as VirtualAlloc does): *base == 0 lets the engine
+   choose a 64 KiB aligned base (bottom-up, or from the top with TOP_DOWN)
+   for size rounded up to pages; otherwise *base rounds down to 64 KiB and
+   the reservation covers every page holding a byte of [*base, *base +
+   size) — a one-page reservation is one page, and the rest of its 64 KiB
+   granule stays unusable. prot becomes the region's allocation_prot; with
+   COMMIT every page is committed with it.
+   Commit alone (*base != 0): every page holding a byte of [*base, *base +
+   size) must lie in one existing reservation. Pages not yet committed are
+   charged to the commit limit and read as zeros (a frame is taken at the
+   first touch). Pages already committed keep their contents and are not
+   charged again, but take prot, as on Windows: ntmm_query then shows the
+   range as its own region, a resident page made read-only refuses writes
+   (NTMM_EACCESS) and one made GUARD faults with NTMM_EGUARD at the next
+   access; when a permission was taken away the call ends with a grace
+   period (see above).
+   On success *base is the rounded base (of the reservation, or of the
+   first page committed). On failure nothing changes and *base is as given.
+   Errors: NTMM_EINVAL (base NULL; size 0; type with other bits or with
+   neither RESERVE nor COMMIT; a protection Windows refuses, WRITECOPY
+   included; a range past the user address space or below 64 KiB; a
+   reservation above 16 TiB), NTMM_ENOTSUP (an EXECUTE, NOCACHE or
+   WRITECOMBINE protection), NTMM_ECONFLICT (a reservation overlapping
+   another after rounding; a commit not wholly inside one reservation),
+   NTMM_ECOMMIT (the new pages do not fit the commit limit, even with the
+   paging files grown to their maximum), NTMM_ENOMEM (no free range of
+   that size for an engine-chosen base; host memory), NTMM_EBUSY
+   (recommitting pages with another protection inside an access section;
+   reserving and committing new pages there is fine). */
 NTMM_API int ntmm_allocate(ntmm_process_t *p, uint64_t *base, size_t size, unsigned type,
                            unsigned prot);
+/* Decommits or releases (NtFreeVirtualMemory / VirtualFree). type:
+   NTMM_MEM_DECOMMIT with size > 0: every page holding a byte of [base,
+   base + size) must lie in one reservation; its committed pages are
+   decommitted (uncharged; contents, frames and paging-file slots given
+   back), pages only reserved stay so. Size 0 names the whole reservation
+   by an address in its first page (base rounds down to its page, which
+   must be the allocation base): DECOMMIT then decommits every page of it,
+   NTMM_MEM_RELEASE frees the range (RELEASE takes size 0 only). After the
+   call, accesses to the range fail with NTMM_EACCESS, and the frames were
+   reused only after a grace period (see above); the PTEs are torn down one
+   2 MiB table at a time, so faults elsewhere in p wait only briefly.
+   Errors: NTMM_EINVAL (type not exactly DECOMMIT or RELEASE; RELEASE with
+   size != 0; base or the range outside the user address space),
+   NTMM_ECONFLICT (size 0 with base not in the first page of a
+   reservation; a range not wholly inside one reservation), NTMM_ENOMEM
+   (host memory), NTMM_EBUSY (inside an access section). On failure
+   nothing changes. */
 NTMM_API int ntmm_free(ntmm_process_t *p, uint64_t base, size_t size, unsigned type);
+/* Changes the protection of committed pages (NtProtectVirtualMemory /
+   VirtualProtect): every page holding a byte of [base, base + size) must
+   be committed, in one reservation. *old_prot gets the protection the
+   first page had. Resident pages get the new permissions before the call
+   returns (a grace period ends it when one was taken away); GUARD makes
+   the next access to each page NTMM_EGUARD, which clears it for that page.
+   Errors: NTMM_EINVAL (old_prot NULL; size 0; a protection Windows
+   refuses, WRITECOPY included; a range past the user address space),
+   NTMM_ENOTSUP (an EXECUTE, NOCACHE or WRITECOMBINE protection),
+   NTMM_ECONFLICT (a page not committed, or the range not in one
+   reservation), NTMM_ENOMEM (host memory), NTMM_EBUSY (inside an access
+   section). On failure nothing changes and *old_prot is as given. */
 NTMM_API int ntmm_protect(ntmm_process_t *p, uint64_t base, size_t size, unsigned prot,
                           unsigned *old_prot);
 
-typedef struct ntmm_region_info {
-	uint64_t base, allocation_base, size;
-	unsigned allocation_prot, prot;
-	unsigned state;
-	unsigned type;
+typedef struct ntmm_region_info { /* MEMORY_BASIC_INFORMATION */
+	uint64_t base;            /* the page holding va */
+	uint64_t allocation_base; /* the reservation's base (0 when free) */
+	uint64_t size;            /* bytes from base to the end of the run of pages
+	                              with the same state and protection */
+	unsigned allocation_prot; /* prot given at reservation (0 when free) */
+	unsigned prot;            /* committed: the protection now (GUARD cleared
+	                              once hit); reserved: 0; free: NOACCESS */
+	unsigned state;           /* NTMM_MEM_COMMIT, _RESERVE or _FREE */
+	unsigned type;            /* NTMM_MEM_PRIVATE (0 when free) */
 } ntmm_region_info_t;
+/* Describes the region holding va (NtQueryVirtualMemory /
+   VirtualQuery): in a reservation, the run of pages from va's page with
+   one state and protection, as ntmm_allocate and ntmm_protect split and
+   merge them; outside, the free range up to the next reservation or the
+   end of user space (below 64 KiB: up to 64 KiB). Takes as_lock shared:
+   beside faults and other queries, also inside an access section; it waits
+   for an ntmm_allocate/free/protect of p in progress. The answer may be
+   stale as soon as another thread changes p's address space.
+   Errors: NTMM_EINVAL (info NULL, va at or past 0x7FFF'FFFF'0000). */
 NTMM_API int ntmm_query(ntmm_process_t *p, uint64_t va, ntmm_region_info_t *info);
 
 /* ------------------------------------------------------------------ access */
@@ -241,17 +383,43 @@ NTMM_API unsigned ntmm_last_fault_kind(void);
 
 /* ------------------------------------------------- working sets, information */
 
+/* Sets p's working-set minimum and maximum (pages; SetProcessWorkingSetSize).
+   They are targets for the working set manager, not a cap: on its passes
+   it trims a set above its maximum down to it, and when available memory
+   is low it trims sets above their minimum toward it, taking only pages
+   not accessed since the previous aging. The call itself trims nothing and
+   a fault never waits for it. The maximum also bounds what the swapper
+   records for bringing an out-swapped set back. Takes as_lock exclusive
+   briefly. Errors: NTMM_EINVAL (min_pages 0, min_pages > max_pages,
+   max_pages above 1 Mi pages — the working-set list's capacity). */
 NTMM_API int ntmm_ws_set_limits(ntmm_process_t *p, size_t min_pages, size_t max_pages);
+/* Trims every resident page of p's working set that is not pinned
+   (EmptyWorkingSet): each goes to the Standby list, or to the Modified
+   list if dirty (the modified page writer writes it to a paging file
+   later); nothing is lost, the next access is a soft fault, or a hard
+   fault once the frame was repurposed. Faults on p go on meanwhile (the
+   trim drops ws_lock every 2048 entries); the call ends with a grace
+   period. Errors: NTMM_EINVAL (not a live process), NTMM_EBUSY (inside an
+   access section). */
 NTMM_API int ntmm_ws_empty(ntmm_process_t *p);
 typedef struct ntmm_process_info {
-	size_t ws_pages, ws_peak_pages, commit_pages, page_faults, hard_faults;
+	size_t ws_pages;            /* resident pages in the working set (valid PTEs) */
+	size_t ws_peak_pages;       /* the largest ws_pages seen (>= ws_pages) */
+	size_t commit_pages;        /* pages of commit charge held */
+	size_t page_faults;         /* faults taken, those that ended in an error included */
+	size_t hard_faults;         /* faults that read a page from a paging file */
 	size_t swap_outs, swap_ins; /* times the swapper out-swapped it / it came back */
 	size_t swap_in_pages;       /* pages the swapper's in-swaps brought back */
 } ntmm_process_info_t;
+/* p's counters (GetProcessMemoryInfo), read without a lock: each field is
+   exact at some moment of the call, not all at the same one. Any thread,
+   any time (inside an access section too).
+   Errors: NTMM_EINVAL (not a live process, out NULL). */
 NTMM_API int ntmm_process_info(ntmm_process_t *p, ntmm_process_info_t *out);
 /* Standby priority (0..7) the process's pages get when trimmed from its
    working set; repurposing takes the lowest priority first. The default is
-   5. Errors: NTMM_EINVAL (bad handle, prio above 7). */
+   5; pages already on Standby keep theirs. Any thread, no lock.
+   Errors: NTMM_EINVAL (not a live process, prio above 7). */
 NTMM_API int ntmm_process_set_page_priority(ntmm_process_t *p, unsigned prio);
 NTMM_API int ntmm_stats_get(ntmm_engine_t *e, ntmm_stats_t *out);
 /* Which paging I/O backend the engine uses for reads and for writes, and

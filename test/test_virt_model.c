@@ -87,6 +87,18 @@ static void random_operations_agree_with_a_page_model(void **s)
 		if (a + len > WIN_PAGES)
 			len = WIN_PAGES - a;
 		unsigned prot = prots[test_rand(&seed) % 6];
+		if (prot == NTMM_PAGE_WRITECOPY && (r % 8 <= 2 || r % 8 == 5)) {
+			/* copy-on-write is for views: refused on private memory */
+			uint64_t b = WIN_BASE + a * PG;
+			unsigned old = 0;
+			int err =
+			    r % 8 == 5
+			        ? ntmm_protect(p, b, len * PG, prot, &old)
+			        : ntmm_allocate(p, &b, len * PG,
+			                        r % 8 ? NTMM_MEM_COMMIT : NTMM_MEM_RESERVE, prot);
+			assert_int_equal(err, NTMM_EINVAL);
+			continue;
+		}
 		switch (r % 8) {
 		case 0: { /* reserve (maybe commit) at a granule */
 			size_t g = a & ~(size_t)15;
@@ -121,9 +133,11 @@ static void random_operations_agree_with_a_page_model(void **s)
 			}
 			assert_int_equal(err, 0);
 			wins[r % 8]++;
-			for (size_t i = a; i < a + len; i++)
+			for (size_t i = a; i < a + len; i++) { /* committed ones take prot too */
 				if (!M[i].committed)
-					M[i].committed = true, M[i].prot = prot, M[i].data = 0;
+					M[i].committed = true, M[i].data = 0;
+				M[i].prot = prot;
+			}
 			break;
 		}
 		case 3: { /* decommit */

@@ -157,7 +157,7 @@ static void recommit_keeps_charge_exact(void **s)
 	assert_int_equal(pi.commit_pages, 16); /* already committed: not charged twice */
 	ntmm_region_info_t i;
 	query(c, &i);
-	assert_int_equal(i.prot, NTMM_PAGE_READWRITE); /* and keeps its protection */
+	assert_int_equal(i.prot, NTMM_PAGE_READONLY); /* and takes the new protection */
 	assert_int_equal(ntmm_free(P, r + 2 * PG, 3 * PG, NTMM_MEM_DECOMMIT), 0);
 	assert_int_equal(ntmm_process_info(P, &pi), 0);
 	assert_int_equal(pi.commit_pages, 13);
@@ -171,6 +171,36 @@ static void recommit_keeps_charge_exact(void **s)
 	assert_int_equal(ntmm_process_info(P, &pi), 0);
 	assert_int_equal(pi.commit_pages, 0);
 	assert_int_equal(ntmm_free(P, r, 0, NTMM_MEM_RELEASE), 0);
+}
+
+static void recommit_with_a_new_protection_inside_an_access_section_is_ebusy(void **s)
+{
+	uint64_t r = 0;
+	assert_int_equal(
+	    ntmm_allocate(P, &r, 4 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
+	    0);
+	uint64_t c = r;
+	ntmm_access_begin(E);
+	/* a protection change may need a grace period this section would block */
+	assert_int_equal(ntmm_allocate(P, &c, 2 * PG, NTMM_MEM_COMMIT, NTMM_PAGE_READONLY),
+	                 NTMM_EBUSY);
+	/* the same protection changes nothing: fine */
+	assert_int_equal(ntmm_allocate(P, &c, 2 * PG, NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE), 0);
+	/* and so is committing new memory */
+	uint64_t b = 0;
+	assert_int_equal(
+	    ntmm_allocate(P, &b, PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READONLY), 0);
+	ntmm_access_end(E);
+	ntmm_region_info_t i;
+	query(r, &i);
+	assert_int_equal(i.prot, NTMM_PAGE_READWRITE); /* nothing changed */
+	assert_int_equal(i.size, 4 * PG);
+	assert_int_equal(ntmm_allocate(P, &c, 2 * PG, NTMM_MEM_COMMIT, NTMM_PAGE_READONLY), 0);
+	query(r, &i);
+	assert_int_equal(i.prot, NTMM_PAGE_READONLY);
+	assert_int_equal(ntmm_free(P, b, 0, NTMM_MEM_RELEASE), 0);
+	assert_int_equal(ntmm_free(P, r, 0, NTMM_MEM_RELEASE), 0);
+	assert_int_equal(ntmm_audit(E), 0);
 }
 
 static void protect_returns_old_protection_and_query_shows_runs(void **s)
@@ -317,16 +347,17 @@ static void size_past_the_address_space_is_einval(void **s)
 	assert_int_equal(ntmm_audit(E), 0);
 }
 
-static void unaligned_release_is_einval(void **s)
+static void release_names_the_reservation_by_its_first_page(void **s)
 {
 	uint64_t r = 0;
 	assert_int_equal(ntmm_allocate(P, &r, GRAN, NTMM_MEM_RESERVE, NTMM_PAGE_READWRITE), 0);
-	assert_int_equal(ntmm_free(P, r + PG, 0, NTMM_MEM_RELEASE), NTMM_EINVAL);
-	assert_int_equal(ntmm_free(P, r + 1, 0, NTMM_MEM_RELEASE), NTMM_EINVAL);
+	assert_int_equal(ntmm_free(P, r + PG, 0, NTMM_MEM_RELEASE), NTMM_ECONFLICT);
 	ntmm_region_info_t i;
 	query(r, &i);
-	assert_int_equal(i.state, NTMM_MEM_RESERVE); /* nothing changed */
-	assert_int_equal(ntmm_free(P, r, 0, NTMM_MEM_RELEASE), 0);
+	assert_int_equal(i.state, NTMM_MEM_RESERVE);                   /* nothing changed */
+	assert_int_equal(ntmm_free(P, r + 1, 0, NTMM_MEM_RELEASE), 0); /* rounds down */
+	query(r, &i);
+	assert_int_equal(i.state, NTMM_MEM_FREE);
 	assert_int_equal(ntmm_audit(E), 0);
 }
 
@@ -371,9 +402,9 @@ static void commit_outside_a_reservation_is_econflict(void **s)
 	b = r + PG;
 	assert_int_equal(ntmm_allocate(P, &b, 2 * PG, NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
 	                 NTMM_ECONFLICT);
-	b = 0;
-	assert_int_equal(ntmm_allocate(P, &b, PG, NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
-	                 NTMM_EINVAL);
+	b = 0; /* no base: a new reservation, as VirtualAlloc makes */
+	assert_int_equal(ntmm_allocate(P, &b, PG, NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE), 0);
+	assert_int_equal(ntmm_free(P, b, 0, NTMM_MEM_RELEASE), 0);
 	assert_int_equal(ntmm_free(P, r, 0, NTMM_MEM_RELEASE), 0);
 	assert_int_equal(ntmm_audit(E), 0);
 }
@@ -383,8 +414,8 @@ static void unknown_protection_bits_are_einval(void **s)
 	uint64_t b = 0;
 	unsigned bad[] = {0,
 	                  0x3,
-	                  0x10,
 	                  0x200,
+	                  NTMM_PAGE_READWRITE | 0x800,
 	                  NTMM_PAGE_READWRITE | 0x1000,
 	                  NTMM_PAGE_NOACCESS | NTMM_PAGE_GUARD,
 	                  NTMM_PAGE_GUARD};
@@ -571,6 +602,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(commit_rounds_to_pages_inside_the_reservation, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(recommit_keeps_charge_exact, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        recommit_with_a_new_protection_inside_an_access_section_is_ebusy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(protect_returns_old_protection_and_query_shows_runs,
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(query_of_free_space_reports_the_gap, setup, teardown),
@@ -580,7 +613,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(foreign_handle_is_einval, setup, teardown),
 	    cmocka_unit_test_setup_teardown(size_zero_is_einval, setup, teardown),
 	    cmocka_unit_test_setup_teardown(size_past_the_address_space_is_einval, setup, teardown),
-	    cmocka_unit_test_setup_teardown(unaligned_release_is_einval, setup, teardown),
+	    cmocka_unit_test_setup_teardown(release_names_the_reservation_by_its_first_page, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(release_of_a_sub_range_is_einval, setup, teardown),
 	    cmocka_unit_test_setup_teardown(decommit_of_unreserved_memory_is_econflict, setup,
 	                                    teardown),

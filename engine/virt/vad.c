@@ -76,9 +76,8 @@ static uint32_t run_end(const ntmm__vad_t *v, uint32_t i)
 static ntmm__vad_run_t transform(ntmm__vad_run_t r, enum ntmm__vad_op op, unsigned prot)
 {
 	switch (op) {
-	case NTMM__VAD_COMMIT:
-		if (!r.committed)
-			r.committed = 1, r.prot = (uint16_t)prot;
+	case NTMM__VAD_COMMIT: /* committed pages take the new protection too */
+		r.committed = 1, r.prot = (uint16_t)prot;
 		break;
 	case NTMM__VAD_DECOMMIT:
 		r.committed = 0, r.prot = 0;
@@ -150,6 +149,21 @@ uint32_t ntmm__vad_count_committed(const ntmm__vad_t *v, uint32_t first, uint32_
 bool ntmm__vad_all_committed(const ntmm__vad_t *v, uint32_t first, uint32_t count)
 {
 	return ntmm__vad_count_committed(v, first, count) == count;
+}
+
+uint32_t ntmm__vad_count_reprotected(const ntmm__vad_t *v, uint32_t first, uint32_t count,
+                                     unsigned prot)
+{
+	uint32_t last = first + count, sum = 0;
+	for (uint32_t i = 0; i < v->nruns; i++) {
+		if (!v->runs[i].committed || v->runs[i].prot == prot)
+			continue;
+		uint32_t rs = v->runs[i].first, re = run_end(v, i);
+		uint32_t ms = rs > first ? rs : first, me = re < last ? re : last;
+		if (ms < me)
+			sum += me - ms;
+	}
+	return sum;
 }
 
 static ntmm__vad_map_t *map_alloc(size_t n)

@@ -241,7 +241,9 @@ const ntmm__vad_run_t *ntmm__vad_run_of(const ntmm__vad_t *v, uint32_t pg);
 ntmm__vad_t *ntmm__vad_new(uint64_t start, uint64_t end, unsigned alloc_prot, bool commit,
                            unsigned prot);
 enum ntmm__vad_op {
-	NTMM__VAD_COMMIT,     /* uncommitted pages → committed with prot */
+	NTMM__VAD_COMMIT,     /* every page → committed with prot (committed pages
+				 take the new protection, as NtAllocateVirtualMemory
+				 applies it) */
 	NTMM__VAD_DECOMMIT,   /* → reserved */
 	NTMM__VAD_PROTECT,    /* committed pages → prot */
 	NTMM__VAD_CLEAR_GUARD /* committed pages lose GUARD */
@@ -253,6 +255,9 @@ ntmm__vad_t *ntmm__vad_apply(const ntmm__vad_t *v, uint32_t first, uint32_t coun
 uint32_t ntmm__vad_count_committed(const ntmm__vad_t *v, uint32_t first, uint32_t count);
 /* true if every page of [first, first+count) is committed */
 bool ntmm__vad_all_committed(const ntmm__vad_t *v, uint32_t first, uint32_t count);
+/* committed pages of [first, first+count) whose protection is not prot */
+uint32_t ntmm__vad_count_reprotected(const ntmm__vad_t *v, uint32_t first, uint32_t count,
+                                     unsigned prot);
 /* New maps: insert v / replace index i by v (v NULL = remove). */
 ntmm__vad_map_t *ntmm__vad_map_insert(const ntmm__vad_map_t *m, ntmm__vad_t *v);
 ntmm__vad_map_t *ntmm__vad_map_replace(const ntmm__vad_map_t *m, size_t i, ntmm__vad_t *v);

@@ -1,11 +1,14 @@
 /*
  * The NtAllocateVirtualMemory family: ntmm_allocate (reserve / commit /
- * both, fixed or engine-chosen base, 64 KiB granularity, page rounding),
- * ntmm_free (decommit pages / release a whole reservation), ntmm_protect
- * and ntmm_query. Each change builds a new VAD map under the address-space
- * pushlock and publishes it (RCU); changes that affect resident pages then
- * take the working-set pushlock exclusive to fix the PTEs, and end with one
- * grace period outside both locks before frames are handed back.
+ * both, fixed or engine-chosen base, 64 KiB granularity, page rounding; a
+ * recommit applies the new protection), ntmm_free (decommit pages /
+ * release a whole reservation named by its first page), ntmm_protect and
+ * ntmm_query, with Windows' rules for arguments (Wine's and ReactOS's
+ * tests, re-expressed in test_virt_windows.c). Each change builds a new
+ * VAD map under the address-space pushlock and publishes it (RCU); changes
+ * that affect resident pages then take the working-set pushlock exclusive
+ * to fix the PTEs, and end with one grace period outside both locks
+ * before frames are handed back or the call returns.
  */
 #include "virt/virt.h"
 #include "engine.h"
@@ -15,15 +18,41 @@
 #define PAGE    ((uint64_t)NTMM_PAGE_SIZE)
 #define GRANULE ((uint64_t)NTMM_ALLOCATION_GRANULARITY)
 
-static bool prot_valid(unsigned prot)
+/* Windows' rule for a protection on private memory, as Wine's and ReactOS's
+   tests see it: one base kind in the low byte; the copy-on-write kinds
+   only for views of sections; at most one modifier of GUARD, NOCACHE and
+   WRITECOMBINE, and none with NOACCESS. What Windows refuses is
+   NTMM_EINVAL; what it grants and ntmm does not model (execute, cache
+   attributes) is NTMM_ENOTSUP. */
+static int prot_check(unsigned prot)
 {
-	unsigned base = prot & ~NTMM_PAGE_GUARD;
-	if (prot & ~(0xffu | NTMM_PAGE_GUARD))
-		return false;
-	if (base != NTMM_PAGE_NOACCESS && base != NTMM_PAGE_READONLY &&
-	    base != NTMM_PAGE_READWRITE && base != NTMM_PAGE_WRITECOPY)
-		return false;
-	return !((prot & NTMM_PAGE_GUARD) && base == NTMM_PAGE_NOACCESS);
+	const unsigned mods = NTMM_PAGE_GUARD | NTMM_PAGE_NOCACHE | NTMM_PAGE_WRITECOMBINE;
+	unsigned base = prot & 0xffu, mod = prot & ~0xffu;
+	if (mod & ~mods)
+		return ntmm__error(NTMM_EINVAL, "protection %#x: unknown bits %#x", prot,
+		                   mod & ~mods);
+	if (base == 0 || (base & (base - 1)))
+		return ntmm__error(NTMM_EINVAL, "protection %#x: not exactly one kind of access",
+		                   prot);
+	if (base == NTMM_PAGE_WRITECOPY || base == NTMM_PAGE_EXECUTE_WRITECOPY)
+		return ntmm__error(NTMM_EINVAL,
+		                   "protection %#x: copy-on-write is for views of sections, "
+		                   "not private memory",
+		                   prot);
+	if (mod & (mod - 1))
+		return ntmm__error(NTMM_EINVAL,
+		                   "protection %#x: GUARD, NOCACHE and WRITECOMBINE exclude each "
+		                   "other",
+		                   prot);
+	if (mod && base == NTMM_PAGE_NOACCESS)
+		return ntmm__error(NTMM_EINVAL, "protection %#x: a modifier with PAGE_NOACCESS",
+		                   prot);
+	if (base & (NTMM_PAGE_EXECUTE | NTMM_PAGE_EXECUTE_READ | NTMM_PAGE_EXECUTE_READWRITE))
+		return ntmm__error(NTMM_ENOTSUP, "protection %#x: ntmm executes nothing", prot);
+	if (mod & (NTMM_PAGE_NOCACHE | NTMM_PAGE_WRITECOMBINE))
+		return ntmm__error(NTMM_ENOTSUP, "protection %#x: ntmm has no cache attributes",
+		                   prot);
+	return 0;
 }
 
 /* [*start, *end) = pages holding a byte of [base, base + size); false on
@@ -83,12 +112,15 @@ static int reserve(ntmm_process_t *p, uint64_t *base, size_t size, unsigned type
 	return 0;
 }
 
-static int commit(ntmm_process_t *p, uint64_t *base, size_t size, unsigned prot)
+/* Commits pages of one reservation. Pages already committed are not
+   charged again but take the new protection: their resident PTEs are
+   reprotected (ws_lock exclusive), and *removed says whether a permission
+   was taken away, so the caller ends with a grace period once as_lock is
+   released. */
+static int commit(ntmm_process_t *p, uint64_t *base, size_t size, unsigned prot, bool *removed)
 {
 	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
 	uint64_t start, end;
-	if (*base == 0)
-		return ntmm__error(NTMM_EINVAL, "MEM_COMMIT without MEM_RESERVE needs a base");
 	if (!page_range(*base, size, &start, &end))
 		return ntmm__error(NTMM_EINVAL, "range %#llx + %zu", (unsigned long long)*base,
 		                   size);
@@ -100,6 +132,12 @@ static int commit(ntmm_process_t *p, uint64_t *base, size_t size, unsigned prot)
 	uint32_t first = (uint32_t)((start - v->start) / PAGE),
 	         count = (uint32_t)((end - start) / PAGE);
 	uint64_t need = count - ntmm__vad_count_committed(v, first, count);
+	bool reprotect = ntmm__vad_count_reprotected(v, first, count, prot) != 0;
+	/* a protection change may need a grace period, which the caller's own
+	   access section would block (as ntmm_protect) */
+	if (reprotect && urcu_memb_read_ongoing())
+		return ntmm__error(NTMM_EBUSY,
+		                   "recommit with a new protection inside an access section");
 	int err;
 	if (need && (err = ntmm__commit_charge(p, need)))
 		return err;
@@ -112,6 +150,11 @@ static int commit(ntmm_process_t *p, uint64_t *base, size_t size, unsigned prot)
 		return ntmm__error(NTMM_ENOMEM, "host memory for the VAD map");
 	}
 	ntmm__vad_publish(p, nm, v);
+	if (reprotect) { /* the new map is out: faults from now on use prot */
+		ntmm__ws_lock_exclusive(p);
+		*removed = ntmm__pt_reprotect(p, start, end, prot);
+		ntmm__ws_unlock_exclusive(p);
+	}
 	*base = start;
 	return 0;
 }
@@ -126,17 +169,23 @@ int ntmm_allocate(ntmm_process_t *p, uint64_t *base, size_t size, unsigned type,
 	if ((type & ~(NTMM_MEM_RESERVE | NTMM_MEM_COMMIT | NTMM_MEM_TOP_DOWN)) ||
 	    !(type & (NTMM_MEM_RESERVE | NTMM_MEM_COMMIT)))
 		return ntmm__error(NTMM_EINVAL, "allocation type %#x", type);
-	if (!prot_valid(prot))
-		return ntmm__error(NTMM_EINVAL, "protection %#x", prot);
+	if ((err = prot_check(prot)))
+		return err;
 	if (size == 0)
 		return ntmm__error(NTMM_EINVAL, "size 0");
+	bool removed = false;
 	ntmm__rcu_thread_online(); /* call_rcu needs a registered thread */
 	ntmm__pushlock_acquire_exclusive(&p->as_lock);
-	if (type & NTMM_MEM_RESERVE)
+	/* MEM_COMMIT alone at base 0 reserves too, as VirtualAlloc does */
+	if ((type & NTMM_MEM_RESERVE) || *base == 0)
 		err = reserve(p, base, size, type, prot);
 	else
-		err = commit(p, base, size, prot);
+		err = commit(p, base, size, prot, &removed);
 	ntmm__pushlock_release_exclusive(&p->as_lock);
+	if (removed) { /* no translated pointer from before survives the call */
+		ntmm__rcu_synchronize();
+		NTMM__STAT_ADD(&p->e->stats, rcu_shootdowns, 1);
+	}
 	ntmm__rcu_thread_offline();
 	return err;
 }
@@ -150,9 +199,6 @@ int ntmm_free(ntmm_process_t *p, uint64_t base, size_t size, unsigned type)
 		return ntmm__error(NTMM_EINVAL, "free type %#x (DECOMMIT or RELEASE)", type);
 	if (type == NTMM_MEM_RELEASE && size != 0)
 		return ntmm__error(NTMM_EINVAL, "MEM_RELEASE takes size 0 (the whole reservation)");
-	if (type == NTMM_MEM_RELEASE && (base % GRANULE))
-		return ntmm__error(NTMM_EINVAL, "MEM_RELEASE base %#llx is not 64 KiB aligned",
-		                   (unsigned long long)base);
 	if (base >= NTMM__VA_END ||
 	    (size && !page_range(base, size, &(uint64_t){0}, &(uint64_t){0})))
 		return ntmm__error(NTMM_EINVAL, "range %#llx + %zu", (unsigned long long)base,
@@ -171,8 +217,11 @@ int ntmm_free(ntmm_process_t *p, uint64_t base, size_t size, unsigned type)
 	ntmm__vad_t *nv = NULL;
 	uint64_t uncharge = 0;
 	if (type == NTMM_MEM_RELEASE || size == 0) {
-		if (!v || v->start != base) {
-			err = ntmm__error(NTMM_ECONFLICT, "%#llx is not the base of a reservation",
+		/* size 0 names the whole reservation by an address in its first
+		   page (Windows rounds the address down to its page) */
+		if (!v || v->start != (base & ~(PAGE - 1))) {
+			err = ntmm__error(NTMM_ECONFLICT,
+			                  "%#llx is not in the first page of a reservation",
 			                  (unsigned long long)base);
 			goto out;
 		}
@@ -236,8 +285,8 @@ int ntmm_protect(ntmm_process_t *p, uint64_t base, size_t size, unsigned prot, u
 		return err;
 	if (!old_prot)
 		return ntmm__error(NTMM_EINVAL, "old_prot is NULL");
-	if (!prot_valid(prot))
-		return ntmm__error(NTMM_EINVAL, "protection %#x", prot);
+	if ((err = prot_check(prot)))
+		return err;
 	uint64_t start, end;
 	if (!page_range(base, size, &start, &end))
 		return ntmm__error(NTMM_EINVAL, "range %#llx + %zu", (unsigned long long)base,
