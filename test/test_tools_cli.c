@@ -334,7 +334,8 @@ static void info_starts_from_the_environment_and_options_override_it(void **stat
 
 static char *make_dir(char *buf, size_t n)
 {
-	snprintf(buf, n, "%s/ntmm-cli-XXXXXX", tmpbase);
+	if (snprintf(buf, n, "%s/ntmm-cli-XXXXXX", tmpbase) >= (int)n)
+		fail_msg("temporary directory name too long: %s", tmpbase);
 	assert_non_null(mkdtemp(buf));
 	return buf;
 }
@@ -462,11 +463,11 @@ static void stop_demo_with(int sig, bool json, bool use_tmpdir)
 	if (!WIFSIGNALED(st) || WTERMSIG(st) != sig)
 		fail_msg("demo: wait status %#x, want death by signal %d; stderr '%s'", st, sig,
 		         ch.e.s);
+	assert_dir_empty_and_remove(dir); /* no paging file, no directory of its own */
 	if (!strstr(ch.e.s, sig == SIGINT ? "stopped by SIGINT" : "stopped by SIGTERM"))
 		fail_msg("demo's stderr does not say it was stopped: '%s'", ch.e.s);
 	if (json)
 		assert_json_error(ch.o.s, "interrupted", "stopped by");
-	assert_dir_empty_and_remove(dir);
 }
 
 static void demo_stopped_by_sigint_dies_of_it_and_leaves_no_file(void **state)
