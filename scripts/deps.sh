@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(cmake ninja-build pkg-config gcc g++ python3 clang-format
       liburcu-dev libhwloc-dev liburing-dev libjemalloc-dev libbenchmark-dev
-      libcmocka-dev systemtap-sdt-dev)
+      libcmocka-dev systemtap-sdt-dev libjson-c-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -15,13 +15,26 @@
  * JSON object for scripts. It fails (exit 1) on any access error during the
  * run, any page that does not verify, or a failed audit; bad options are
  * usage errors (exit 2).
+ *
+ * The engine starts from ntmm_config_init (defaults, then NTMM_*), the
+ * options override it, and the demo sets the paging file's path and sizes
+ * from --dir and the overcommit. SIGINT and SIGTERM are blocked in every
+ * thread and taken by the main thread at its checks (each progress tick,
+ * every 256 pages of the verification): the workers stop, the engine is
+ * destroyed, the paging file and the temporary directory are removed, and
+ * the demo then dies of the same signal, so its parent sees it.
+ *
+ * The steps, each a function below: demo_parse (options), demo_setup
+ * (directory, engine, processes), demo_run_workers (the timed run and its
+ * progress line), demo_verify, demo_summarise, report_json / report_text,
+ * demo_teardown.
  */
 #include "tools.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -257,24 +270,8 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* ------------------------------------------------------------ reporting */
-
 static const char *kind_names[NTMM_FAULT_KINDS] = {"valid", "demand_zero", "soft",
                                                    "hard",  "collided",    "copy_on_write"};
-
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; s && *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
 
 static long rss_kib(void)
 {
@@ -289,417 +286,592 @@ static long rss_kib(void)
 	return v;
 }
 
+/* ------------------------------------------------------------ options */
+
 static void usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: ntmm demo [options]\n"
-	        "  --physical=SIZE       frame pool (default 256M)\n"
-	        "  --overcommit=X        committed memory / frame pool (default 4)\n"
-	        "  --processes=N         processes, one worker thread each (default 4)\n"
-	        "  --seconds=S           run time (default 20)\n"
-	        "  --phase=S             pattern phase length (default 4)\n"
-	        "  --writes=F            fraction of accesses that write (default 0.3)\n"
-	        "  --patterns=LIST       sequential,random,zipf (default all)\n"
-	        "  --zipf=S              Zipf exponent (default 0.99)\n"
-	        "  --dir=PATH            directory for the paging file (default: a new temp dir)\n"
-	        "  --json                one JSON object on stdout\n"
-	        "  --quiet               no progress line\n");
+	fprintf(
+	    out,
+	    "usage: ntmm demo [options]\n"
+	    "  --physical=SIZE       frame pool (default 256M, or NTMM_PHYSICAL_BYTES when set)\n"
+	    "  --overcommit=X        committed memory / frame pool, in (0, 1024] (default 4)\n"
+	    "  --processes=N         processes, one worker thread each, 1..256 (default 4)\n"
+	    "  --seconds=S           run time, in (0, 1e6] (default 20)\n"
+	    "  --phase=S             pattern phase length, in [0, 1e6] (default 4)\n"
+	    "  --writes=F            fraction of accesses that write, in [0, 1] (default 0.3)\n"
+	    "  --patterns=LIST       sequential,random,zipf (default all)\n"
+	    "  --zipf=S              Zipf exponent, in [0, 10] (default 0.99)\n"
+	    "  --dir=PATH            directory for the paging file (default: a new temp dir\n"
+	    "                        under TMPDIR, removed at the end)\n"
+	    "  --json                one JSON object on stdout (errors too)\n"
+	    "  --quiet               no progress line\n"
+	    "Other engine settings come from the NTMM_* environment variables.\n"
+	    "SIGINT or SIGTERM stops the run: the engine is destroyed and the paging file\n"
+	    "removed, then the demo ends by that signal.\n");
 }
 
+static const struct option demo_longs[] = {{"physical", required_argument, 0, 'm'},
+                                           {"overcommit", required_argument, 0, 'o'},
+                                           {"processes", required_argument, 0, 'p'},
+                                           {"seconds", required_argument, 0, 's'},
+                                           {"phase", required_argument, 0, 'f'},
+                                           {"writes", required_argument, 0, 'w'},
+                                           {"patterns", required_argument, 0, 'P'},
+                                           {"zipf", required_argument, 0, 'z'},
+                                           {"dir", required_argument, 0, 'd'},
+                                           {"json", no_argument, 0, 'j'},
+                                           {"quiet", no_argument, 0, 'q'},
+                                           {"help", no_argument, 0, 'h'},
+                                           {0, 0, 0, 0}};
+
 /* "sequential,zipf" → a mask of enum pattern ("seq" is short for
-   sequential). An unknown or empty name is a usage error: -1, with a
-   message naming it and the valid ones. */
-static int parse_patterns(const char *list, unsigned *mask)
+   sequential). An unknown or empty name is a usage error naming it and the
+   valid ones. */
+static int parse_patterns(const ntmm__tool_t *t, const char *list, unsigned *mask)
 {
-	*mask = 0;
+	static const char valid[] =
+	    "(valid: sequential, random, zipf; seq = sequential; comma-separated)";
 	char *dup = strdup(list), *save = NULL;
 	if (!dup)
-		return -1;
+		return ntmm__tool_fail(t, 1, "system", "out of memory");
 	int rc = 0;
-	for (char *t = strtok_r(dup, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
+	*mask = 0;
+	for (char *n = strtok_r(dup, ",", &save); n && !rc; n = strtok_r(NULL, ",", &save)) {
 		unsigned i = 0;
-		while (i < PAT_COUNT && strcmp(t, pattern_names[i]) &&
-		       !(i == PAT_SEQ && !strcmp(t, "seq")))
+		while (i < PAT_COUNT && strcmp(n, pattern_names[i]) &&
+		       !(i == PAT_SEQ && !strcmp(n, "seq")))
 			i++;
-		if (i == PAT_COUNT) {
-			fprintf(stderr, "ntmm demo: unknown pattern '%s' in --patterns", t);
-			rc = -1;
-		} else {
+		if (i == PAT_COUNT)
+			rc = ntmm__tool_usage_error(t, "--patterns=%s: unknown pattern '%s' %s",
+			                            list, n, valid);
+		else
 			*mask |= 1u << i;
-		}
 	}
-	if (!rc && !*mask) {
-		fprintf(stderr, "ntmm demo: --patterns names no pattern");
-		rc = -1;
-	}
-	if (rc) {
-		fprintf(stderr, " (valid: ");
-		for (unsigned i = 0; i < PAT_COUNT; i++)
-			fprintf(stderr, "%s%s", i ? ", " : "", pattern_names[i]);
-		fprintf(stderr, "; seq = sequential; comma-separated)\n");
-	}
+	if (!rc && !*mask)
+		rc = ntmm__tool_usage_error(t, "--patterns=%s: names no pattern %s", list, valid);
 	free(dup);
 	return rc;
 }
 
-static int parse_opts(int argc, char **argv, demo_opts_t *o)
+/* A value that must be more than 0 (the parsers' ranges are closed). */
+static int positive(const ntmm__tool_t *t, const char *opt, const char *v, double max, double *out)
 {
-	*o = (demo_opts_t){.physical = 256u << 20,
-	                   .overcommit = 4,
-	                   .processes = 4,
-	                   .seconds = 20,
-	                   .phase_seconds = 4,
-	                   .write_fraction = 0.3,
-	                   .zipf_s = 0.99,
-	                   .patterns = 7};
-	static const struct option lo[] = {{"physical", 1, 0, 'm'},
-	                                   {"overcommit", 1, 0, 'o'},
-	                                   {"processes", 1, 0, 'p'},
-	                                   {"seconds", 1, 0, 's'},
-	                                   {"phase", 1, 0, 'f'},
-	                                   {"writes", 1, 0, 'w'},
-	                                   {"patterns", 1, 0, 'P'},
-	                                   {"zipf", 1, 0, 'z'},
-	                                   {"dir", 1, 0, 'd'},
-	                                   {"json", 0, 0, 'j'},
-	                                   {"quiet", 0, 0, 'q'},
-	                                   {"help", 0, 0, 'h'},
-	                                   {0, 0, 0, 0}};
-	int c;
-	/* the dispatcher hands us the words after "demo"; argv[-1] is "demo"
-	   itself, which getopt expects as the program name */
-	argc++, argv--;
-	optind = 0; /* 0: glibc re-initialises its scan */
-	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-		switch (c) {
-		case 'm':
-			if (!(o->physical = ntmm__tool_size(optarg)))
-				return -1;
-			break;
-		case 'o':
-			o->overcommit = atof(optarg);
-			break;
-		case 'p':
-			o->processes = atoi(optarg);
-			break;
-		case 's':
-			o->seconds = atof(optarg);
-			break;
-		case 'f':
-			o->phase_seconds = atof(optarg);
-			break;
-		case 'w':
-			o->write_fraction = atof(optarg);
-			break;
-		case 'z':
-			o->zipf_s = atof(optarg);
-			break;
-		case 'd':
-			o->dir = optarg;
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'q':
-			o->quiet = true;
-			break;
-		case 'P':
-			if (parse_patterns(optarg, &o->patterns))
-				return -1;
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			usage(stderr);
-			return -1;
-		}
+	int rc = ntmm__tool_parse_double(t, opt, v, 0, max, out);
+	if (!rc && *out <= 0)
+		rc = ntmm__tool_usage_error(t, "--%s=%s: must be more than 0", opt, v);
+	return rc;
+}
+
+/* ------------------------------------------------------------ the run */
+
+typedef struct demo {
+	ntmm__tool_t tool;
+	demo_opts_t o;
+	ntmm_config_t cfg;    /* ntmm_config_init, then the options */
+	sigset_t stop_sigs;   /* SIGINT, SIGTERM (those not ignored at start) */
+	int stopped_by;       /* the stop signal taken, 0: none */
+	char dir[4096];       /* the paging file's directory */
+	bool made_dir;        /* dir came from mkdtemp: removed at the end */
+	char pf[4200];        /* the paging file */
+	size_t per_proc;      /* bytes committed per process */
+	size_t pages;         /* pages per process */
+	ntmm_engine_t *e;     /* NULL until created */
+	worker_t *w;          /* o.processes of them */
+	double *zipf_cdf;     /* shared by the workers */
+	size_t zipf_n;        /* its entries */
+	_Atomic int stop;     /* workers stop at their next check */
+	char io_backend[512]; /* paging I/O at the start */
+	ntmm_stats_t s0, s1;  /* before and after the timed run */
+	double secs;          /* the run's length */
+	long rss;             /* KiB, after the run */
+	uint64_t verified, bad, verify_errors;
+	int audit; /* ntmm_audit after the verification */
+} demo_t;
+
+/* What the run amounts to: the workers' figures merged, and the verdict. */
+typedef struct summary {
+	hist_t all[NTMM_FAULT_KINDS];
+	hist_t sz; /* soft + demand-zero together: the p99/p50 target reads it */
+	uint64_t accesses, writes, errors, mismatches;
+	const worker_t *first_err; /* the lowest-numbered worker with an error */
+	uint64_t hard, written;    /* during the run */
+	bool ok;
+	const char *failures[5];
+	unsigned nfail;
+	char io_backend_end[512]; /* a ring the kernel refused is retired mid-run */
+	bool io_changed;
+} summary_t;
+
+static int apply_option(void *ctx, int opt, const char *v)
+{
+	demo_t *d = ctx;
+	const ntmm__tool_t *t = &d->tool;
+	demo_opts_t *o = &d->o;
+	switch (opt) {
+	case 'm':
+		return ntmm__tool_parse_size(t, "physical", v, &o->physical);
+	case 'o':
+		return positive(t, "overcommit", v, 1024, &o->overcommit);
+	case 'p':
+		return ntmm__tool_parse_int(t, "processes", v, 1, 256, &o->processes);
+	case 's':
+		return positive(t, "seconds", v, 1e6, &o->seconds);
+	case 'f':
+		return ntmm__tool_parse_double(t, "phase", v, 0, 1e6, &o->phase_seconds);
+	case 'w':
+		return ntmm__tool_parse_double(t, "writes", v, 0, 1, &o->write_fraction);
+	case 'z':
+		return ntmm__tool_parse_double(t, "zipf", v, 0, 10, &o->zipf_s);
+	case 'P':
+		return parse_patterns(t, v, &o->patterns);
+	case 'd':
+		o->dir = v;
+		return 0;
+	case 'q':
+		o->quiet = true;
+		return 0;
+	default: /* 'j': ntmm__tool_parse has set tool.json */
+		return 0;
 	}
-	if (o->processes < 1 || o->processes > 256 || o->seconds <= 0 || o->overcommit <= 0 ||
-	    !o->patterns || o->write_fraction < 0 || o->write_fraction > 1) {
-		fprintf(stderr, "ntmm demo: bad option value\n");
-		return -1;
+}
+
+/* Options over the engine's configuration: 0, or the exit status (-1:
+   --help, exit 0). */
+static int demo_parse(demo_t *d, int argc, char **argv)
+{
+	d->tool = (ntmm__tool_t){.cmd = "demo", .usage = usage, .longs = demo_longs};
+	ntmm_config_init(&d->cfg); /* defaults, then the NTMM_* environment */
+	d->o = (demo_opts_t){.physical = d->cfg.physical_bytes,
+	                     .overcommit = 4,
+	                     .processes = 4,
+	                     .seconds = 20,
+	                     .phase_seconds = 4,
+	                     .write_fraction = 0.3,
+	                     .zipf_s = 0.99,
+	                     .patterns = 7};
+	int rc = ntmm__tool_parse(&d->tool, argc, argv, apply_option, d);
+	d->o.json = d->tool.json;
+	return rc;
+}
+
+/* Blocks the stop signals in this thread and so in every thread created
+   after (the engine's and the workers'); a signal ignored at start (nohup,
+   a background job) stays ignored. */
+static void stop_signals_block(demo_t *d)
+{
+	static const int sigs[] = {SIGINT, SIGTERM};
+	sigemptyset(&d->stop_sigs);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct sigaction sa;
+		if (!sigaction(sigs[i], NULL, &sa) && sa.sa_handler != SIG_IGN)
+			sigaddset(&d->stop_sigs, sigs[i]);
+	}
+	pthread_sigmask(SIG_BLOCK, &d->stop_sigs, NULL);
+}
+
+/* Waits up to ns for a stop signal and records it; true once one came. */
+static bool stop_signal_taken(demo_t *d, uint64_t ns)
+{
+	if (d->stopped_by)
+		return true;
+	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
+	                      .tv_nsec = (long)(ns % 1000000000u)};
+	int sig;
+	do
+		sig = sigtimedwait(&d->stop_sigs, NULL, &ts);
+	while (sig < 0 && errno == EINTR);
+	if (sig > 0)
+		d->stopped_by = sig;
+	return d->stopped_by != 0;
+}
+
+/* The directory (--dir, or a new one under TMPDIR), the engine and the
+   processes with their committed memory. 0, or the exit status. */
+static int demo_setup(demo_t *d)
+{
+	const demo_opts_t *o = &d->o;
+	if (o->dir) {
+		snprintf(d->dir, sizeof(d->dir), "%s", o->dir);
+	} else {
+		const char *tmp = getenv("TMPDIR");
+		snprintf(d->dir, sizeof(d->dir), "%s/ntmm-demo-XXXXXX", tmp ? tmp : "/tmp");
+		if (!mkdtemp(d->dir))
+			return ntmm__tool_fail(&d->tool, 1, "system", "mkdtemp %s: %s", d->dir,
+			                       strerror(errno));
+		d->made_dir = true;
+	}
+	snprintf(d->pf, sizeof(d->pf), "%s/pagefile.sys", d->dir);
+
+	size_t committed = (size_t)((double)o->physical * o->overcommit);
+	d->per_proc = (committed / (size_t)o->processes + NTMM_ALLOCATION_GRANULARITY - 1) &
+	              ~(size_t)(NTMM_ALLOCATION_GRANULARITY - 1);
+	d->pages = d->per_proc / NTMM_PAGE_SIZE;
+	d->cfg.physical_bytes = o->physical;
+	d->cfg.pagefile_path = d->pf;
+	d->cfg.pagefile_initial = committed / 2;
+	d->cfg.pagefile_maximum = committed + (64u << 20);
+	int err = ntmm_engine_create(&d->cfg, &d->e);
+	if (err) {
+		d->e = NULL;
+		return ntmm__tool_engine_error(&d->tool, "engine", err);
+	}
+	ntmm_engine_io_backend(d->e, d->io_backend, sizeof(d->io_backend));
+
+	d->w = calloc((size_t)o->processes, sizeof(*d->w));
+	d->zipf_n = d->pages < 65536 ? d->pages : 65536;
+	d->zipf_cdf = zipf_build(d->zipf_n, o->zipf_s);
+	if (!d->w || !d->zipf_cdf)
+		return ntmm__tool_fail(&d->tool, 1, "system", "out of memory");
+	for (int i = 0; i < o->processes; i++) {
+		worker_t *w = &d->w[i];
+		*w = (worker_t){.e = d->e,
+		                .o = o,
+		                .id = i,
+		                .pages = d->pages,
+		                .stop = &d->stop,
+		                .zipf_cdf = d->zipf_cdf,
+		                .zipf_n = d->zipf_n};
+		w->version = calloc(d->pages, sizeof(uint32_t));
+		if (!w->version)
+			return ntmm__tool_fail(&d->tool, 1, "system", "out of memory");
+		if ((err = ntmm_process_create(d->e, &w->p)) ||
+		    (err =
+		         ntmm_allocate(w->p, &w->base, d->per_proc,
+		                       NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE))) {
+			char what[32];
+			snprintf(what, sizeof(what), "process %d", i);
+			return ntmm__tool_engine_error(&d->tool, what, err);
+		}
 	}
 	return 0;
 }
 
-int ntmm__tool_demo(int argc, char **argv)
+/* The progress line: accesses so far and the page lists. */
+static void print_progress(demo_t *d, uint64_t t0)
 {
-	demo_opts_t o;
-	if (parse_opts(argc, argv, &o))
-		return 2;
+	ntmm_stats_t s;
+	ntmm_stats_get(d->e, &s);
+	uint64_t acc = 0;
+	for (int i = 0; i < d->o.processes; i++)
+		acc += atomic_load_explicit(&d->w[i].progress, memory_order_relaxed);
+	fprintf(stderr,
+	        "\r  %5.1fs  accesses %-10llu faults %-9llu hard %-8llu written %-8llu "
+	        "free+zeroed %-7llu standby %-7llu modified %-7llu",
+	        (now_ns() - t0) / 1e9, (unsigned long long)acc,
+	        (unsigned long long)(s.page_faults - d->s0.page_faults),
+	        (unsigned long long)(s.hard_faults - d->s0.hard_faults),
+	        (unsigned long long)(s.pages_written - d->s0.pages_written),
+	        (unsigned long long)(s.free_pages + s.zeroed_pages),
+	        (unsigned long long)s.standby_pages, (unsigned long long)s.modified_pages);
+}
 
-	char dir[4096], pf[4200];
-	if (o.dir) {
-		snprintf(dir, sizeof(dir), "%s", o.dir);
-	} else {
-		const char *tmp = getenv("TMPDIR");
-		snprintf(dir, sizeof(dir), "%s/ntmm-demo-XXXXXX", tmp ? tmp : "/tmp");
-		if (!mkdtemp(dir)) {
-			fprintf(stderr, "ntmm demo: mkdtemp %s: %s\n", dir, strerror(errno));
-			return 1;
-		}
-	}
-	snprintf(pf, sizeof(pf), "%s/pagefile.sys", dir);
-
-	size_t committed = (size_t)((double)o.physical * o.overcommit);
-	size_t per_proc = (committed / (size_t)o.processes + NTMM_ALLOCATION_GRANULARITY - 1) &
-	                  ~(size_t)(NTMM_ALLOCATION_GRANULARITY - 1);
-	ntmm_config_t cfg;
-	ntmm_config_init(&cfg);
-	cfg.physical_bytes = o.physical;
-	cfg.pagefile_path = pf;
-	cfg.pagefile_initial = committed / 2;
-	cfg.pagefile_maximum = committed + (64u << 20);
-	cfg.start_threads = 1;
-
-	ntmm_engine_t *e;
-	int err = ntmm_engine_create(&cfg, &e);
-	if (err) {
-		fprintf(stderr, "ntmm demo: engine: %s (%s)\n", ntmm_strerror(err),
-		        ntmm_error_detail());
-		if (!o.dir)
-			rmdir(dir);
-		return 1;
-	}
-	char io_backend[512];
-	ntmm_engine_io_backend(e, io_backend, sizeof(io_backend));
-
-	worker_t *w = calloc((size_t)o.processes, sizeof(*w));
-	_Atomic int stop = 0;
-	size_t pages = per_proc / NTMM_PAGE_SIZE;
-	size_t zipf_n = pages < 65536 ? pages : 65536;
-	double *cdf = zipf_build(zipf_n, o.zipf_s);
-	int rc = 1;
-	if (!w || !cdf)
-		goto out;
-	for (int i = 0; i < o.processes; i++) {
-		w[i] = (worker_t){.e = e,
-		                  .o = &o,
-		                  .id = i,
-		                  .pages = pages,
-		                  .stop = &stop,
-		                  .zipf_cdf = cdf,
-		                  .zipf_n = zipf_n};
-		w[i].version = calloc(pages, sizeof(uint32_t));
-		if (!w[i].version)
-			goto out;
-		if ((err = ntmm_process_create(e, &w[i].p)) ||
-		    (err =
-		         ntmm_allocate(w[i].p, &w[i].base, per_proc,
-		                       NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE))) {
-			fprintf(stderr, "ntmm demo: process %d: %s (%s)\n", i, ntmm_strerror(err),
-			        ntmm_error_detail());
-			goto out;
-		}
-	}
-	if (!o.json)
-		printf("ntmm demo: %d processes x %zu MiB committed = %.1fx a %zu MiB frame "
-		       "pool; paging file %s\n",
-		       o.processes, per_proc >> 20, (double)per_proc * o.processes / o.physical,
-		       o.physical >> 20, pf);
-	if (!o.json)
-		printf("paging I/O: %s\n", io_backend);
-
-	ntmm_stats_t s0, s1;
-	ntmm_stats_get(e, &s0);
+/* The timed run: one worker per process for o.seconds (or until a stop
+   signal), the main thread ticking every 250 ms. 0, or the exit status. */
+static int demo_run_workers(demo_t *d)
+{
+	const demo_opts_t *o = &d->o;
+	int n = o->processes, started = 0, rc = 0;
+	pthread_t *tid = calloc((size_t)n, sizeof(*tid));
+	if (!tid)
+		return ntmm__tool_fail(&d->tool, 1, "system", "out of memory");
+	ntmm_stats_get(d->e, &d->s0);
 	uint64_t t0 = now_ns();
-	pthread_t *tid = calloc((size_t)o.processes, sizeof(*tid));
-	for (int i = 0; i < o.processes; i++)
-		pthread_create(&tid[i], NULL, worker_main, &w[i]);
-	uint64_t end = t0 + (uint64_t)(o.seconds * 1e9);
-	while (now_ns() < end) {
-		usleep(250000);
-		if (o.quiet || o.json)
-			continue;
-		ntmm_stats_t s;
-		ntmm_stats_get(e, &s);
-		uint64_t acc = 0;
-		for (int i = 0; i < o.processes; i++)
-			acc += atomic_load_explicit(&w[i].progress, memory_order_relaxed);
-		fprintf(stderr,
-		        "\r  %5.1fs  accesses %-10llu faults %-9llu hard %-8llu written %-8llu "
-		        "free+zeroed %-7llu standby %-7llu modified %-7llu",
-		        (now_ns() - t0) / 1e9, (unsigned long long)acc,
-		        (unsigned long long)(s.page_faults - s0.page_faults),
-		        (unsigned long long)(s.hard_faults - s0.hard_faults),
-		        (unsigned long long)(s.pages_written - s0.pages_written),
-		        (unsigned long long)(s.free_pages + s.zeroed_pages),
-		        (unsigned long long)s.standby_pages, (unsigned long long)s.modified_pages);
+	for (; started < n; started++) {
+		int e = pthread_create(&tid[started], NULL, worker_main, &d->w[started]);
+		if (e) {
+			rc = ntmm__tool_fail(&d->tool, 1, "system", "pthread_create: %s",
+			                     strerror(e));
+			break;
+		}
 	}
-	atomic_store(&stop, 1);
-	for (int i = 0; i < o.processes; i++)
+	uint64_t end = t0 + (uint64_t)(o->seconds * 1e9);
+	while (!rc && now_ns() < end) {
+		if (stop_signal_taken(d, 250000000u))
+			break;
+		if (!o->quiet && !o->json)
+			print_progress(d, t0);
+	}
+	atomic_store(&d->stop, 1);
+	for (int i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
 	free(tid);
-	double secs = (now_ns() - t0) / 1e9;
-	if (!o.quiet && !o.json)
+	d->secs = (now_ns() - t0) / 1e9;
+	if (!o->quiet && !o->json)
 		fprintf(stderr, "\n");
-	ntmm_stats_get(e, &s1);
-	long rss = rss_kib();
+	ntmm_stats_get(d->e, &d->s1);
+	d->rss = rss_kib();
+	return rc;
+}
 
-	/* verify every page of every process: the whole point */
-	uint64_t verified = 0, bad = 0, verify_errors = 0;
-	ntmm_thread_register(e);
-	for (int i = 0; i < o.processes; i++) {
-		for (size_t pg = 0; pg < pages; pg++) {
+/* Every page of every process against the version its worker last wrote:
+   the whole point. Then the audit. */
+static void demo_verify(demo_t *d)
+{
+	ntmm_thread_register(d->e);
+	for (int i = 0; i < d->o.processes && !d->stopped_by; i++) {
+		const worker_t *w = &d->w[i];
+		for (size_t pg = 0; pg < d->pages; pg++) {
+			if (!(pg & 255) && stop_signal_taken(d, 0))
+				break;
 			void *host;
-			ntmm_access_begin(e);
-			err = ntmm_translate(w[i].p, w[i].base + pg * NTMM_PAGE_SIZE,
-			                     NTMM_ACCESS_READ, &host);
-			if (err && !verify_errors++ && !o.json)
+			ntmm_access_begin(d->e);
+			int err = ntmm_translate(w->p, w->base + pg * NTMM_PAGE_SIZE,
+			                         NTMM_ACCESS_READ, &host);
+			if (err && !d->verify_errors++ && !d->o.json)
 				fprintf(stderr, "verify: process %d page %zu: %s (%s)\n", i, pg,
 				        ntmm_strerror(err), ntmm_error_detail());
 			if (err)
 				;
-			else if (!check_page(host, i, pg, w[i].version[pg]))
-				bad++;
+			else if (!check_page(host, i, pg, w->version[pg]))
+				d->bad++;
 			else
-				verified++;
-			ntmm_access_end(e);
+				d->verified++;
+			ntmm_access_end(d->e);
 		}
 	}
-	ntmm_thread_unregister(e);
-	int audit = ntmm_audit(e);
+	ntmm_thread_unregister(d->e);
+	if (!d->stopped_by)
+		d->audit = ntmm_audit(d->e);
+}
 
-	hist_t all[NTMM_FAULT_KINDS];
-	memset(all, 0, sizeof(all));
-	uint64_t accesses = 0, writes = 0, errors = 0, mismatches = 0;
-	const worker_t *first_err = NULL; /* the lowest-numbered worker with an error */
-	for (int i = 0; i < o.processes; i++) {
-		if (w[i].errors && !first_err)
-			first_err = &w[i];
+static void demo_summarise(demo_t *d, summary_t *m)
+{
+	memset(m, 0, sizeof(*m));
+	for (int i = 0; i < d->o.processes; i++) {
+		const worker_t *w = &d->w[i];
+		if (w->errors && !m->first_err)
+			m->first_err = w;
 		for (unsigned k = 0; k < NTMM_FAULT_KINDS; k++)
-			hist_merge(&all[k], &w[i].hist[k]);
-		accesses += w[i].accesses;
-		writes += w[i].writes;
-		errors += w[i].errors;
-		mismatches += w[i].mismatches;
+			hist_merge(&m->all[k], &w->hist[k]);
+		m->accesses += w->accesses;
+		m->writes += w->writes;
+		m->errors += w->errors;
+		m->mismatches += w->mismatches;
 	}
-	hist_t sz; /* soft + demand-zero together, as the issue's p99/p50 target reads */
-	memset(&sz, 0, sizeof(sz));
-	hist_merge(&sz, &all[NTMM_FAULT_SOFT]);
-	hist_merge(&sz, &all[NTMM_FAULT_DEMAND_ZERO]);
-	uint64_t hard = s1.hard_faults - s0.hard_faults;
-	uint64_t written = s1.pages_written - s0.pages_written;
+	hist_merge(&m->sz, &m->all[NTMM_FAULT_SOFT]);
+	hist_merge(&m->sz, &m->all[NTMM_FAULT_DEMAND_ZERO]);
+	m->hard = d->s1.hard_faults - d->s0.hard_faults;
+	m->written = d->s1.pages_written - d->s0.pages_written;
 	/* any failed access fails the demo: an ENOMEM or EIO under load is a
 	   bug the run must not hide, even if every page verifies afterwards */
-	bool ok = !errors && !bad && !verify_errors && !mismatches && !audit;
-	const char *failures[5];
-	unsigned nfail = 0;
-	if (errors)
-		failures[nfail++] = "access_errors";
-	if (bad)
-		failures[nfail++] = "bad_pages";
-	if (verify_errors)
-		failures[nfail++] = "verify_errors";
-	if (mismatches)
-		failures[nfail++] = "read_mismatches";
-	if (audit)
-		failures[nfail++] = "audit";
-	/* the backend again: a ring the kernel refused is retired during the run */
-	char io_backend_end[512];
-	ntmm_engine_io_backend(e, io_backend_end, sizeof(io_backend_end));
-	bool io_changed = strcmp(io_backend, io_backend_end) != 0;
+	if (m->errors)
+		m->failures[m->nfail++] = "access_errors";
+	if (d->bad)
+		m->failures[m->nfail++] = "bad_pages";
+	if (d->verify_errors)
+		m->failures[m->nfail++] = "verify_errors";
+	if (m->mismatches)
+		m->failures[m->nfail++] = "read_mismatches";
+	if (d->audit)
+		m->failures[m->nfail++] = "audit";
+	m->ok = m->nfail == 0;
+	ntmm_engine_io_backend(d->e, m->io_backend_end, sizeof(m->io_backend_end));
+	m->io_changed = strcmp(d->io_backend, m->io_backend_end) != 0;
+}
 
-	if (o.json) {
-		printf("{\"seconds\":%.3f,\"processes\":%d,\"physical_bytes\":%zu,"
-		       "\"committed_bytes\":%zu,\"accesses\":%llu,\"writes\":%llu,"
-		       "\"access_errors\":%llu,",
-		       secs, o.processes, o.physical, per_proc * (size_t)o.processes,
-		       (unsigned long long)accesses, (unsigned long long)writes,
-		       (unsigned long long)errors);
-		if (first_err) {
-			printf("\"first_access_error\":{\"process\":%d,\"error\":", first_err->id);
-			json_str(ntmm_strerror(first_err->first_error));
-			printf(",\"detail\":");
-			json_str(first_err->first_error_detail);
-			printf("},");
-		}
-		printf("\"io_backend\":");
-		json_str(io_backend_end);
-		printf(",\"faults\":{");
-		for (unsigned k = 0; k < NTMM_FAULT_KINDS; k++)
-			printf("%s\"%s\":{\"count\":%llu,\"p50_ns\":%llu,\"p99_ns\":%llu,"
-			       "\"p999_ns\":%llu}",
-			       k ? "," : "", kind_names[k], (unsigned long long)all[k].count,
-			       (unsigned long long)hist_pct(&all[k], .5),
-			       (unsigned long long)hist_pct(&all[k], .99),
-			       (unsigned long long)hist_pct(&all[k], .999));
-		printf("},\"soft_plus_demand_zero\":{\"p50_ns\":%llu,\"p99_ns\":%llu},"
-		       "\"hard_faults_per_s\":%.1f,\"pages_written_per_s\":%.1f,\"rss_kib\":%ld,"
-		       "\"lists\":{\"zeroed\":%llu,\"free\":%llu,\"standby\":%llu,"
-		       "\"modified\":%llu,\"active\":%llu},",
-		       (unsigned long long)hist_pct(&sz, .5),
-		       (unsigned long long)hist_pct(&sz, .99), hard / secs, written / secs, rss,
-		       (unsigned long long)s1.zeroed_pages, (unsigned long long)s1.free_pages,
-		       (unsigned long long)s1.standby_pages, (unsigned long long)s1.modified_pages,
-		       (unsigned long long)s1.active_pages);
-		printf("\"threads\":");
-		ntmm__tool_print_threads(e, stdout, true);
-		printf(",\"verified_pages\":%llu,\"bad_pages\":%llu,\"verify_errors\":%llu,"
-		       "\"read_mismatches\":%llu,\"audit\":%d,\"failures\":[",
-		       (unsigned long long)verified, (unsigned long long)bad,
-		       (unsigned long long)verify_errors, (unsigned long long)mismatches, audit);
-		for (unsigned i = 0; i < nfail; i++)
-			printf("%s\"%s\"", i ? "," : "", failures[i]);
-		printf("],\"ok\":%s}\n", ok ? "true" : "false");
+/* ------------------------------------------------------------ reporting */
+
+static void add_u64(json_object *o, const char *key, uint64_t v)
+{
+	json_object_object_add(o, key, json_object_new_uint64(v));
+}
+
+static json_object *faults_json(const summary_t *m)
+{
+	json_object *f = json_object_new_object();
+	for (unsigned k = 0; k < NTMM_FAULT_KINDS; k++) {
+		json_object *h = json_object_new_object();
+		add_u64(h, "count", m->all[k].count);
+		add_u64(h, "p50_ns", hist_pct(&m->all[k], .5));
+		add_u64(h, "p99_ns", hist_pct(&m->all[k], .99));
+		add_u64(h, "p999_ns", hist_pct(&m->all[k], .999));
+		json_object_object_add(f, kind_names[k], h);
+	}
+	return f;
+}
+
+static void report_json(demo_t *d, const summary_t *m)
+{
+	const ntmm_stats_t *s1 = &d->s1;
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "seconds", ntmm__tool_json_double(d->secs, "%.3f"));
+	json_object_object_add(o, "processes", json_object_new_int(d->o.processes));
+	add_u64(o, "physical_bytes", d->o.physical);
+	add_u64(o, "committed_bytes", d->per_proc * (size_t)d->o.processes);
+	add_u64(o, "accesses", m->accesses);
+	add_u64(o, "writes", m->writes);
+	add_u64(o, "access_errors", m->errors);
+	if (m->first_err) {
+		json_object *fe = json_object_new_object();
+		json_object_object_add(fe, "process", json_object_new_int(m->first_err->id));
+		json_object_object_add(
+		    fe, "error", json_object_new_string(ntmm_strerror(m->first_err->first_error)));
+		json_object_object_add(fe, "detail",
+		                       json_object_new_string(m->first_err->first_error_detail));
+		json_object_object_add(o, "first_access_error", fe);
+	}
+	json_object_object_add(o, "io_backend", json_object_new_string(m->io_backend_end));
+	json_object_object_add(o, "faults", faults_json(m));
+	json_object *sz = json_object_new_object();
+	add_u64(sz, "p50_ns", hist_pct(&m->sz, .5));
+	add_u64(sz, "p99_ns", hist_pct(&m->sz, .99));
+	json_object_object_add(o, "soft_plus_demand_zero", sz);
+	json_object_object_add(o, "hard_faults_per_s",
+	                       ntmm__tool_json_double(m->hard / d->secs, "%.1f"));
+	json_object_object_add(o, "pages_written_per_s",
+	                       ntmm__tool_json_double(m->written / d->secs, "%.1f"));
+	json_object_object_add(o, "rss_kib", json_object_new_int64(d->rss));
+	json_object *lists = json_object_new_object();
+	add_u64(lists, "zeroed", s1->zeroed_pages);
+	add_u64(lists, "free", s1->free_pages);
+	add_u64(lists, "standby", s1->standby_pages);
+	add_u64(lists, "modified", s1->modified_pages);
+	add_u64(lists, "active", s1->active_pages);
+	json_object_object_add(o, "lists", lists);
+	json_object_object_add(o, "threads", ntmm__tool_threads_json(d->e));
+	add_u64(o, "verified_pages", d->verified);
+	add_u64(o, "bad_pages", d->bad);
+	add_u64(o, "verify_errors", d->verify_errors);
+	add_u64(o, "read_mismatches", m->mismatches);
+	json_object_object_add(o, "audit", json_object_new_int(d->audit));
+	json_object *fl = json_object_new_array();
+	for (unsigned i = 0; i < m->nfail; i++)
+		json_object_array_add(fl, json_object_new_string(m->failures[i]));
+	json_object_object_add(o, "failures", fl);
+	json_object_object_add(o, "ok", json_object_new_boolean(m->ok));
+	ntmm__tool_print_json(o, false);
+}
+
+static void report_text(demo_t *d, const summary_t *m)
+{
+	const ntmm_stats_t *s1 = &d->s1;
+	double secs = d->secs;
+	printf("\n%.1f s, %llu accesses (%.0f/s), %llu page writes, %llu access errors", secs,
+	       (unsigned long long)m->accesses, m->accesses / secs, (unsigned long long)m->writes,
+	       (unsigned long long)m->errors);
+	if (m->first_err)
+		printf(" (first, process %d: %s: %s)", m->first_err->id,
+		       ntmm_strerror(m->first_err->first_error), m->first_err->first_error_detail);
+	printf("\n\n%-14s %12s %10s %10s %10s\n", "fault kind", "count", "p50", "p99", "p999");
+	for (unsigned k = 0; k < NTMM_FAULT_KINDS; k++)
+		printf("%-14s %12llu %8lluns %8lluns %8lluns\n", kind_names[k],
+		       (unsigned long long)m->all[k].count,
+		       (unsigned long long)hist_pct(&m->all[k], .5),
+		       (unsigned long long)hist_pct(&m->all[k], .99),
+		       (unsigned long long)hist_pct(&m->all[k], .999));
+	uint64_t p50 = hist_pct(&m->sz, .5), p99 = hist_pct(&m->sz, .99);
+	printf("soft+demand-zero p50 %lluns, p99 %lluns: p99/p50 = %.2f (target <= 5)\n",
+	       (unsigned long long)p50, (unsigned long long)p99, p50 ? (double)p99 / p50 : 0.0);
+	printf("\nhard faults %.0f/s, pages written %.0f/s (%.1f MiB/s), RSS %ld MiB\n",
+	       m->hard / secs, m->written / secs, m->written * 4096.0 / secs / (1 << 20),
+	       d->rss / 1024);
+	if (m->io_changed)
+		printf("paging I/O now: %s\n", m->io_backend_end);
+	printf("lists: zeroed %llu  free %llu  standby %llu  modified %llu  active %llu\n",
+	       (unsigned long long)s1->zeroed_pages, (unsigned long long)s1->free_pages,
+	       (unsigned long long)s1->standby_pages, (unsigned long long)s1->modified_pages,
+	       (unsigned long long)s1->active_pages);
+	printf("\nsystem threads:\n");
+	ntmm__tool_print_threads(d->e, stdout);
+	printf("\nverify: %llu pages checked, %llu wrong, %llu unreadable, %llu read "
+	       "mismatches and %llu access errors during the run; audit %s\n",
+	       (unsigned long long)d->verified, (unsigned long long)d->bad,
+	       (unsigned long long)d->verify_errors, (unsigned long long)m->mismatches,
+	       (unsigned long long)m->errors, d->audit ? "FAILED" : "ok");
+	if (m->ok) {
+		printf("OK: nothing lost, no access errors\n");
 	} else {
-		printf("\n%.1f s, %llu accesses (%.0f/s), %llu page writes, %llu access errors",
-		       secs, (unsigned long long)accesses, accesses / secs,
-		       (unsigned long long)writes, (unsigned long long)errors);
-		if (first_err)
-			printf(" (first, process %d: %s: %s)", first_err->id,
-			       ntmm_strerror(first_err->first_error),
-			       first_err->first_error_detail);
-		printf("\n\n%-14s %12s %10s %10s %10s\n", "fault kind", "count", "p50", "p99",
-		       "p999");
-		for (unsigned k = 0; k < NTMM_FAULT_KINDS; k++)
-			printf("%-14s %12llu %8lluns %8lluns %8lluns\n", kind_names[k],
-			       (unsigned long long)all[k].count,
-			       (unsigned long long)hist_pct(&all[k], .5),
-			       (unsigned long long)hist_pct(&all[k], .99),
-			       (unsigned long long)hist_pct(&all[k], .999));
-		printf("soft+demand-zero p50 %lluns, p99 %lluns: p99/p50 = %.2f (target <= 5)\n",
-		       (unsigned long long)hist_pct(&sz, .5),
-		       (unsigned long long)hist_pct(&sz, .99),
-		       hist_pct(&sz, .5) ? (double)hist_pct(&sz, .99) / hist_pct(&sz, .5) : 0.0);
-		printf("\nhard faults %.0f/s, pages written %.0f/s (%.1f MiB/s), RSS %ld MiB\n",
-		       hard / secs, written / secs, written * 4096.0 / secs / (1 << 20),
-		       rss / 1024);
-		if (io_changed)
-			printf("paging I/O now: %s\n", io_backend_end);
-		printf("lists: zeroed %llu  free %llu  standby %llu  modified %llu  active %llu\n",
-		       (unsigned long long)s1.zeroed_pages, (unsigned long long)s1.free_pages,
-		       (unsigned long long)s1.standby_pages, (unsigned long long)s1.modified_pages,
-		       (unsigned long long)s1.active_pages);
-		printf("\nsystem threads:\n");
-		ntmm__tool_print_threads(e, stdout, false);
-		printf("\nverify: %llu pages checked, %llu wrong, %llu unreadable, %llu read "
-		       "mismatches and %llu access errors during the run; audit %s\n",
-		       (unsigned long long)verified, (unsigned long long)bad,
-		       (unsigned long long)verify_errors, (unsigned long long)mismatches,
-		       (unsigned long long)errors, audit ? "FAILED" : "ok");
-		if (ok) {
-			printf("OK: nothing lost, no access errors\n");
-		} else {
-			printf("FAILED:");
-			for (unsigned i = 0; i < nfail; i++)
-				printf("%s %s", i ? "," : "", failures[i]);
-			printf("\n");
-		}
+		printf("FAILED:");
+		for (unsigned i = 0; i < m->nfail; i++)
+			printf("%s %s", i ? "," : "", m->failures[i]);
+		printf("\n");
 	}
-	rc = ok ? 0 : 1;
-out:
-	for (int i = 0; w && i < o.processes; i++) {
-		if (w[i].p)
-			ntmm_process_destroy(w[i].p);
-		free(w[i].version);
+}
+
+/* ------------------------------------------------------------ the command */
+
+/* Releases whatever demo_setup made, in reverse: the processes, the
+   engine, the paging file and a directory of our own. */
+static void demo_teardown(demo_t *d)
+{
+	for (int i = 0; d->w && i < d->o.processes; i++) {
+		if (d->w[i].p)
+			ntmm_process_destroy(d->w[i].p);
+		free(d->w[i].version);
 	}
-	free(w);
-	free(cdf);
-	ntmm_engine_destroy(e);
-	unlink(pf);
-	if (!o.dir)
-		rmdir(dir);
+	free(d->w);
+	free(d->zipf_cdf);
+	if (d->e)
+		ntmm_engine_destroy(d->e);
+	if (d->pf[0])
+		unlink(d->pf);
+	if (d->made_dir)
+		rmdir(d->dir);
+}
+
+/* After a stop signal and the teardown: says so (as JSON too under
+   --json), then ends the process by that signal, as its parent expects. */
+static int demo_die_by_signal(demo_t *d)
+{
+	int sig = d->stopped_by;
+	ntmm__tool_fail(&d->tool, 128 + sig, "interrupted",
+	                "stopped by %s: engine destroyed, paging file %s removed",
+	                sig == SIGINT    ? "SIGINT"
+	                : sig == SIGTERM ? "SIGTERM"
+	                                 : "a signal",
+	                d->pf);
+	fflush(stdout);
+	fflush(stderr);
+	signal(sig, SIG_DFL);
+	raise(sig); /* blocked here: pending until the unblock delivers it */
+	sigset_t one;
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+	return 128 + sig; /* not reached */
+}
+
+/* Setup, the timed run, the verification and the report: 0, 1 when the
+   run failed (or any other exit status); stops early on a stop signal. */
+static int demo_main(demo_t *d)
+{
+	int rc = demo_setup(d);
+	if (rc || stop_signal_taken(d, 0))
+		return rc;
+	if (!d->o.json) {
+		printf("ntmm demo: %d processes x %zu MiB committed = %.1fx a %zu MiB frame "
+		       "pool; paging file %s\n",
+		       d->o.processes, d->per_proc >> 20,
+		       (double)d->per_proc * d->o.processes / d->o.physical, d->o.physical >> 20,
+		       d->pf);
+		printf("paging I/O: %s\n", d->io_backend);
+		fflush(stdout);
+	}
+	if ((rc = demo_run_workers(d)) || d->stopped_by)
+		return rc;
+	demo_verify(d);
+	if (d->stopped_by)
+		return 0;
+	summary_t m;
+	demo_summarise(d, &m);
+	if (d->o.json)
+		report_json(d, &m);
+	else
+		report_text(d, &m);
+	return m.ok ? 0 : 1;
+}
+
+int ntmm__tool_demo(int argc, char **argv)
+{
+	static demo_t d; /* one demo per process; its workers point into it */
+	memset(&d, 0, sizeof(d));
+	int rc = demo_parse(&d, argc, argv);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	stop_signals_block(&d);
+	rc = demo_main(&d);
+	demo_teardown(&d);
+	if (d.stopped_by)
+		return demo_die_by_signal(&d);
 	return rc;
 }

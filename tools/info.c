@@ -1,6 +1,6 @@
 /*
- * `ntmm info [--json]`: creates an engine as the options and NTMM_*
- * environment say, and reports what this machine gave it — the backing and
+ * `ntmm info [--json]`: creates an engine as the NTMM_* environment and then
+ * the options say, and reports what this machine gave it — the backing and
  * why, the NUMA nodes with their CPUs, distances and frames, the bytes per
  * PFN entry, the page colours, the paging I/O backend (io_uring or
  * preadv/pwritev, for which requests, and why), and every system thread
@@ -8,6 +8,7 @@
  * when degraded).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -16,18 +17,28 @@
 #include "engine.h"
 #include "tools.h"
 
-static void json_str(FILE *o, const char *s)
+static json_object *node_json(ntmm_engine_t *e, unsigned n)
 {
-	fputc('"', o);
-	for (; s && *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(o, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(o, "\\u%04x", *s);
-		else
-			fputc(*s, o);
-	}
-	fputc('"', o);
+	ntmm__phys_t *ph = &e->phys;
+	ntmm__node_info_t ni;
+	ntmm__phys_node_info(e, n, &ni);
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "node", json_object_new_int64(n));
+	json_object_object_add(o, "os_index", json_object_new_int64(ph->topo.os_node[n]));
+	json_object_object_add(o, "frames", json_object_new_uint64(ni.frames));
+	json_object_object_add(o, "committed_frames", json_object_new_uint64(ni.committed_frames));
+	json_object_object_add(o, "zeroed", json_object_new_uint64(ni.zeroed));
+	json_object_object_add(o, "free", json_object_new_uint64(ni.free_));
+	json_object *cpus = json_object_new_array();
+	for (unsigned c = 0; c < ph->ncpus; c++)
+		if (ph->topo.cpu_node[c] == n)
+			json_object_array_add(cpus, json_object_new_int64(c));
+	json_object_object_add(o, "cpus", cpus);
+	json_object *dist = json_object_new_array();
+	for (unsigned m = 0; m < ph->nnodes; m++)
+		json_object_array_add(dist, json_object_new_int64(ph->topo.distance[n][m]));
+	json_object_object_add(o, "distances", dist);
+	return o;
 }
 
 static void print_json(ntmm_engine_t *e)
@@ -35,48 +46,32 @@ static void print_json(ntmm_engine_t *e)
 	ntmm__phys_t *ph = &e->phys;
 	ntmm_stats_t s;
 	ntmm_stats_get(e, &s);
-	FILE *o = stdout;
-	fprintf(o, "{\n  \"version\": \"%d.%d\",\n", NTMM_VERSION_MAJOR, NTMM_VERSION_MINOR);
-	fprintf(o,
-	        "  \"backing\": \"%s\",\n  \"backing_reason\": ", ntmm__backing_name(ph->backing));
-	json_str(o, ph->backing_note);
-	fprintf(o, ",\n  \"physical_bytes\": %zu,\n  \"frames\": %zu,\n", ph->bytes, ph->nframes);
-	fprintf(o, "  \"committed_frames\": %llu,\n", (unsigned long long)s.committed_chunk_frames);
-	fprintf(o, "  \"chunk_bytes\": %llu,\n", (unsigned long long)NTMM__CHUNK_BYTES);
-	fprintf(o, "  \"pfn_entry_bytes\": %zu,\n", sizeof(ntmm__pfn_entry_t));
-	fprintf(o, "  \"page_colours\": %u,\n  \"cpus\": %u,\n", ph->ncolours, ph->ncpus);
-	fprintf(o, "  \"topology\": ");
-	if (e->cfg.topology)
-		json_str(o, e->cfg.topology);
-	else
-		fprintf(o, "null");
-	char io[512];
+	char version[32], io[512];
+	snprintf(version, sizeof(version), "%d.%d", NTMM_VERSION_MAJOR, NTMM_VERSION_MINOR);
 	ntmm_engine_io_backend(e, io, sizeof(io));
-	fprintf(o, ",\n  \"io_backend\": ");
-	json_str(o, io);
-	fprintf(o, ",\n  \"memory_bound\": %s,\n  \"nodes\": [\n", ph->bound ? "true" : "false");
-	for (unsigned n = 0; n < ph->nnodes; n++) {
-		ntmm__node_info_t ni;
-		ntmm__phys_node_info(e, n, &ni);
-		fprintf(o,
-		        "    {\"node\": %u, \"os_index\": %u, \"frames\": %zu, "
-		        "\"committed_frames\": %zu, \"zeroed\": %zu, \"free\": %zu, \"cpus\": [",
-		        n, ph->topo.os_node[n], ni.frames, ni.committed_frames, ni.zeroed,
-		        ni.free_);
-		const char *sep = "";
-		for (unsigned c = 0; c < ph->ncpus; c++)
-			if (ph->topo.cpu_node[c] == n) {
-				fprintf(o, "%s%u", sep, c);
-				sep = ", ";
-			}
-		fprintf(o, "], \"distances\": [");
-		for (unsigned m = 0; m < ph->nnodes; m++)
-			fprintf(o, "%s%u", m ? ", " : "", ph->topo.distance[n][m]);
-		fprintf(o, "]}%s\n", n + 1 < ph->nnodes ? "," : "");
-	}
-	fprintf(o, "  ],\n  \"threads\": ");
-	ntmm__tool_print_threads(e, o, true);
-	fprintf(o, "\n}\n");
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "version", json_object_new_string(version));
+	json_object_object_add(o, "backing",
+	                       json_object_new_string(ntmm__backing_name(ph->backing)));
+	json_object_object_add(o, "backing_reason", ntmm__tool_json_str(ph->backing_note));
+	json_object_object_add(o, "physical_bytes", json_object_new_uint64(ph->bytes));
+	json_object_object_add(o, "frames", json_object_new_uint64(ph->nframes));
+	json_object_object_add(o, "committed_frames",
+	                       json_object_new_uint64(s.committed_chunk_frames));
+	json_object_object_add(o, "chunk_bytes", json_object_new_uint64(NTMM__CHUNK_BYTES));
+	json_object_object_add(o, "pfn_entry_bytes",
+	                       json_object_new_uint64(sizeof(ntmm__pfn_entry_t)));
+	json_object_object_add(o, "page_colours", json_object_new_int64(ph->ncolours));
+	json_object_object_add(o, "cpus", json_object_new_int64(ph->ncpus));
+	json_object_object_add(o, "topology", ntmm__tool_json_str(e->cfg.topology));
+	json_object_object_add(o, "io_backend", json_object_new_string(io));
+	json_object_object_add(o, "memory_bound", json_object_new_boolean(ph->bound));
+	json_object *nodes = json_object_new_array();
+	for (unsigned n = 0; n < ph->nnodes; n++)
+		json_object_array_add(nodes, node_json(e, n));
+	json_object_object_add(o, "nodes", nodes);
+	json_object_object_add(o, "threads", ntmm__tool_threads_json(e));
+	ntmm__tool_print_json(o, true);
 }
 
 static void print_text(ntmm_engine_t *e)
@@ -112,53 +107,77 @@ static void print_text(ntmm_engine_t *e)
 		printf("\n");
 	}
 	printf("\n");
-	ntmm__tool_print_threads(e, stdout, false);
+	ntmm__tool_print_threads(e, stdout);
+}
+
+static void usage(FILE *out)
+{
+	fprintf(
+	    out,
+	    "usage: ntmm info [options]\n"
+	    "  --physical=SIZE       frame pool (default 64M, or NTMM_PHYSICAL_BYTES when set)\n"
+	    "  --topology=STR        hwloc synthetic topology (default: this machine, or\n"
+	    "                        NTMM_TOPOLOGY)\n"
+	    "  --backing=KIND        auto | hugetlb | thp | 4k (default auto, or NTMM_BACKING)\n"
+	    "  --no-threads          do not start the system threads\n"
+	    "  --json                one JSON object on stdout (errors too)\n"
+	    "Other engine settings come from the NTMM_* environment variables.\n");
+}
+
+static const struct option info_longs[] = {{"physical", required_argument, 0, 'm'},
+                                           {"topology", required_argument, 0, 't'},
+                                           {"backing", required_argument, 0, 'b'},
+                                           {"no-threads", no_argument, 0, 'n'},
+                                           {"json", no_argument, 0, 'j'},
+                                           {"help", no_argument, 0, 'h'},
+                                           {0, 0, 0, 0}};
+
+typedef struct info_args {
+	ntmm__tool_t *t;
+	ntmm_config_t *cfg;
+} info_args_t;
+
+static int apply_option(void *ctx, int opt, const char *v)
+{
+	info_args_t *a = ctx;
+	switch (opt) {
+	case 'm':
+		return ntmm__tool_parse_size(a->t, "physical", v, &a->cfg->physical_bytes);
+	case 't':
+		a->cfg->topology = v;
+		return 0;
+	case 'b':
+		for (int k = 0; k < 4; k++)
+			if (!strcasecmp(v, ntmm__backing_name(k))) {
+				a->cfg->backing = k;
+				return 0;
+			}
+		return ntmm__tool_usage_error(a->t, "--backing=%s: unknown (auto|hugetlb|thp|4k)",
+		                              v);
+	case 'n':
+		a->cfg->start_threads = 0;
+		return 0;
+	default: /* 'j': ntmm__tool_parse has set t->json */
+		return 0;
+	}
 }
 
 int ntmm__tool_info(int argc, char **argv)
 {
+	ntmm__tool_t t = {.cmd = "info", .usage = usage, .longs = info_longs};
 	ntmm_config_t cfg;
-	ntmm_config_init(&cfg);
-	cfg.physical_bytes = 64u << 20; /* small: info only looks */
-	bool json = false;
-	for (int i = 0; i < argc; i++) {
-		const char *v;
-		if (!strcmp(argv[i], "--json"))
-			json = true;
-		else if (!strcmp(argv[i], "--no-threads"))
-			cfg.start_threads = 0;
-		else if ((v = ntmm__tool_opt(argv[i], "physical"))) {
-			cfg.physical_bytes = ntmm__tool_size(v);
-			if (!cfg.physical_bytes) {
-				fprintf(stderr, "ntmm info: bad size '%s'\n", v);
-				return 2;
-			}
-		} else if ((v = ntmm__tool_opt(argv[i], "topology")))
-			cfg.topology = v;
-		else if ((v = ntmm__tool_opt(argv[i], "backing"))) {
-			int b = -1;
-			for (int k = 0; k < 4; k++)
-				if (!strcasecmp(v, ntmm__backing_name(k)))
-					b = k;
-			if (b < 0) {
-				fprintf(stderr,
-				        "ntmm info: unknown backing '%s' (auto|hugetlb|thp|4k)\n",
-				        v);
-				return 2;
-			}
-			cfg.backing = b;
-		} else {
-			fprintf(stderr, "ntmm info: unknown option '%s'\n", argv[i]);
-			return 2;
-		}
-	}
+	ntmm_config_init(&cfg); /* defaults, then the NTMM_* environment */
+	if (!getenv("NTMM_PHYSICAL_BYTES"))
+		cfg.physical_bytes = 64u << 20; /* small: info only looks */
+	info_args_t a = {&t, &cfg};
+	int rc = ntmm__tool_parse(&t, argc, argv, apply_option, &a);
+	if (rc)
+		return rc < 0 ? 0 : rc;
 	ntmm_engine_t *e = NULL;
 	int err = ntmm_engine_create(&cfg, &e);
-	if (err) {
-		fprintf(stderr, "ntmm info: %s: %s\n", ntmm_strerror(err), ntmm_error_detail());
-		return 1;
-	}
-	if (json)
+	if (err)
+		return ntmm__tool_engine_error(&t, "engine", err);
+	if (t.json)
 		print_json(e);
 	else
 		print_text(e);

@@ -6,18 +6,6 @@
 #include "engine.h"
 #include "tools.h"
 
-static void json_str(FILE *o, const char *s)
-{
-	fputc('"', o);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fputc('\\', o);
-		if ((unsigned char)*s >= 0x20)
-			fputc(*s, o);
-	}
-	fputc('"', o);
-}
-
 static const char *policy_name(int p)
 {
 	switch (p) {
@@ -32,32 +20,41 @@ static const char *policy_name(int p)
 	}
 }
 
-void ntmm__tool_print_threads(ntmm_engine_t *e, FILE *o, bool json)
+/* The running system threads (at most max of them). */
+static size_t list_threads(ntmm_engine_t *e, ntmm__systhread_ref_t *refs, size_t max)
+{
+	size_t n = ntmm__systhreads_list(e, refs, max);
+	return n > max ? max : n;
+}
+
+json_object *ntmm__tool_threads_json(ntmm_engine_t *e)
 {
 	ntmm__systhread_ref_t refs[64];
-	size_t n = ntmm__systhreads_list(e, refs, 64);
-	if (n > 64)
-		n = 64;
-	if (json) {
-		fprintf(o, "[");
-		for (size_t i = 0; i < n; i++) {
-			const ntmm__thread_t *t = refs[i].t;
-			fprintf(o, "%s{\"name\": ", i ? ", " : "");
-			json_str(o, t->name);
-			fprintf(o, ", \"role\": ");
-			json_str(o, refs[i].role);
-			fprintf(o,
-			        ", \"node\": %d, \"nt_priority\": %d, \"policy\": \"%s\", "
-			        "\"rt_priority\": %d, \"nice\": %d, \"cpu\": %d, \"degraded\": %s, "
-			        "\"degraded_reason\": ",
-			        refs[i].node, t->nt_priority, policy_name(t->policy),
-			        t->rt_priority, t->nice, t->cpu, t->degraded ? "true" : "false");
-			json_str(o, t->degraded_reason);
-			fprintf(o, "}");
-		}
-		fprintf(o, "]");
-		return;
+	size_t n = list_threads(e, refs, 64);
+	json_object *a = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		const ntmm__thread_t *t = refs[i].t;
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "name", ntmm__tool_json_str(t->name));
+		json_object_object_add(o, "role", ntmm__tool_json_str(refs[i].role));
+		json_object_object_add(o, "node", json_object_new_int(refs[i].node));
+		json_object_object_add(o, "nt_priority", json_object_new_int(t->nt_priority));
+		json_object_object_add(o, "policy", json_object_new_string(policy_name(t->policy)));
+		json_object_object_add(o, "rt_priority", json_object_new_int(t->rt_priority));
+		json_object_object_add(o, "nice", json_object_new_int(t->nice));
+		json_object_object_add(o, "cpu", json_object_new_int(t->cpu));
+		json_object_object_add(o, "degraded", json_object_new_boolean(t->degraded));
+		json_object_object_add(o, "degraded_reason",
+		                       ntmm__tool_json_str(t->degraded_reason));
+		json_object_array_add(a, o);
 	}
+	return a;
+}
+
+void ntmm__tool_print_threads(ntmm_engine_t *e, FILE *o)
+{
+	ntmm__systhread_ref_t refs[64];
+	size_t n = list_threads(e, refs, 64);
 	fprintf(o, "  %-16s %-22s %-4s %-22s %s\n", "thread", "role", "NT", "obtained", "note");
 	if (!n)
 		fprintf(o, "  (system threads not started)\n");
