@@ -41,8 +41,9 @@ typedef struct option {
 	}
 
 static const option_t options[] = {
-    {"physical_bytes", OPT_SIZE, OFF(physical_bytes), 256 * MiB, 2 * MiB, 1LL << 46,
-     "frame pool size, multiple of 2 MiB"},
+    /* the PFN index is 32 bits (ntmm__pfn_t): below 16 TiB of frames */
+    {"physical_bytes", OPT_SIZE, OFF(physical_bytes), 256 * MiB, 2 * MiB, (1LL << 44) - 2 * MiB,
+     "frame pool size, multiple of 2 MiB, below 16 TiB"},
     {"pagefile_path", OPT_STR, OFF(pagefile_path), 0, 0, 0, "first paging file (unset: none)"},
     {"pagefile_initial", OPT_SIZE, OFF(pagefile_initial), 64 * MiB, 0, 1LL << 46,
      "initial paging-file size"},

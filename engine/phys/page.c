@@ -427,6 +427,8 @@ int ntmm__page_mark_bad(ntmm_engine_t *e, ntmm__pfn_t pfn)
 	ntmm__phys_t *ph = &e->phys;
 	if (pfn >= ph->nframes)
 		return ntmm__error(NTMM_EINVAL, "pfn %u outside the pool", pfn);
+	if (!ntmm__pfn_populated(ph, pfn))
+		return ntmm__error(NTMM_EBUSY, "pfn %u: its chunk was never committed", pfn);
 	ntmm__node_t *n = &ph->nodes[ntmm__pfn_node(ph, pfn)];
 	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
 	int err = NTMM_EBUSY;

@@ -260,7 +260,8 @@ int ntmm__page_hold_write(ntmm_engine_t *e, ntmm__pfn_t pfn, bool hold);
 
 /* Retires a Free or Zeroed frame to the Bad list (a memory error); it is
    never handed out again. NTMM_EBUSY if the frame is not Free/Zeroed on a
-   node list right now (in use or in a per-CPU cache: retry later). */
+   node list right now (in use or in a per-CPU cache: retry later; or its
+   chunk was never committed). */
 int ntmm__page_mark_bad(ntmm_engine_t *e, ntmm__pfn_t pfn);
 
 /* State-machine check for one state-word change (NTMM-REFERENCE.md §1 plus

@@ -73,6 +73,9 @@ int ntmm__pfn_transition(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t *expected, 
 {
 	if (!e || pfn >= e->phys.nframes || !expected)
 		return ntmm__error(NTMM_EINVAL, "pfn transition: bad argument");
+	if (!ntmm__pfn_populated(&e->phys, pfn))
+		return ntmm__error(NTMM_EINVAL,
+		                   "pfn transition: pfn %u is in a chunk never committed", pfn);
 	uint64_t gen_bits = *expected & ~((1ull << NTMM__PFN_GEN_SHIFT) - 1);
 	if (ntmm__pfn_loc(desired) != ntmm__pfn_loc(*expected))
 		gen_bits += NTMM__PFN_GEN_ONE;
@@ -91,6 +94,7 @@ int ntmm__pfn_transition(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t *expected, 
 ntmm__pfn_entry_t *ntmm__pfn(ntmm_engine_t *e, ntmm__pfn_t pfn)
 {
 	ntmm__assert(pfn < e->phys.nframes);
+	ntmm__assert(ntmm__pfn_populated(&e->phys, pfn));
 	return &e->phys.pfndb[pfn];
 }
 

@@ -178,12 +178,13 @@ void ntmm__phys_fill_gauges(ntmm_engine_t *e, ntmm_stats_t *out)
 	listed = out->zeroed_pages + out->free_pages + out->standby_pages + out->modified_pages +
 	         out->modified_nowrite_pages + out->bad_pages;
 	/* TRANSITION frames are not on any list: count them in the committed
-	   chunks (a scan of the state words; frames of uncommitted chunks are
-	   OFFLINE) */
+	   chunks (a scan of the state words; chunks never committed have no
+	   entries, released ones only OFFLINE frames) */
 	size_t transition = 0;
 	for (uint32_t c = 0; c < ph->nchunks; c++) {
 		ntmm__pfn_t first = c * NTMM__CHUNK_FRAMES;
-		if (ntmm__pfn_loc(LD(ph->pfndb[first].state)) == NTMM__LOC_OFFLINE)
+		if (!ntmm__pfn_populated(ph, first) ||
+		    ntmm__pfn_loc(LD(ph->pfndb[first].state)) == NTMM__LOC_OFFLINE)
 			continue;
 		for (ntmm__pfn_t f = first; f < first + NTMM__CHUNK_FRAMES; f++)
 			transition += ntmm__pfn_loc(LD(ph->pfndb[f].state)) == NTMM__LOC_TRANSITION;

@@ -95,11 +95,18 @@ typedef struct ntmm__plist {
  *   listed    — how many of its frames are on the node's Free/Zeroed lists
  *               (free_lock). listed == NTMM__CHUNK_FRAMES means the whole
  *               chunk is free and not in any cache: it may be released.
+ *   populated — the chunk's PFN entries are backed and initialised (see
+ *               pfndb in ntmm__phys_t). Set once, under grow_lock, before
+ *               the chunk is first committed (release store); never
+ *               cleared. committed ⇒ populated; a walker of the PFN
+ *               database reads an entry only if its chunk is populated
+ *               (acquire load, ntmm__pfn_populated).
  */
 typedef struct ntmm__chunk {
 	uint16_t listed;
 	uint8_t committed;
 	uint8_t node;
+	_Atomic uint8_t populated;
 } ntmm__chunk_t;
 
 /*
@@ -195,7 +202,15 @@ typedef struct ntmm__pcpu {
  *   host        the pool's host mapping: frame pfn lives at
  *               host + pfn × 4 KiB; node n owns PFNs
  *               [nodes[n].first_pfn, + nodes[n].nframes), whole chunks
- *   pfndb       one 32-byte entry per frame
+ *   pfndb       one 32-byte entry per frame, in one reservation of
+ *               address space (PROT_NONE) made at init: entry pfn is at
+ *               pfndb + pfn, and a chunk's 512 entries (16 KiB, whole
+ *               pages) are made accessible and initialised (OFFLINE) when
+ *               the chunk is first committed, so the database costs memory
+ *               only for chunks the pool has used. Entries stay populated
+ *               when their chunk is released: their generations must
+ *               survive, so a stale word's CAS cannot succeed after the
+ *               chunk comes back.
  *   repurpose   set by the virtual layer at create (NULL: none; Standby
  *               frames are then repurposed without telling anyone)
  */
@@ -289,6 +304,16 @@ unsigned ntmm__phys_flush_caches(ntmm_engine_t *e, int node);
 static inline ntmm__pfn_entry_t *ntmm__pfe(const ntmm__phys_t *ph, ntmm__pfn_t pfn)
 {
 	return &ph->pfndb[pfn];
+}
+/* Whether pfn's entry may be read: its chunk's entries are populated.
+   (ntmm__pfe itself does not check: every frame a list, a cache or a PTE
+   names is in a committed, hence populated, chunk. Walkers over PFN ranges
+   must check.) acquire: pairs with the release store in pool.c that
+   follows the entries' initialisation. */
+static inline bool ntmm__pfn_populated(const ntmm__phys_t *ph, ntmm__pfn_t pfn)
+{
+	return atomic_load_explicit(&ph->chunks[pfn / NTMM__CHUNK_FRAMES].populated,
+	                            memory_order_acquire);
 }
 static inline unsigned ntmm__pfn_node(const ntmm__phys_t *ph, ntmm__pfn_t pfn)
 {

@@ -11,6 +11,13 @@
  * dry, and their fresh, kernel-zeroed frames enter the Zeroed list; wholly
  * free chunks go back to the OS on request (cache reduction), so the
  * engine's RSS follows its use.
+ *
+ * The PFN database grows the same way: init reserves address space for
+ * every entry (PROT_NONE, nothing committed), and a chunk's entries are
+ * made writable, populated and set OFFLINE the first time the chunk is
+ * committed. Nothing is done per frame for chunks never used, so a pool far
+ * larger than the machine costs a chunk table (6 bytes per 2 MiB) until it
+ * is used; what the machine cannot back is NTMM_ENOMEM, not a kill.
  */
 #include "engine.h"
 
@@ -171,6 +178,11 @@ static int map_pool(ntmm_engine_t *e)
 	return map_anon(ph, false);
 }
 
+/* Bytes of PFN entries per chunk: whole pages, so a chunk's entries can be
+   populated on their own. */
+#define CHUNK_DB_BYTES ((size_t)NTMM__CHUNK_FRAMES * sizeof(ntmm__pfn_entry_t))
+_Static_assert(CHUNK_DB_BYTES % 4096 == 0, "a chunk's PFN entries fill whole pages");
+
 int ntmm__pool_init(ntmm_engine_t *e)
 {
 	ntmm__phys_t *ph = &e->phys;
@@ -178,16 +190,26 @@ int ntmm__pool_init(ntmm_engine_t *e)
 	ph->nframes = ph->bytes >> NTMM__PAGE_SHIFT;
 	ph->nchunks = (uint32_t)(ph->bytes >> NTMM__CHUNK_SHIFT);
 
+	/* calloc: untouched pages of a large table stay unbacked; only nodes
+	   other than 0 write their chunks' node numbers below */
 	ph->chunks = calloc(ph->nchunks, sizeof(*ph->chunks));
 	if (!ph->chunks)
-		return ntmm__error(NTMM_ENOMEM, "chunk table");
-	ph->db_bytes = (ph->nframes * sizeof(ntmm__pfn_entry_t) + 4095) & ~(size_t)4095;
-	void *db = mmap(NULL, ph->db_bytes, PROT_READ | PROT_WRITE,
-	                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		return ntmm__error(NTMM_ENOMEM, "chunk table of %zu bytes for %zu bytes of pool",
+		                   (size_t)ph->nchunks * sizeof(*ph->chunks), ph->bytes);
+	/* the whole database as a reservation: PROT_NONE is neither committed
+	   (overcommit accounting) nor readable, so a walker that forgets
+	   ntmm__pfn_populated faults at once instead of reading zeros */
+	ph->db_bytes = (size_t)ph->nchunks * CHUNK_DB_BYTES;
+	void *db =
+	    mmap(NULL, ph->db_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (db == MAP_FAILED) {
+		int er = errno;
 		free(ph->chunks);
 		ph->chunks = NULL;
-		return ntmm__error(NTMM_ENOMEM, "PFN database of %zu bytes", ph->db_bytes);
+		return ntmm__error(NTMM_ENOMEM,
+		                   "cannot reserve %zu bytes of address space for the PFN database "
+		                   "of a %zu-byte pool: %s",
+		                   ph->db_bytes, ph->bytes, strerror(er));
 	}
 	ph->pfndb = db;
 	int err = map_pool(e);
@@ -207,7 +229,7 @@ int ntmm__pool_init(ntmm_engine_t *e)
 		nd->nchunks = per + (n < extra ? 1 : 0);
 		nd->first_pfn = c * NTMM__CHUNK_FRAMES;
 		nd->nframes = (size_t)nd->nchunks * NTMM__CHUNK_FRAMES;
-		for (uint32_t i = 0; i < nd->nchunks; i++)
+		for (uint32_t i = 0; i < nd->nchunks && n > 0; i++)
 			ph->chunks[c + i].node = (uint8_t)n;
 		if (ntmm__topo_bind(&ph->topo, n, ph->host + (size_t)c * NTMM__CHUNK_BYTES,
 		                    (size_t)nd->nchunks * NTMM__CHUNK_BYTES) == 0 &&
@@ -215,13 +237,37 @@ int ntmm__pool_init(ntmm_engine_t *e)
 			ph->bound = true;
 		c += nd->nchunks;
 	}
-	for (size_t i = 0; i < ph->nframes; i++) {
-		ntmm__pfn_entry_t *p = &ph->pfndb[i];
+	return 0;
+}
+
+/* Makes chunk's PFN entries accessible and backed, and sets them OFFLINE.
+   Caller holds the chunk's node grow_lock. MADV_POPULATE_WRITE turns a
+   machine that cannot back the pages into an error here instead of an OOM
+   kill at the first store. */
+static int populate_chunk_db(ntmm__phys_t *ph, uint32_t chunk)
+{
+	ntmm__pfn_entry_t *first = ph->pfndb + (size_t)chunk * NTMM__CHUNK_FRAMES;
+	if (mprotect(first, CHUNK_DB_BYTES, PROT_READ | PROT_WRITE))
+		return ntmm__error(NTMM_ENOMEM,
+		                   "PFN database: cannot commit %zu bytes for chunk %u: %s",
+		                   CHUNK_DB_BYTES, chunk, strerror(errno));
+	if (madvise(first, CHUNK_DB_BYTES, MADV_POPULATE_WRITE) && errno != EINVAL) {
+		int er = errno;
+		mprotect(first, CHUNK_DB_BYTES, PROT_NONE);
+		return ntmm__error(NTMM_ENOMEM,
+		                   "PFN database: cannot back %zu bytes for chunk %u: %s",
+		                   CHUNK_DB_BYTES, chunk, strerror(er));
+	}
+	for (size_t i = 0; i < NTMM__CHUNK_FRAMES; i++) {
+		ntmm__pfn_entry_t *p = &first[i];
 		atomic_init(&p->state, NTMM__LOC_OFFLINE);
 		atomic_init(&p->pte, 0);
 		atomic_init(&p->original_pte, 0);
 		p->next = p->prev = NTMM__PFN_NONE;
 	}
+	/* release: pairs with the acquire in ntmm__pfn_populated, so a walker
+	   that sees the flag sees the initialised entries */
+	atomic_store_explicit(&ph->chunks[chunk].populated, 1, memory_order_release);
 	return 0;
 }
 
@@ -299,10 +345,16 @@ bool ntmm__pool_grow(ntmm_engine_t *e, unsigned node)
 		uint32_t c = n->first_chunk + (n->grow_hint + i) % n->nchunks;
 		if (ph->chunks[c].committed)
 			continue;
+		/* relaxed: only grow_lock holders store the flag */
+		if (!atomic_load_explicit(&ph->chunks[c].populated, memory_order_relaxed) &&
+		    populate_chunk_db(ph, c))
+			break; /* the detail names the size; try no further on this node */
 		int err = commit_chunk(ph, c);
 		if (err) {
 			/* out of memory (or huge pages): try no further on this node */
-			ntmm__error(NTMM_ENOMEM, "chunk commit: %s", strerror(-err));
+			ntmm__error(NTMM_ENOMEM,
+			            "cannot commit chunk %u (%llu bytes) of the pool: %s", c,
+			            NTMM__CHUNK_BYTES, strerror(-err));
 			break;
 		}
 		pthread_mutex_lock(&n->free_lock);

@@ -158,6 +158,10 @@ static void gather_frames(census_t *c)
 {
 	ntmm__phys_t *ph = &c->e->phys;
 	for (size_t pfn = 0; pfn < ph->nframes; pfn++) {
+		if (!ntmm__pfn_populated(ph, (ntmm__pfn_t)pfn)) {
+			pfn += NTMM__CHUNK_FRAMES - 1; /* a chunk never committed */
+			continue;
+		}
 		ntmm__pfn_entry_t *pe = &ph->pfndb[pfn];
 		/* acquire: pairs with the release of the frame's last state
 		   change, which published its original_pte */
