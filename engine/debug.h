@@ -3,10 +3,17 @@
  *   ntmm__assert          — our own invariants, cheap (debug and sanitizer builds)
  *   ntmm__assert_expensive — O(n) checks (debug preset only)
  * Never used for bad input: that gets an NTMM_E* code.
+ *
+ * NTMM__MISUSE is the one exception, for a programming error ntmm.h names
+ * as one that cannot be reported and must not hang or corrupt (destroying
+ * an engine from inside an access section; in debug builds, unpinning
+ * twice or after the engine is gone): it prints what was misused to
+ * stderr and aborts, in the builds its caller chooses.
  */
 #ifndef NTMM_DEBUG_H
 #define NTMM_DEBUG_H
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -33,6 +40,20 @@
 #else
 #define ntmm__assert_expensive(x) ((void)0)
 #endif
+
+__attribute__((noreturn, cold, format(printf, 1, 2))) static inline void
+ntmm__misuse(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("ntmm: misuse: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputs("\n", stderr);
+	va_end(ap);
+	fflush(stderr);
+	abort();
+}
+#define NTMM__MISUSE(...) ntmm__misuse(__VA_ARGS__)
 
 #define ntmm__likely(x)   __builtin_expect(!!(x), 1)
 #define ntmm__unlikely(x) __builtin_expect(!!(x), 0)

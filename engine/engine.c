@@ -72,6 +72,14 @@ void ntmm_engine_destroy(ntmm_engine_t *e)
 {
 	if (!e)
 		return;
+	/* every layer's teardown waits for grace periods, which this thread's
+	   own section would block forever */
+	if (urcu_memb_read_ongoing() || ntmm__tlb.depth)
+		NTMM__MISUSE("ntmm_engine_destroy(%p) called inside an access section "
+		             "(between ntmm_access_begin and ntmm_access_end on this thread): "
+		             "it would wait forever for a grace period this thread blocks",
+		             (void *)e);
+	ntmm__pins_engine_gone(e);
 	ntmm__systhreads_stop(e);
 	ntmm__systhreads_fini(e);
 	ntmm__virt_fini(e);
@@ -87,6 +95,9 @@ int ntmm_thread_register(ntmm_engine_t *e)
 {
 	if (!e)
 		return ntmm__error(NTMM_EINVAL, "engine is NULL");
+	int err = ntmm__access_thread_hook(); /* unregisters at thread exit */
+	if (err)
+		return err;
 	ntmm__rcu_thread_online();
 	return 0;
 }
@@ -96,13 +107,12 @@ void ntmm_thread_unregister(ntmm_engine_t *e)
 	if (!e)
 		return;
 	ntmm__rcu_thread_offline();
-	if (!ntmm__rcu_thread_registered())
-		ntmm__tlb_thread_exit();
+	ntmm__tlb_thread_release();
 }
 
 void ntmm_access_begin(ntmm_engine_t *e)
 {
-	ntmm__assert(ntmm__rcu_thread_registered());
+	ntmm__access_thread_ensure(); /* adopts a thread nobody registered */
 	ntmm__rcu_read_lock();
 	ntmm__tlb_section_begin();
 }

@@ -14,16 +14,68 @@
 #include "virt/frame.h"
 #include "virt/tlb.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 __thread ntmm__tlb_t ntmm__tlb __attribute__((tls_model("initial-exec")));
 
-void ntmm__tlb_thread_exit(void)
+/* ------------------------------------------------------ thread lifecycle */
+
+/* One key for the process (liburcu's registry is process-wide too); its
+   value is only a "destructor armed" mark, never dereferenced. */
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t thread_key;
+static bool thread_key_ok;          /* written once, inside pthread_once */
+static __thread bool thread_hooked; /* this thread's key value is set */
+
+static void thread_exit(void *unused)
 {
+	(void)unused;
+	thread_hooked = false;
+	ntmm__tlb_t *t = &ntmm__tlb;
+	/* a dangling section ends here: nothing filled in it is used again,
+	   even by a later destructor that calls the access API */
+	t->depth = 0;
+	t->gen++;
+	free(t->e);
+	t->e = NULL;
+	ntmm__rcu_thread_exit();
+}
+
+static void thread_key_create(void)
+{
+	thread_key_ok = pthread_key_create(&thread_key, thread_exit) == 0;
+}
+
+int ntmm__access_thread_hook(void)
+{
+	if (ntmm__likely(thread_hooked))
+		return 0;
+	pthread_once(&thread_key_once, thread_key_create);
+	if (!thread_key_ok || pthread_setspecific(thread_key, &thread_key) != 0)
+		return ntmm__error(NTMM_ENOMEM, "no thread-specific-data key for the exit hook");
+	thread_hooked = true;
+	return 0;
+}
+
+void ntmm__access_thread_adopt(void)
+{
+	/* without the hook the thread is still protected while it lives; only
+	   an exit without ntmm_thread_unregister is then unsafe */
+	(void)ntmm__access_thread_hook();
+	ntmm__rcu_thread_adopt();
+}
+
+void ntmm__tlb_thread_release(void)
+{
+	if (ntmm__rcu_thread_is_reader() || ntmm__tlb.depth)
+		return;
 	free(ntmm__tlb.e);
 	ntmm__tlb.e = NULL;
 }
+
+/* ------------------------------------------------------------- translate */
 
 static inline void tlb_fill(ntmm_process_t *p, uint64_t va, uint64_t pte)
 {
@@ -100,6 +152,7 @@ int ntmm_translate(ntmm_process_t *p, uint64_t va, unsigned access, void **host)
 		                   access);
 	if ((err = check_va(va)))
 		return err;
+	ntmm__access_thread_ensure();
 	ntmm__rcu_read_lock(); /* nests inside the caller's access section */
 	while (!translate_fast(p, va, write, host)) {
 		if ((err = ntmm__fault(p, va, access)))
@@ -120,6 +173,7 @@ static int copy(ntmm_process_t *p, uint64_t va, void *buf, const void *src, size
 		return ntmm__error(NTMM_EACCESS, "range runs past the user address space");
 	bool write = src != NULL;
 	size_t done = 0;
+	ntmm__access_thread_ensure();
 	while (done < len) {
 		uint64_t a = va + done;
 		size_t n = NTMM_PAGE_SIZE - (a & (NTMM_PAGE_SIZE - 1));
@@ -160,6 +214,131 @@ int ntmm_write(ntmm_process_t *p, uint64_t va, const void *buf, size_t len)
 	return copy(p, va, NULL, buf, len);
 }
 
+/* ------------------------------------------------------------------ pins */
+
+/* Drops the pin's frame references and frees it. */
+static void pin_release(ntmm_pin_t *pin)
+{
+	for (size_t i = 0; i < pin->npages; i++)
+		ntmm__page_unref(pin->e, pin->pfns[i]);
+	free(pin);
+}
+
+#if NTMM_DEBUG >= 1
+/*
+ * Debug builds check ntmm_unpin's contract (ntmm.h: a second unpin, or an
+ * unpin after the pin's engine was destroyed, is undefined). Every pin
+ * ntmm_pin returns is recorded until its unpin; the last PIN_QUARANTINE
+ * unpinned pins are kept (not freed), so a second unpin finds its record
+ * instead of a reused address. Process-wide rather than per engine: the
+ * pin pointer is all ntmm_unpin gets, and its engine may be gone.
+ *   lock guards everything below; a record's state goes LIVE → UNPINNED
+ *   (ntmm_unpin) or LIVE → ORPHAN (ntmm_engine_destroy), and the record
+ *   leaves the table when its pin leaves the quarantine (or when a pin
+ *   that outlived its engine is reported).
+ */
+enum { PIN_LIVE, PIN_UNPINNED, PIN_ORPHAN };
+typedef struct pin_rec {
+	const ntmm_pin_t *pin;
+	const ntmm_engine_t *e;
+	int state;
+	struct pin_rec *next; /* bucket chain */
+} pin_rec_t;
+#define PIN_BUCKETS    256u
+#define PIN_QUARANTINE 64u
+static struct {
+	pthread_mutex_t lock;
+	pin_rec_t *bucket[PIN_BUCKETS];
+	ntmm_pin_t *quarantine[PIN_QUARANTINE]; /* unpinned, not yet freed: a ring */
+	unsigned qnext;
+} pin_reg = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static pin_rec_t **pin_slot(const ntmm_pin_t *pin)
+{
+	pin_rec_t **r = &pin_reg.bucket[((uintptr_t)pin >> 4) % PIN_BUCKETS];
+	/* the first match: lookups stop at it */
+	while (*r && (*r)->pin != pin)
+		r = &(*r)->next;
+	return r;
+}
+
+static int pin_track(const ntmm_pin_t *pin)
+{
+	pin_rec_t *rec = malloc(sizeof(*rec));
+	if (!rec)
+		return ntmm__error(NTMM_ENOMEM, "host memory for a pin record");
+	rec->pin = pin;
+	rec->e = pin->e;
+	rec->state = PIN_LIVE;
+	pthread_mutex_lock(&pin_reg.lock);
+	/* a recorded pin is never freed memory: the address is new */
+	ntmm__assert(!*pin_slot(pin));
+	pin_rec_t **head = &pin_reg.bucket[((uintptr_t)pin >> 4) % PIN_BUCKETS];
+	rec->next = *head;
+	*head = rec;
+	pthread_mutex_unlock(&pin_reg.lock);
+	return 0;
+}
+
+/* Marks pin unpinned; aborts, naming the misuse, unless it is live. */
+static void pin_untrack(const ntmm_pin_t *pin)
+{
+	pthread_mutex_lock(&pin_reg.lock);
+	pin_rec_t *rec = *pin_slot(pin);
+	if (!rec)
+		NTMM__MISUSE("ntmm_unpin(%p): not a live pin (unpinned twice, or never "
+		             "returned by ntmm_pin)",
+		             (const void *)pin);
+	if (rec->state == PIN_UNPINNED)
+		NTMM__MISUSE("ntmm_unpin(%p): the pin was already unpinned (unpinned twice)",
+		             (const void *)pin);
+	if (rec->state == PIN_ORPHAN)
+		NTMM__MISUSE("ntmm_unpin(%p): unpin after ntmm_engine_destroy of the pin's "
+		             "engine %p",
+		             (const void *)pin, (const void *)rec->e);
+	rec->state = PIN_UNPINNED;
+	pthread_mutex_unlock(&pin_reg.lock);
+}
+
+/* Parks an unpinned pin in the quarantine and frees the one it evicts. */
+static void pin_quarantine(ntmm_pin_t *pin)
+{
+	pthread_mutex_lock(&pin_reg.lock);
+	ntmm_pin_t *old = pin_reg.quarantine[pin_reg.qnext];
+	pin_reg.quarantine[pin_reg.qnext] = pin;
+	pin_reg.qnext = (pin_reg.qnext + 1) % PIN_QUARANTINE;
+	if (old) {
+		pin_rec_t **slot = pin_slot(old);
+		pin_rec_t *rec = *slot;
+		*slot = rec->next;
+		free(rec);
+	}
+	pthread_mutex_unlock(&pin_reg.lock);
+	free(old);
+}
+
+void ntmm__pins_engine_gone(const ntmm_engine_t *e)
+{
+	pthread_mutex_lock(&pin_reg.lock);
+	for (unsigned b = 0; b < PIN_BUCKETS; b++)
+		for (pin_rec_t *r = pin_reg.bucket[b]; r; r = r->next)
+			if (r->e == e && r->state == PIN_LIVE)
+				r->state = PIN_ORPHAN;
+	pthread_mutex_unlock(&pin_reg.lock);
+}
+#else
+static int pin_track(const ntmm_pin_t *pin)
+{
+	(void)pin;
+	return 0;
+}
+
+void ntmm__pins_engine_gone(const ntmm_engine_t *e)
+{
+	(void)e;
+}
+#endif
+
 int ntmm_pin(ntmm_process_t *p, uint64_t va, size_t len, unsigned access, ntmm_pin_t **out)
 {
 	ntmm__fault_kind = NTMM_FAULT_NONE;
@@ -182,6 +361,7 @@ int ntmm_pin(ntmm_process_t *p, uint64_t va, size_t len, unsigned access, ntmm_p
 	uint64_t need = NTMM__PTE_VALID | NTMM__PTE_READ | (write ? NTMM__PTE_WRITE : 0);
 	uint64_t flags = NTMM__PTE_ACCESSED | (write ? NTMM__PTE_DIRTY : 0);
 
+	ntmm__access_thread_ensure();
 	ntmm__rcu_read_lock();
 	for (size_t i = 0; i < npages && !err; i++) {
 		uint64_t a = first + i * NTMM_PAGE_SIZE;
@@ -213,8 +393,8 @@ int ntmm_pin(ntmm_process_t *p, uint64_t va, size_t len, unsigned access, ntmm_p
 		}
 	}
 	ntmm__rcu_read_unlock();
-	if (err) {
-		ntmm_unpin(pin);
+	if (err || (err = pin_track(pin))) {
+		pin_release(pin);
 		return err;
 	}
 	*out = pin;
@@ -232,7 +412,12 @@ void ntmm_unpin(ntmm_pin_t *pin)
 {
 	if (!pin)
 		return;
+#if NTMM_DEBUG >= 1
+	pin_untrack(pin);
 	for (size_t i = 0; i < pin->npages; i++)
 		ntmm__page_unref(pin->e, pin->pfns[i]);
-	free(pin);
+	pin_quarantine(pin);
+#else
+	pin_release(pin);
+#endif
 }

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "debug.h"
+#include "sync/rcu.h"
 
 #define NTMM__TLB_ENTRIES 1024u /* direct-mapped by page number */
 
@@ -43,7 +44,8 @@ typedef struct ntmm__tlb_entry {
  *             a section whose gen differs holds no pointer, so a fault in
  *             it may leave the read side while it waits for frames
  *   e       — NTMM__TLB_ENTRIES entries, allocated at the first fill, freed
- *             when the thread's last ntmm_thread_unregister runs
+ *             when the thread stops being an RCU reader (its last
+ *             ntmm_thread_unregister outside a section) or exits
  */
 typedef struct ntmm__tlb {
 	uint32_t depth;
@@ -66,7 +68,31 @@ static inline void ntmm__tlb_section_end(void)
 	ntmm__tlb.depth--;
 }
 
-/* Frees the thread's entries (its last unregister). */
-void ntmm__tlb_thread_exit(void);
+/*
+ * The access API's thread lifecycle (access.c). Every entry point that
+ * takes a read-side lock (access_begin, translate, read, write, pin) first
+ * makes sure the calling thread is an RCU reader, adopting it if nobody
+ * registered it: the check is one thread-local load. A registered or
+ * adopted thread carries a thread-specific value whose destructor runs at
+ * thread exit: it ends the thread's access sections (TLB depth and every
+ * read-side level, waking a grace period that waits for them), frees its
+ * TLB entries and takes it out of liburcu's registry. Nothing of it
+ * points into an engine, so engines may be destroyed before or after.
+ */
+/* Arms the exit destructor for the calling thread: 0, or NTMM_ENOMEM if
+   no thread-specific-data key could be had. */
+int ntmm__access_thread_hook(void);
+/* Adopts the calling thread as a reader until it exits (and arms the
+   destructor if it can). */
+void ntmm__access_thread_adopt(void);
+/* Frees the thread's entries if it is no longer a reader and is outside
+   every section (its last ntmm_thread_unregister). */
+void ntmm__tlb_thread_release(void);
+
+static inline void ntmm__access_thread_ensure(void)
+{
+	if (ntmm__unlikely(!ntmm__rcu_thread_is_reader()))
+		ntmm__access_thread_adopt();
+}
 
 #endif

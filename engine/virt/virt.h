@@ -188,6 +188,8 @@ struct ntmm_pin {
 	size_t npages;
 	ntmm__pfn_t pfns[];
 };
+/* Debug builds: pins of e still held are reported if unpinned later. */
+void ntmm__pins_engine_gone(const ntmm_engine_t *e);
 
 /* ------------------------------------------------------------- the layer */
 
