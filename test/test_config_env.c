@@ -8,6 +8,8 @@
 
 #include <string.h>
 
+#include "engine.h"
+
 #define MiB ((size_t)1 << 20)
 
 /* Every variable the tests set, unset before and after each test. */
@@ -206,6 +208,24 @@ static void first_error_is_kept_and_can_be_cleared(void **state)
 	clean_env(NULL);
 }
 
+/* The size parser the command line shares: exact or -1. */
+static void parse_size_is_exact_or_refuses(void **state)
+{
+	(void)state;
+	assert_int_equal(ntmm__parse_size("4T"), 4ll << 40);
+	assert_int_equal(ntmm__parse_size("010M"), 10ll << 20);
+	assert_int_equal(ntmm__parse_size("8388607T"), 8388607ll << 40);
+	assert_int_equal(ntmm__parse_size("9223372036854775807"), INT64_MAX);
+	assert_int_equal(ntmm__parse_size("16777220T"), -1);
+	assert_int_equal(ntmm__parse_size("8388608T"), -1); /* 2^63 */
+	assert_int_equal(ntmm__parse_size("9223372036854775808"), -1);
+	assert_int_equal(ntmm__parse_size("0x10"), -1);
+	assert_int_equal(ntmm__parse_size("-1"), -1);
+	assert_int_equal(ntmm__parse_size(""), -1);
+	assert_int_equal(ntmm__parse_size("3abc"), -1);
+	assert_int_equal(ntmm__parse_size(NULL), -1);
+}
+
 static void null_config_is_einval_for_the_checked_form(void **state)
 {
 	(void)state;
@@ -226,6 +246,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(strings_and_names_are_checked, clean_env, clean_env),
 	    cmocka_unit_test_setup_teardown(first_error_is_kept_and_can_be_cleared, clean_env,
 	                                    clean_env),
+	    cmocka_unit_test(parse_size_is_exact_or_refuses),
 	    cmocka_unit_test(null_config_is_einval_for_the_checked_form),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
