@@ -1,13 +1,20 @@
 /*
  * Engine options: one table giving each ntmm_config_t field its default,
  * its valid range and its environment override NTMM_<NAME> (sizes accept
- * K/M/G suffixes). ntmm_config_init applies defaults then the environment;
+ * K/M/G/T suffixes). ntmm_config_init applies defaults then the
+ * environment; a variable it cannot apply exactly (not a decimal number,
+ * trailing characters, too large, outside the option's range, an unknown
+ * name for an enum, an empty string) leaves the field at its default and
+ * is recorded in cfg->env_error, so that ntmm_engine_create fails with
+ * NTMM_EINVAL naming it: nothing from the environment is silently changed.
  * ntmm__config_validate checks a filled config at engine creation.
  */
 #include "engine.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,33 +87,79 @@ const char *ntmm__backing_name(int backing)
 	return backing >= 0 && backing <= 3 ? backing_names[backing] : "unknown";
 }
 
-/* "64M" → 67108864; returns -1 on a malformed value. */
+/*
+ * Numbers, for the environment and the command line: decimal digits only
+ * (a leading 0 is decimal, "0x" is not accepted), a '-' only where the
+ * option allows negative values, nothing before or after (no blanks, no
+ * '+'), no value that does not fit 63 bits (64 for OPT_U64). Sizes take
+ * one K/M/G/T suffix (powers of 1024, optionally followed by "i" and
+ * "B"/"b") and a bare "B"; the scaled value must fit 63 bits as well.
+ * Returns NULL and the value, or what is wrong with the text.
+ */
+static const char *parse_number(const char *s, bool size, bool negative, bool u64,
+                                unsigned long long *out, bool *neg)
+{
+	const char *p = s;
+	*neg = false;
+	if (!*p)
+		return "empty";
+	if (*p == '-') {
+		if (!negative)
+			return "negative";
+		*neg = true;
+		p++;
+	}
+	if (!isdigit((unsigned char)*p))
+		return "not a decimal number";
+	unsigned long long lim = u64 && !*neg ? ~0ull : (unsigned long long)LLONG_MAX;
+	unsigned long long v = 0;
+	for (; isdigit((unsigned char)*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (lim - d) / 10)
+			return u64 && !*neg ? "does not fit 64 bits" : "does not fit 63 bits";
+		v = v * 10 + d;
+	}
+	if (size) {
+		unsigned shift = 0;
+		switch (toupper((unsigned char)*p)) {
+		case 'K':
+			shift = 10;
+			break;
+		case 'M':
+			shift = 20;
+			break;
+		case 'G':
+			shift = 30;
+			break;
+		case 'T':
+			shift = 40;
+			break;
+		}
+		if (shift) {
+			p++;
+			if (v > lim >> shift)
+				return "does not fit 63 bits";
+			v <<= shift;
+			if (*p == 'i' || *p == 'I')
+				p++;
+		}
+		if (*p == 'B' || *p == 'b')
+			p++;
+	}
+	if (*p)
+		return size ? "trailing characters (a size is digits with one K/M/G/T suffix)"
+		            : "trailing characters (decimal digits only)";
+	*out = v;
+	return NULL;
+}
+
 long long ntmm__parse_size(const char *s)
 {
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 0);
-	if (errno || end == s)
+	unsigned long long v;
+	bool neg;
+	if (!s || parse_number(s, true, false, false, &v, &neg))
 		return -1;
-	switch (toupper((unsigned char)*end)) {
-	case 'K':
-		v <<= 10, end++;
-		break;
-	case 'M':
-		v <<= 20, end++;
-		break;
-	case 'G':
-		v <<= 30, end++;
-		break;
-	case 'T':
-		v <<= 40, end++;
-		break;
-	}
-	if (*end == 'i' || *end == 'I')
-		end++;
-	if (*end == 'B' || *end == 'b')
-		end++;
-	return *end ? -1 : (long long)v;
+	return (long long)v;
 }
 
 static void env_name(const char *name, char *buf, size_t n)
@@ -139,6 +192,63 @@ static void set_field(ntmm_config_t *cfg, const option_t *o, long long v)
 	}
 }
 
+/* Records the first variable that could not be applied (the field keeps
+   its default). */
+static void env_reject(ntmm_config_t *cfg, const char *name, const char *value, const char *why)
+{
+	if (cfg->env_error[0])
+		return;
+	int vlen = (int)strlen(value);
+	const char *cut = "";
+	if (vlen > 48) {
+		vlen = 48;
+		cut = "...";
+	}
+	snprintf(cfg->env_error, sizeof(cfg->env_error), "%s=\"%.*s%s\": %s", name, vlen, value,
+	         cut, why);
+}
+
+/* Applies one NTMM_<NAME> value to its field, or records why not. */
+static void env_apply(ntmm_config_t *cfg, const option_t *o, const char *name, const char *v)
+{
+	char why[96];
+	if (o->kind == OPT_STR) {
+		if (!*v)
+			env_reject(cfg, name, v, "empty (unset the variable for the default)");
+		else
+			*(const char **)((char *)cfg + o->offset) = v; /* environ outlives cfg */
+		return;
+	}
+	if (o->kind == OPT_BACKING) {
+		for (int b = 0; b < 4; b++)
+			if (!strcasecmp(v, backing_names[b])) {
+				set_field(cfg, o, b);
+				return;
+			}
+		env_reject(cfg, name, v, "not one of auto, hugetlb, thp, 4k");
+		return;
+	}
+	unsigned long long u;
+	bool neg;
+	const char *err =
+	    parse_number(v, o->kind == OPT_SIZE, o->min < 0, o->kind == OPT_U64, &u, &neg);
+	if (err) {
+		env_reject(cfg, name, v, err);
+		return;
+	}
+	if (o->kind == OPT_U64) {
+		*(uint64_t *)((char *)cfg + o->offset) = u;
+		return;
+	}
+	long long x = neg ? -(long long)u : (long long)u;
+	if (x < o->min || x > o->max) {
+		snprintf(why, sizeof(why), "outside [%lld, %lld]", o->min, o->max);
+		env_reject(cfg, name, v, why);
+		return;
+	}
+	set_field(cfg, o, x);
+}
+
 void ntmm_config_init(ntmm_config_t *cfg)
 {
 	if (!cfg)
@@ -147,37 +257,31 @@ void ntmm_config_init(ntmm_config_t *cfg)
 	for (size_t i = 0; i < NOPTIONS; i++)
 		set_field(cfg, &options[i], options[i].def);
 	for (size_t i = 0; i < NOPTIONS; i++) {
-		const option_t *o = &options[i];
 		char name[64];
-		env_name(o->name, name, sizeof(name));
+		env_name(options[i].name, name, sizeof(name));
 		const char *v = getenv(name);
-		if (!v)
-			continue;
-		long long x = -1;
-		if (o->kind == OPT_STR) {
-			*(const char **)((char *)cfg + o->offset) = v; /* environ outlives cfg */
-			continue;
-		} else if (o->kind == OPT_BACKING) {
-			for (int b = 0; b < 4; b++)
-				if (!strcasecmp(v, backing_names[b]))
-					x = b;
-			if (x < 0)
-				x = 99; /* unknown: ntmm_engine_create says NTMM_EINVAL */
-		} else {
-			x = ntmm__parse_size(v);
-			if (x < 0) {
-				fprintf(stderr, "ntmm: ignoring %s=%s (not a number)\n", name, v);
-				continue;
-			}
-		}
-		set_field(cfg, o, x);
+		if (v)
+			env_apply(cfg, &options[i], name, v);
 	}
+}
+
+int ntmm_config_init_checked(ntmm_config_t *cfg)
+{
+	if (!cfg)
+		return ntmm__error(NTMM_EINVAL, "config is NULL");
+	ntmm_config_init(cfg);
+	if (cfg->env_error[0])
+		return ntmm__error(NTMM_EINVAL, "environment: %s", cfg->env_error);
+	return 0;
 }
 
 int ntmm__config_validate(const ntmm_config_t *cfg)
 {
 	if (!cfg)
 		return ntmm__error(NTMM_EINVAL, "config is NULL");
+	if (cfg->env_error[0])
+		return ntmm__error(NTMM_EINVAL, "environment: %.*s", (int)sizeof(cfg->env_error),
+		                   cfg->env_error);
 	for (size_t i = 0; i < NOPTIONS; i++) {
 		const option_t *o = &options[i];
 		const char *f = (const char *)cfg + o->offset;

@@ -85,14 +85,24 @@ enum ntmm_system_thread {
 };
 
 typedef struct ntmm_config {
-	size_t physical_bytes;     /* size of the frame pool (all nodes), multiple of 2 MiB */
+	size_t physical_bytes;     /* size of the frame pool (all nodes), multiple of 2 MiB,
+				      from 2 MiB (one chunk per NUMA node) to below 16 TiB
+				      (2^32 frames). Only address space is reserved at create:
+				      memory (the frames and their PFN entries, 16 KiB per
+				      2 MiB chunk) is committed as chunks are first used, so
+				      a pool far larger than the machine costs nothing
+				      until it is used, and running out is NTMM_ENOMEM */
 	const char *pagefile_path; /* first paging file; NULL = none. Resolved once, at
 				      create, as ntmm_pagefile_add resolves it */
 	size_t pagefile_initial;   /* bytes */
 	size_t pagefile_maximum;   /* bytes; growth up to this */
 	int backing;               /* enum ntmm_backing */
 	const char *topology;      /* NULL = this machine; else an hwloc synthetic
-				      string such as "pack:2 numa:1 core:2 pu:1" */
+				      string such as "pack:2 numa:1 core:2 pu:1": at most
+				      1024 PUs (the product of the counts), 8192 objects,
+				      32 levels and 64 NUMA nodes, checked before hwloc
+				      loads it. The machine's CPUs are dealt round-robin
+				      over its nodes; memory is not bound */
 	int start_threads;         /* 1 = start the system threads */
 
 	/* ---- additions beside the contract ---- */
@@ -105,14 +115,37 @@ typedef struct ntmm_config {
 	int io_backend;           /* paging-file I/O: 0 auto (io_uring for batched reads if
 			   it works, pwritev for writes), 1 io_uring for all
 			   (NTMM_ENOTSUP if unavailable), 2 preadv/pwritev */
+	/* Set by ntmm_config_init: "" or the first NTMM_<NAME> variable it
+	   could not apply, its value and why (e.g. `NTMM_BALANCE_TICK_MS=
+	   "4294967297": outside [1, 60000]`). While non-empty,
+	   ntmm_engine_create refuses the config with NTMM_EINVAL and this text
+	   as the detail; clear it (env_error[0] = 0) to accept the defaults
+	   the bad variables left in place. */
+	char env_error[128];
 } ntmm_config_t;
 
 /* Fills cfg with defaults, then applies NTMM_<NAME> environment overrides
-   (sizes accept K/M/G suffixes). */
+   (`ntmm help` lists them). Numbers are decimal only: digits (a leading 0
+   is still decimal; no "0x", no blanks, no '+'), a '-' only for options
+   that take negative values (the cpu_* pinning), and sizes may end in one
+   K, M, G or T suffix (powers of 1024, optionally followed by "iB" or "B").
+   A value that is empty, not such a number, has trailing characters, does
+   not fit 63 bits (64 for aslr_seed), is outside the option's range, or
+   (backing) is not one of auto, hugetlb, thp, 4k leaves the field at its
+   default and is recorded in cfg->env_error, so that ntmm_engine_create
+   fails with NTMM_EINVAL naming the variable: nothing is silently changed.
+   String values (pagefile_path, topology) point into the environment.
+   A NULL cfg is ignored. */
 NTMM_API void ntmm_config_init(ntmm_config_t *cfg);
-/* Errors: NTMM_EINVAL (bad config: 0 bytes, size not a multiple of 2 MiB,
-   unknown backing, malformed topology, priority outside 0..31, CPU not on
-   this machine), NTMM_ENOMEM (no memory for the pool), NTMM_ENOTSUP (a
+/* As ntmm_config_init, and returns 0, or NTMM_EINVAL (NULL cfg, or an
+   environment variable was rejected: ntmm_error_detail() names it, as
+   cfg->env_error does). */
+NTMM_API int ntmm_config_init_checked(ntmm_config_t *cfg);
+/* Errors: NTMM_EINVAL (bad config: 0 bytes, size not a multiple of 2 MiB
+   or from 16 TiB, unknown backing, malformed topology or one beyond its
+   limits, priority outside 0..31, CPU not on this machine, cfg->env_error
+   set by ntmm_config_init), NTMM_ENOMEM (no address space for the pool or
+   its PFN database, or no memory for the engine's tables), NTMM_ENOTSUP (a
    forced backing that this machine cannot give), NTMM_EIO (paging file),
    NTMM_EBUSY (the paging file is locked by another engine; as
    ntmm_pagefile_add). */

@@ -7,6 +7,7 @@
    name is NTMM_EINVAL with a detail, never a kill. */
 #include "phys_testutil.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define TiB ((size_t)1 << 40)
@@ -207,6 +208,39 @@ static void huge_pool_release_and_recommit(void **state)
 	ntmm_engine_destroy(e);
 }
 
+/* When the machine will not back a chunk's PFN entries (here: the data
+   limit, which a private writable mapping counts against, lowered below
+   what the process already has), the allocation is NTMM_ENOMEM naming the
+   entries' size, not a kill; with the limit back the same chunk works. */
+static void unbackable_pfn_entries_are_enomem(void **state)
+{
+	(void)state;
+	ntmm_engine_t *e;
+	int err = create_pool(1 * TiB, NULL, &e);
+	if (err == NTMM_ENOMEM)
+		return;
+	assert_int_equal(err, 0);
+	struct rlimit old, low;
+	assert_int_equal(getrlimit(RLIMIT_DATA, &old), 0);
+	low = old;
+	low.rlim_cur = 1 << 20; /* far below the pool's own mapping */
+	assert_int_equal(setrlimit(RLIMIT_DATA, &low), 0);
+	ntmm__pfn_t pfn = NTMM__PFN_NONE;
+	err = ntmm__page_alloc(e, 0, NTMM__ALLOC_NODE_ANY, NTMM__COLOUR_ANY, &pfn);
+	const char *detail = ntmm_error_detail();
+	char saved[256];
+	snprintf(saved, sizeof(saved), "%s", detail ? detail : "");
+	assert_int_equal(setrlimit(RLIMIT_DATA, &old), 0);
+	assert_int_equal(err, NTMM_ENOMEM);
+	assert_non_null(strstr(saved, "PFN database"));
+	assert_non_null(strstr(saved, "16384 bytes"));
+	assert_int_equal(ntmm_audit(e), 0);
+	assert_int_equal(ntmm__page_alloc(e, 0, NTMM__ALLOC_NODE_ANY, NTMM__COLOUR_ANY, &pfn), 0);
+	ntmm__page_free(e, pfn);
+	assert_int_equal(ntmm_audit(e), 0);
+	ntmm_engine_destroy(e);
+}
+
 /* The PFN helpers refuse frames whose entries are not populated, instead
    of reading the reservation. */
 static void pfn_helpers_refuse_unpopulated_frames(void **state)
@@ -235,6 +269,7 @@ int main(void)
 	    cmocka_unit_test(huge_pool_splits_over_synthetic_nodes),
 	    cmocka_unit_test(huge_pool_serves_process_memory),
 	    cmocka_unit_test(huge_pool_release_and_recommit),
+	    cmocka_unit_test(unbackable_pfn_entries_are_enomem),
 	    cmocka_unit_test(pfn_helpers_refuse_unpopulated_frames),
 	};
 	const char *filter = getenv("CMOCKA_TEST_FILTER");

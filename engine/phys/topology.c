@@ -7,10 +7,13 @@
  */
 #include "engine.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <hwloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static unsigned tree_distance(hwloc_topology_t hw, hwloc_obj_t a, hwloc_obj_t b)
 {
@@ -35,9 +38,143 @@ static unsigned colours_from_l2(hwloc_topology_t hw)
 	return p;
 }
 
+/*
+ * A synthetic description is checked before hwloc loads it: loading builds
+ * every object, and its time grows faster than the object count (10 000
+ * NUMA nodes take over 20 s; 1024 PUs take 0.01-0.4 s). Levels are
+ * whitespace-separated "type:count" or bare "count" tokens, each with an
+ * optional "(attributes)"; a "[numa...]" token attaches one memory node to
+ * every object of the level before it. Limits: NTMM__SYNTH_MAX_PUS PUs
+ * (the product of the counts), NTMM__SYNTH_MAX_OBJECTS objects in all,
+ * NTMM__SYNTH_MAX_LEVELS levels, and at most NTMM__MAX_NODES NUMA nodes
+ * (the per-node arrays) where the string names them (an untyped level that
+ * hwloc makes NUMA is caught after the load by the same limit). The syntax
+ * itself is left to hwloc.
+ */
+#define NTMM__SYNTH_MAX_PUS     1024u
+#define NTMM__SYNTH_MAX_OBJECTS 8192u
+#define NTMM__SYNTH_MAX_LEVELS  32u
+
+static bool is_numa_type(const char *s, size_t n)
+{
+	return (n >= 4 && !strncasecmp(s, "numa", 4)) || (n == 4 && !strncasecmp(s, "node", 4));
+}
+
+/* Skips a bracketed or parenthesised group starting at *p (nesting
+   counted); returns the character after it. */
+static const char *skip_group(const char *p)
+{
+	int depth = 0;
+	do {
+		if (*p == '(' || *p == '[')
+			depth++;
+		else if (*p == ')' || *p == ']')
+			depth--;
+		p++;
+	} while (*p && depth > 0);
+	return p;
+}
+
+/* NTMM_EINVAL with a detail quoting the description (shortened if long). */
+static int synth_error(const char *desc, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int synth_error(const char *desc, const char *fmt, ...)
+{
+	char why[160];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	int n = (int)strlen(desc);
+	bool cut = n > 60;
+	return ntmm__error(NTMM_EINVAL, "topology \"%.*s%s\": %s", cut ? 57 : n, desc,
+	                   cut ? "..." : "", why);
+}
+
+static int check_synthetic(const char *desc)
+{
+	unsigned long long objects = 1, width = 1, numa = 0; /* width: objects per level */
+	unsigned levels = 0;
+	const char *p = desc;
+	for (;;) {
+		while (isspace((unsigned char)*p))
+			p++;
+		if (!*p)
+			break;
+		if (*p == '[' || *p == '(') {
+			/* memory children of each object of the current level, or
+			   attributes */
+			const char *q = skip_group(p);
+			if (*p == '[' && is_numa_type(p + 1, (size_t)(q - p - 1)))
+				numa += width;
+			p = q;
+			continue;
+		}
+		const char *type = p;
+		while (isalnum((unsigned char)*p) && *p != ':')
+			p++;
+		size_t tlen = (size_t)(p - type);
+		bool typed = *p == ':';
+		if (typed)
+			p++;
+		else
+			p = type; /* a bare count */
+		if (!isdigit((unsigned char)*p))
+			return synth_error(desc,
+			                   "level %u has no count (levels are \"type:count\", e.g. "
+			                   "\"pack:2 numa:1 core:2 pu:1\")",
+			                   levels + 1);
+		unsigned long long count = 0;
+		while (isdigit((unsigned char)*p)) {
+			count = count * 10 + (unsigned)(*p++ - '0');
+			if (count > NTMM__SYNTH_MAX_PUS)
+				break;
+		}
+		while (isdigit((unsigned char)*p))
+			p++;
+		if (count > NTMM__SYNTH_MAX_PUS) {
+			if (typed && is_numa_type(type, tlen))
+				return synth_error(
+				    desc,
+				    "level %u asks for over %u NUMA nodes; at most %d "
+				    "supported",
+				    levels + 1, NTMM__SYNTH_MAX_PUS, NTMM__MAX_NODES);
+			return synth_error(desc,
+			                   "level %u count is above %u (at most %u PUs in all)",
+			                   levels + 1, NTMM__SYNTH_MAX_PUS, NTMM__SYNTH_MAX_PUS);
+		}
+		if (*p == '(')
+			p = skip_group(p);
+		if (*p && !isspace((unsigned char)*p) && *p != '[')
+			return synth_error(desc, "cannot read level %u", levels + 1);
+		if (++levels > NTMM__SYNTH_MAX_LEVELS)
+			return synth_error(desc, "more than %u levels", NTMM__SYNTH_MAX_LEVELS);
+		width *= count ? count : 1; /* ≤ 1024 × 1024: no overflow */
+		if (typed && is_numa_type(type, tlen))
+			numa += width;
+		if (numa > NTMM__MAX_NODES)
+			return synth_error(desc, "%llu NUMA nodes; at most %d supported", numa,
+			                   NTMM__MAX_NODES);
+		if (width > NTMM__SYNTH_MAX_PUS)
+			return synth_error(desc,
+			                   "more than %u objects on level %u (at most %u PUs)",
+			                   NTMM__SYNTH_MAX_PUS, levels, NTMM__SYNTH_MAX_PUS);
+		objects += width;
+		if (objects > NTMM__SYNTH_MAX_OBJECTS)
+			return synth_error(desc, "more than %u objects in all",
+			                   NTMM__SYNTH_MAX_OBJECTS);
+	}
+	return 0;
+}
+
 int ntmm__topo_init(ntmm__topo_t *t, const char *synthetic, unsigned ncpus)
 {
 	memset(t, 0, sizeof(*t));
+	if (synthetic) {
+		int err = check_synthetic(synthetic);
+		if (err)
+			return err;
+	}
 	hwloc_topology_t hw;
 	if (hwloc_topology_init(&hw))
 		return ntmm__error(NTMM_ENOMEM, "hwloc_topology_init failed");
