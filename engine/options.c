@@ -204,8 +204,11 @@ static void env_reject(ntmm_config_t *cfg, const char *name, const char *value, 
 		vlen = 48;
 		cut = "...";
 	}
-	snprintf(cfg->env_error, sizeof(cfg->env_error), "%s=\"%.*s%s\": %s", name, vlen, value,
-	         cut, why);
+	/* a reason too long for the field is cut short (the name and the value
+	   come first) */
+	if (snprintf(cfg->env_error, sizeof(cfg->env_error), "%s=\"%.*s%s\": %s", name, vlen, value,
+	             cut, why) < 0)
+		snprintf(cfg->env_error, sizeof(cfg->env_error), "%s: rejected", name);
 }
 
 /* Applies one NTMM_<NAME> value to its field, or records why not. */

@@ -39,7 +39,12 @@ static void accepted(const char *topology, unsigned nodes)
 		        ntmm_error_detail());
 	assert_int_equal(err, 0);
 	assert_int_equal(e->phys.nnodes, nodes);
-	assert_int_equal(ntmm_audit(e), 0);
+#ifdef __SANITIZE_THREAD__
+	/* the audit holds two locks per node at once; TSan's deadlock
+	   detector tracks at most 64 held locks */
+	if (nodes < 30)
+#endif
+		assert_int_equal(ntmm_audit(e), 0);
 	ntmm_engine_destroy(e);
 }
 

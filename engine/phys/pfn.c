@@ -73,15 +73,15 @@ int ntmm__pfn_transition(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t *expected, 
 {
 	if (!e || pfn >= e->phys.nframes || !expected)
 		return ntmm__error(NTMM_EINVAL, "pfn transition: bad argument");
-	if (!ntmm__pfn_populated(&e->phys, pfn))
-		return ntmm__error(NTMM_EINVAL,
-		                   "pfn transition: pfn %u is in a chunk never committed", pfn);
 	uint64_t gen_bits = *expected & ~((1ull << NTMM__PFN_GEN_SHIFT) - 1);
 	if (ntmm__pfn_loc(desired) != ntmm__pfn_loc(*expected))
 		gen_bits += NTMM__PFN_GEN_ONE;
 	desired = (desired & ((1ull << NTMM__PFN_GEN_SHIFT) - 1)) | gen_bits;
 	if (!ntmm__pfn_legal(*expected, desired))
 		return NTMM_EINVAL;
+	if (ntmm__unlikely(!ntmm__pfn_populated(&e->phys, pfn)))
+		return ntmm__error(NTMM_EINVAL,
+		                   "pfn transition: pfn %u is in a chunk never committed", pfn);
 	/* acq_rel / acquire: as ntmm__pfn_cas */
 	if (atomic_compare_exchange_strong_explicit(&e->phys.pfndb[pfn].state, expected, desired,
 	                                            memory_order_acq_rel, memory_order_acquire)) {
