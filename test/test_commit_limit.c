@@ -238,15 +238,153 @@ static void margin_256_no_threads(void **s)
 	margin(false, 256);
 }
 
+/* Without the system threads nothing else pages out: faults that find no
+   frame trim and write inline. 3x the pool committed (the paging file
+   grows to hold it), every page written with a full-page pattern, then
+   every page read back and checked. */
+static void no_threads_three_times_the_frames_round_trip(void **st)
+{
+	(void)st;
+	env_t v = env(false, POOL_MIB, 8, 64);
+	size_t frames = POOL_MIB * MiB / PG, n = 3 * frames;
+	uint64_t base;
+	ntmm_process_t *p = wsm_process(v.e, n, &base);
+	wsm_fill(p, base, 11, 0, n);
+	dump(v.e, "3x written");
+	assert_int_equal(wsm_check(p, base, 11, 0, n), 0);
+	dump(v.e, "3x checked");
+	ntmm_stats_t s = wsm_stats(v.e);
+	assert_true(s.reclaims > 0);
+	assert_true(s.pages_written >= n - frames);
+	assert_true(s.hard_faults > 0);
+	assert_int_equal(s.io_errors, 0);
+	assert_int_equal(ntmm_audit(v.e), 0);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	env_done(&v);
+}
+
+/* Reads of never-written pages beyond the frames: each is a zeroed frame,
+   clean, so the inline trim can take it back without writing. */
+static void no_threads_reads_beyond_the_frames_are_zero(void **st)
+{
+	(void)st;
+	env_t v = env(false, POOL_MIB, 32, 32);
+	size_t n = 2 * (POOL_MIB * MiB / PG);
+	uint64_t base;
+	ntmm_process_t *p = wsm_process(v.e, n, &base);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t w = 1;
+		assert_int_equal(ntmm_read(p, base + i * PG + 8 * (i % 512), &w, sizeof(w)), 0);
+		assert_int_equal(w, 0);
+	}
+	ntmm_stats_t s = wsm_stats(v.e);
+	assert_true(s.reclaims > 0);
+	assert_int_equal(s.pages_written, 0); /* nothing dirty: trimmed pages are dropped */
+	assert_int_equal(ntmm_audit(v.e), 0);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	env_done(&v);
+}
+
+/* Page-table pages are charged with the commit that needs them: one page
+   committed in each of many separate 2 MiB spans costs two (the page and
+   its leaf table), so commits stop where the frames would run out, and
+   every page committed can then be written (no paging file: everything
+   stays resident). Releasing gives the tables back. */
+static void sparse_commits_pay_for_their_page_tables(void **st)
+{
+	(void)st;
+	wsm_opts_t o = {.mib = 8};
+	ntmm_engine_t *e = wsm_engine(&o);
+	ntmm_process_t *p;
+	assert_int_equal(ntmm_process_create(e, &p), 0);
+	size_t frames = 8 * MiB / PG, n = 0;
+	uint64_t *va = calloc(frames, sizeof(*va));
+	uint64_t charge0 = wsm_stats(e).commit_pages;
+	for (; n < frames; n++) {
+		uint64_t a = 0;
+		/* a 2 MiB reservation each, one page committed at its start */
+		assert_int_equal(
+		    ntmm_allocate(p, &a, 2 * MiB, NTMM_MEM_RESERVE, NTMM_PAGE_READWRITE), 0);
+		int r = ntmm_allocate(p, &a, PG, NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE);
+		if (r == NTMM_ECOMMIT)
+			break;
+		assert_int_equal(r, 0);
+		va[n] = a;
+	}
+	ntmm_stats_t s = wsm_stats(e);
+	assert_true(n < frames / 2); /* each page brought a leaf table */
+	assert_true(s.commit_pages - charge0 >= 2 * n);
+	assert_true(s.commit_pages <= s.commit_limit_pages);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t w = i;
+		assert_int_equal(ntmm_write(p, va[i], &w, sizeof(w)), 0);
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t w = ~0ull;
+		assert_int_equal(ntmm_read(p, va[i], &w, sizeof(w)), 0);
+		assert_int_equal(w, i);
+	}
+	assert_int_equal(ntmm_audit(e), 0);
+	/* the tables go back with the commits */
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(ntmm_free(p, va[i], 0, NTMM_MEM_RELEASE), 0);
+	assert_int_equal(wsm_stats(e).commit_pages, charge0);
+	free(va);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	wsm_engine_done(e);
+}
+
+/* A modified page writer with no slot to write into blocks until one is
+   freed: wake-ups meanwhile (allocators short of frames, faults) do not
+   make it try batch after batch. */
+static void a_writer_without_slots_blocks_until_one_is_freed(void **st)
+{
+	(void)st;
+	env_t v = env(true, 8, 1, 1); /* 255 slots, never more */
+	ntmm__mpw_t *w = &v.e->systhreads.mpw;
+	size_t frames = 8 * MiB / PG, n = frames + 128;
+	uint64_t base;
+	ntmm_process_t *p = wsm_process(v.e, n, &base);
+	wsm_fill(p, base, 5, 0, n);
+	/* every slot holds a page now, and dirty pages are left over */
+	WSM_WAIT_UNTIL(wsm_stats(v.e).pagefile_pages == wsm_stats(v.e).pagefile_size_pages &&
+	               wsm_load(&w->space_waits) >= 1);
+	ntmm_stats_t s = wsm_stats(v.e);
+	assert_true(s.modified_pages > 0);
+	uint64_t failures = wsm_load(&w->failures), batches = wsm_load(&w->batches);
+	for (int i = 0; i < 100; i++) {
+		ntmm__writer_wake(&v.e->phys);
+		usleep(1000);
+	}
+	/* woken 100 times, it tried no batch: nothing changed for it */
+	assert_true(wsm_load(&w->failures) - failures <= 1);
+	assert_int_equal(wsm_load(&w->batches), batches);
+	/* reading back gives slots back (they are short) and wakes it; every
+	   page is intact */
+	assert_int_equal(wsm_check(p, base, 5, 0, n), 0);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	env_done(&v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(margin_0_no_threads),  cmocka_unit_test(margin_1_no_threads),
-	    cmocka_unit_test(margin_8_no_threads),  cmocka_unit_test(margin_16_no_threads),
-	    cmocka_unit_test(margin_64_no_threads), cmocka_unit_test(margin_256_no_threads),
-	    cmocka_unit_test(margin_0_threads),     cmocka_unit_test(margin_1_threads),
-	    cmocka_unit_test(margin_8_threads),     cmocka_unit_test(margin_16_threads),
-	    cmocka_unit_test(margin_64_threads),    cmocka_unit_test(margin_256_threads),
+	    cmocka_unit_test(margin_0_no_threads),
+	    cmocka_unit_test(margin_1_no_threads),
+	    cmocka_unit_test(margin_8_no_threads),
+	    cmocka_unit_test(margin_16_no_threads),
+	    cmocka_unit_test(margin_64_no_threads),
+	    cmocka_unit_test(margin_256_no_threads),
+	    cmocka_unit_test(margin_0_threads),
+	    cmocka_unit_test(margin_1_threads),
+	    cmocka_unit_test(margin_8_threads),
+	    cmocka_unit_test(margin_16_threads),
+	    cmocka_unit_test(margin_64_threads),
+	    cmocka_unit_test(margin_256_threads),
+	    cmocka_unit_test(no_threads_three_times_the_frames_round_trip),
+	    cmocka_unit_test(no_threads_reads_beyond_the_frames_are_zero),
+	    cmocka_unit_test(sparse_commits_pay_for_their_page_tables),
+	    cmocka_unit_test(a_writer_without_slots_blocks_until_one_is_freed),
 	};
 	if (getenv("NTMM_TEST_FILTER")) /* e.g. "margin_*_threads" */
 		cmocka_set_test_filter(getenv("NTMM_TEST_FILTER"));

@@ -170,7 +170,7 @@ static void a_full_disk_refuses_commits_until_it_has_room(void **state)
 	assert_int_equal(ntmm_allocate(p, &more, 1024 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT,
 	                               NTMM_PAGE_READWRITE),
 	                 0);
-	assert_true(wsm_stats(e).commit_limit_pages >= cf + slots + 1024 - 64);
+	assert_true(wsm_stats(e).commit_limit_pages >= cf + slots + 1024 - 80);
 	assert_int_equal(ntmm_process_destroy(p), 0);
 	wsm_engine_done(e);
 	free(fd);

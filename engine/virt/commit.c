@@ -16,15 +16,20 @@
  *   with io, ntmm__commit_pagefile_need) and give back what the charge
  *   needs — so the limit never falls below the charge.
  * - The resident reserve (ntmm__commit_reserve): frames committed pages
- *   can never count on having, because reclaim needs them to turn over:
- *   the zero page thread's batch per node (frames off every list while they
- *   are cleared), and a slack of frames that lets the modified page writer
- *   and the hard fault move pages in runs when every other frame holds a
- *   dirty page (with C ≤ F + S − r charged, a moment with no free frame, no
- *   Standby page and nothing trimmable clean always leaves r free slots, so
- *   dirty pages can always be written; the slack is r). Frames in the
+ *   never count on, because reclaim needs them to turn over. Say C pages
+ *   are charged, F frames and S slots are counted, and C ≤ F + S − r. At a
+ *   moment when no frame is free, none is on Standby and no resident page
+ *   is clean (trimmable to Standby), every frame holds a dirty page and
+ *   every slot in use holds a page that is not resident, so at least r
+ *   slots are free: a dirty page can always be written, and then its frame
+ *   repurposed. The reserve is that r — a few frames for the runs the
+ *   writer and the hard fault move at once, and for frames in flight
+ *   (a collided fault's spare frame, a hard fault's cluster, the zero page
+ *   thread's batch: each comes back by itself, the allocation waits for
+ *   it) — kept below the working set manager's minimum mark, so a pool
+ *   without a paging file can still come under pressure. Frames in the
  *   per-CPU caches need no reserve: they are free frames the allocator's
- *   last resort flushes and takes.
+ *   last resort flushes and takes, and the available count includes them.
  * - Page-table pages are charged, like committed pages, when a commit needs
  *   them and given back when the decommit that leaves them empty happens
  *   (ntmm__commit_table_delta): one page per 2 MiB span holding a committed
@@ -46,15 +51,15 @@
 
 #define PAGE ((uint64_t)NTMM_PAGE_SIZE)
 
-/* The slack of the resident reserve (see above), at least this many
-   frames, and 1/512 of the pool beyond it. */
-#define RESERVE_MIN 64u
+/* The resident reserve (see above): RESERVE_MIN frames and 1/1024 of the
+   pool beyond (256 MiB: 96 frames), never more than an eighth of it. */
+#define RESERVE_MIN 32u
 
 uint64_t ntmm__commit_reserve(const ntmm_engine_t *e)
 {
 	uint64_t frames = e->phys.nframes;
-	uint64_t r = RESERVE_MIN + (uint64_t)NTMM__ZERO_BATCH * e->phys.nnodes + frames / 512;
-	return r < frames ? r : frames;
+	uint64_t r = RESERVE_MIN + frames / 1024;
+	return r < frames / 8 ? r : frames / 8;
 }
 
 /* seq_cst: the charge's read for the floor (io.h: Dekker with the
