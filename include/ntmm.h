@@ -92,7 +92,8 @@ typedef struct ntmm_config {
 	int backing;               /* enum ntmm_backing */
 	const char *topology;      /* NULL = this machine; else an hwloc synthetic
 				      string such as "pack:2 numa:1 core:2 pu:1" */
-	int start_threads;         /* 1 = start the system threads */
+	int start_threads;         /* 1 = start the system threads (0: the engine still
+				      pages, inline in the faulting threads) */
 
 	/* ---- additions beside the contract ---- */
 	int thread_priority[NTMM_THREAD_COUNT]; /* NT priority 0..31 per system thread */
@@ -144,10 +145,11 @@ NTMM_API int ntmm_audit(ntmm_engine_t *e);
    NTMM_ENOMEM. */
 NTMM_API int ntmm_pagefile_add(ntmm_engine_t *e, const char *path, size_t initial, size_t maximum);
 /* Removes a paging file (the path as given to add, or the same file by
-   another name). Refuses while any page is stored in it; nothing changes
-   then (pages are not migrated to another file).
+   another name). Refuses while any page is stored in it, or while the
+   commit charge needs its space (the limit without it would be below the
+   charge); nothing changes then (pages are not migrated to another file).
    Errors: NTMM_EINVAL (NULL, or not a paging file of this engine),
-   NTMM_EBUSY (pages stored in it). */
+   NTMM_EBUSY (pages stored in it, or its space committed). */
 NTMM_API int ntmm_pagefile_remove(ntmm_engine_t *e, const char *path);
 
 /* ------------------------------------------------- processes, virtual memory */
@@ -176,11 +178,45 @@ NTMM_API int ntmm_pagefile_remove(ntmm_engine_t *e, const char *path);
 #define NTMM_ACCESS_READ  0u
 #define NTMM_ACCESS_WRITE 1u
 
+/*
+ * Commit charge and commit limit (NT's). Committed memory is a promise:
+ * every page committed within the limit can be written and read back at
+ * any time, whatever else is committed, with the system threads running
+ * or not (without them a fault that finds no frame trims and writes
+ * inline: slower, never refused). So the limit counts only what committed
+ * pages can really use:
+ *   commit limit = (frames of the pool − a resident reserve)
+ *                  + paging-file slots actually obtained
+ * The resident reserve is a few frames reclaim needs to turn pages over
+ * (32 + 1/1024 of the pool). The charge counts each committed page once,
+ * and also the page-table pages committed pages need (they are not
+ * pageable): one per 2 MiB span holding a committed page (and one per
+ * 1 GiB and per 512 GiB span), charged by the commit that first needs one
+ * and given back by the decommit or release that leaves it empty, plus
+ * one top-level table per process. Sparse commits cost more than their
+ * pages: one page committed alone in a 2 MiB span costs two. The charge
+ * and limit are in ntmm_stats_t (commit_pages, commit_limit_pages).
+ * Growable paging files grow when a commit would not fit otherwise.
+ */
+
+/* Creates an empty process. Errors: NTMM_EINVAL (NULL argument),
+   NTMM_ECOMMIT (no room in the commit limit for its top-level page
+   table), NTMM_ENOMEM (host memory, or no frame for that table). */
 NTMM_API int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out);
 NTMM_API int ntmm_process_destroy(ntmm_process_t *p);
 
+/* Reserves and/or commits (NtAllocateVirtualMemory). A commit charges
+   every page of the range not yet committed, plus the page-table pages
+   they newly need (see above). Errors include: NTMM_ECOMMIT (the charge
+   would pass the commit limit, even after growing the paging files to
+   their maximum: nothing is reserved, committed or charged then; what was
+   committed before is untouched), NTMM_ENOMEM (host memory for the VAD
+   map, or no free range for an engine-chosen base — never a shortage of
+   frames: committing takes none). */
 NTMM_API int ntmm_allocate(ntmm_process_t *p, uint64_t *base, size_t size, unsigned type,
                            unsigned prot);
+/* Decommits pages or releases a reservation; their charge, and that of
+   page-table pages no committed page needs any more, is given back. */
 NTMM_API int ntmm_free(ntmm_process_t *p, uint64_t base, size_t size, unsigned type);
 NTMM_API int ntmm_protect(ntmm_process_t *p, uint64_t base, size_t size, unsigned prot,
                           unsigned *old_prot);
@@ -194,6 +230,14 @@ typedef struct ntmm_region_info {
 NTMM_API int ntmm_query(ntmm_process_t *p, uint64_t va, ntmm_region_info_t *info);
 
 /* ------------------------------------------------------------------ access */
+
+/* Faults (translate, read, write, pin) on committed pages do not fail for
+   want of memory: a fault that finds no frame has pages written to the
+   paging files and working sets trimmed (by the system threads, or inline)
+   and retries. NTMM_ENOMEM from an access means nothing could be made
+   free: every frame is pinned or holds a page table, or the only way to
+   free one is a grace period the caller itself blocks (it holds a pointer
+   from ntmm_translate inside its access section while faulting again). */
 
 NTMM_API void ntmm_access_begin(ntmm_engine_t *e);
 NTMM_API void ntmm_access_end(ntmm_engine_t *e);

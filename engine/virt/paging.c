@@ -2,8 +2,11 @@
  * Demand-paging glue (paging.h): paging-file slot release for PTEs and
  * OriginalPte values, the writer-batch lock the slot audit (pfaudit.c)
  * excludes batches with, the in-page wait buckets for collided faults, the
- * wake-ups of the modified page writer, and the commit limit over frames
- * plus paging-file space actually obtained.
+ * wake-ups of the modified page writer, and the modified page writer's
+ * batch itself (Modified pages → paging file → Standby), which the writer
+ * thread (threads/modified_writer.c) and the inline reclaim of faults that
+ * find no frame (wsmgr.c) both run, with the test of whether the paging
+ * files' free space is short.
  */
 #include "virt/paging.h"
 #include "engine.h"

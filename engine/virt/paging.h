@@ -1,10 +1,10 @@
 /*
- * Demand paging glue of the virtual layer (issue 5): who owns a
- * paging-file slot, the waits of collided faults on pages in I/O, the
- * wake-ups between faults, the allocator and the modified page writer.
- * Implemented in paging.c; the hard fault itself is in fault.c, the commit
- * limit over frames + paging-file space obtained in commit.c, the writer's
- * loop in threads/modified_writer.c.
+ * Demand paging glue of the virtual layer: who owns a paging-file slot,
+ * the waits of collided faults on pages in I/O, the wake-ups between
+ * faults, the allocator and the modified page writer, and the writer's
+ * batch. Implemented in paging.c; the hard fault itself is in fault.c, the
+ * commit limit in commit.c, the writer thread's loop in
+ * threads/modified_writer.c, the inline reclaim in wsmgr.c.
  *
  * Ownership of a paging-file slot (exactly one owner, so no slot leaks):
  *   - a pagefile PTE (not resident) owns the slot it names; whoever

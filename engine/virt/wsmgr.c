@@ -265,6 +265,8 @@ void ntmm__wsm_run(ntmm_engine_t *e, ntmm__wsm_result_t *out)
 
 /* Pages one inline reclaim aims to make available: a write batch, or 1/64
    of the pool when that is more. */
+#define RECLAIM_WAIT_NS (10 * 1000 * 1000)
+
 static size_t reclaim_want(ntmm_engine_t *e)
 {
 	size_t n = e->phys.nframes / 64;
@@ -327,9 +329,17 @@ static size_t reclaim_trim(ntmm_engine_t *e, size_t want)
 size_t ntmm__wsm_reclaim(ntmm_engine_t *e, bool can_trim)
 {
 	size_t want = reclaim_want(e), got = 0;
-	/* one reclaimer at a time: a fault that waited here finds the frames
-	   the one before it made available */
-	pthread_mutex_lock(&e->virt.reclaim);
+	/* One reclaimer at a time: a fault that waited here finds the frames
+	   the one before it made available. A caller still inside its
+	   read-side section must not wait: the holder may be in a grace
+	   period, which waits for that section — it waits for frames on the
+	   paging layer's event instead, bounded. */
+	if (!can_trim) {
+		if (pthread_mutex_trylock(&e->virt.reclaim) != 0)
+			return ntmm__paging_wait_avail(e, RECLAIM_WAIT_NS) ? 1 : 0;
+	} else {
+		pthread_mutex_lock(&e->virt.reclaim);
+	}
 	ntmm__phys_flush_caches(e, NTMM__ALLOC_NODE_ANY);
 	size_t avail = ntmm__phys_available(e);
 	if (avail > 0) {

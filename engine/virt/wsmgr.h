@@ -172,7 +172,10 @@ size_t ntmm__wsm_trim_oldest(ntmm_process_t *p, const size_t hist[8], size_t pag
    works without its system threads, and with them no fault waits on their
    timing: the same mechanisms the writer and the working set manager use,
    on the faulting thread. Under e->virt.reclaim (one reclaimer at a time):
-   flushes the per-CPU caches; if frames are available by then (another
+   flushes the per-CPU caches (a caller still in its read-side section,
+   !can_trim, does not wait for another reclaimer: it waits up to 10 ms
+   for frames instead, as the holder may be in a grace period that waits
+   for that section); if frames are available by then (another
    reclaim, a trim or a free made some), returns at once; else writes
    Modified pages (no grace period needed: written pages go to Standby),
    and when that is not enough and can_trim (the caller is outside every
