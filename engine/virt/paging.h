@@ -14,7 +14,10 @@
  *     re-trim needs no write). The slot goes back to the PTE when the frame
  *     is repurposed (the allocator restores OriginalPte), and is freed when
  *     the frame is freed (the phys layer's original_gone callback), when a
- *     hard fault for a write dirties the page at once, or when the modified
+ *     hard fault for a write dirties the page at once, when a hard fault
+ *     for a read finds the free slots short (ntmm__paging_slots_short: the
+ *     slot goes back and the frame is marked modified, its only copy), or
+ *     when the modified
  *     page writer takes a re-dirtied frame to write it again (the old copy
  *     is stale: the writer frees it and allocates a fresh run, so clusters
  *     stay contiguous).
