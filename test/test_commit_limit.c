@@ -285,6 +285,58 @@ static void no_threads_reads_beyond_the_frames_are_zero(void **st)
 	env_done(&v);
 }
 
+typedef struct worker {
+	ntmm_engine_t *e;
+	ntmm_process_t *p;
+	uint64_t base;
+	size_t n;
+	uint64_t tag;
+} worker_t;
+
+static void *worker_run(void *arg)
+{
+	worker_t *w = arg;
+	WORKER_CHECK(ntmm_thread_register(w->e) == 0);
+	uint64_t buf[PG / 8];
+	for (int round = 0; round < 2; round++)
+		for (size_t i = 0; i < w->n; i++) {
+			for (size_t k = 0; k < PG / 8; k++)
+				buf[k] = wsm_pattern(w->tag + (uint64_t)round, i, k);
+			WORKER_CHECK(ntmm_write(w->p, w->base + i * PG, buf, PG) == 0);
+		}
+	for (size_t i = 0; i < w->n; i++) {
+		WORKER_CHECK(ntmm_read(w->p, w->base + i * PG, buf, PG) == 0);
+		WORKER_CHECK(buf[i % (PG / 8)] == wsm_pattern(w->tag + 1, i, i % (PG / 8)));
+	}
+	ntmm_thread_unregister(w->e);
+	return NULL;
+}
+
+/* Two threads of two processes fault past the frames at once without the
+   system threads: their inline reclaims take turns (one reclaimer at a
+   time) and neither ever sees NTMM_ENOMEM or a wrong byte. */
+static void no_threads_two_faulting_threads_share_the_reclaim(void **st)
+{
+	(void)st;
+	env_t v = env(false, POOL_MIB, 8, 64);
+	size_t frames = POOL_MIB * MiB / PG;
+	worker_t w[2];
+	for (int i = 0; i < 2; i++) {
+		w[i] = (worker_t){.e = v.e, .n = frames, .tag = 20 + 2 * (uint64_t)i};
+		w[i].p = wsm_process(v.e, w[i].n, &w[i].base);
+	}
+	atomic_store(&test_failures, 0);
+	run_threads(2, worker_run, w, sizeof(w[0]));
+	assert_int_equal(atomic_load(&test_failures), 0);
+	dump(v.e, "two threads");
+	ntmm_stats_t s = wsm_stats(v.e);
+	assert_true(s.reclaims > 0 && s.hard_faults > 0);
+	assert_int_equal(ntmm_audit(v.e), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(ntmm_process_destroy(w[i].p), 0);
+	env_done(&v);
+}
+
 /* Page-table pages are charged with the commit that needs them: one page
    committed in each of many separate 2 MiB spans costs two (the page and
    its leaf table), so commits stop where the frames would run out, and
@@ -383,6 +435,7 @@ int main(void)
 	    cmocka_unit_test(margin_256_threads),
 	    cmocka_unit_test(no_threads_three_times_the_frames_round_trip),
 	    cmocka_unit_test(no_threads_reads_beyond_the_frames_are_zero),
+	    cmocka_unit_test(no_threads_two_faulting_threads_share_the_reclaim),
 	    cmocka_unit_test(sparse_commits_pay_for_their_page_tables),
 	    cmocka_unit_test(a_writer_without_slots_blocks_until_one_is_freed),
 	};
