@@ -45,9 +45,10 @@
  *             allocator live (init/fini), read under io->lock
  *   space_wanted, space_wake — the modified page writer's wait for space:
  *             it sets space_wanted (seq_cst) and re-checks the free slots
- *             (seq_cst loads) before it sleeps on space_wake; a free or a
- *             growth makes slots free (seq_cst RMW of pf->used / size),
- *             then reads space_wanted (seq_cst) and, if set, clears it and
+ *             (seq_cst loads) before it sleeps on space_wake; a free, a
+ *             growth or a new file makes slots free (a seq_cst RMW of
+ *             pf->used, or a store and a seq_cst fence), then reads
+ *             space_wanted (seq_cst) and, if set, clears it and
  *             signals space_wake (Dekker: no lost wake-up). space_wake is
  *             installed by the threads layer (release), NULL without it
  */
@@ -63,6 +64,7 @@ struct ntmm__io {
 	ntmm__stats_t *stats;         /* the engine's counters */
 	uint64_t (*commit_floor)(void *arg);
 	void *commit_floor_arg;
+	_Atomic uint64_t grows_total; /* successful growths of any file (relaxed) */
 	_Atomic bool space_wanted;
 	_Atomic(ntmm__event_t *) space_wake;
 };

@@ -315,6 +315,7 @@ static int pf_grow(ntmm__io_t *io, ntmm__pagefile_t *pf, uint64_t need, uint64_t
 	/* release: pairs with pf_claim's acquire load of size_pages */
 	atomic_store_explicit(&pf->size_pages, target, memory_order_release);
 	atomic_fetch_add_explicit(&pf->grows, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&io->grows_total, 1, memory_order_relaxed);
 	totals_add(io, (int64_t)(target - size), 0);
 	/* seq_cst: the new slots are free before the writer's flag is read */
 	atomic_thread_fence(memory_order_seq_cst);
@@ -512,6 +513,10 @@ int ntmm__pagefile_add(ntmm__io_t *io, const char *path, size_t initial, size_t 
 	/* release: publishes the initialized file; pairs with pf_at's acquire */
 	atomic_store_explicit(&io->files[idx], pf, memory_order_release);
 	totals_add(io, (int64_t)ipages - 1, (int64_t)mpages - 1);
+	/* seq_cst: the new file's slots are free before the writer's flag is
+	   read (io.h) */
+	atomic_thread_fence(memory_order_seq_cst);
+	space_signal(io);
 	if (index_out)
 		*index_out = idx;
 	err = 0;
@@ -747,6 +752,9 @@ bool ntmm__pagefile_space_arm(ntmm__io_t *io)
 	/* seq_cst store, then seq_cst loads of every file's count: Dekker with
 	   the free's seq_cst RMW and its seq_cst load of the flag (io.h) */
 	atomic_store_explicit(&io->space_wanted, true, memory_order_seq_cst);
+	/* also orders the store before the file-pointer loads below (a file
+	   added meanwhile: its adder fences, then reads the flag) */
+	atomic_thread_fence(memory_order_seq_cst);
 	bool none = true;
 	ntmm__rcu_read_lock();
 	for (unsigned i = 0; i < NTMM__PF_MAX_FILES && none; i++) {
@@ -1085,6 +1093,11 @@ void ntmm__pagefile_totals(ntmm__io_t *io, uint64_t *size, uint64_t *max)
 uint64_t ntmm__pagefile_total_pages(ntmm__io_t *io)
 {
 	return atomic_load_explicit(&io->size_pages_total, memory_order_acquire);
+}
+
+uint64_t ntmm__pagefile_grow_count(ntmm__io_t *io)
+{
+	return atomic_load_explicit(&io->grows_total, memory_order_relaxed);
 }
 
 uint64_t ntmm__pagefile_obtained_sc(ntmm__io_t *io)

@@ -175,6 +175,9 @@ unsigned ntmm__pagefile_retry_growth(ntmm__io_t *io);
 /* Both at once, consistent with each other (size <= max). */
 void ntmm__pagefile_totals(ntmm__io_t *io, uint64_t *size, uint64_t *max);
 uint64_t ntmm__pagefile_total_pages(ntmm__io_t *io);
+/* How many times any paging file grew (relaxed; a hint for the shrink's
+   hold-off). */
+uint64_t ntmm__pagefile_grow_count(ntmm__io_t *io);
 /* The slots obtained (the paging files' share of the commit limit), read
    seq_cst: for the charger's check after its seq_cst charge (io.h). */
 uint64_t ntmm__pagefile_obtained_sc(ntmm__io_t *io);

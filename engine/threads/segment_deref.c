@@ -137,6 +137,13 @@ void ntmm__segderef_pass(ntmm__segderef_thread_t *s, bool from_thread)
 	}
 	if (grew)
 		ntmm__writer_wake(&e->phys); /* the modified page writer waits for room */
+	/* growth by anyone (a commit grows the files inline) holds the shrink
+	   off too: the space was just wanted */
+	uint64_t grows = ntmm__pagefile_grow_count(&e->io);
+	if (grows != s->seen_grows) {
+		s->seen_grows = grows;
+		s->last_grow_pass = pass;
+	}
 	if (pass % NTMM__SEGDEREF_GROWTH_RETRY == 0)
 		ntmm__pagefile_retry_growth(&e->io);
 	if (pass - s->last_grow_pass > 2) {

@@ -107,29 +107,36 @@ uint64_t ntmm__commit_pagefile_need(ntmm_engine_t *e)
 	return pagefile_need(&e->virt);
 }
 
-/* Grows the paging files by `need` slots toward their maximum. true if the
-   space obtained rose. Called with as_lock held (allocate): growth takes
-   only io->lock and a file's resize_lock. */
+/* Grows the paging files by `need` slots toward their maximum. true if a
+   file grew or the space obtained rose (a shrink may take it back before
+   the caller's retry: it tries again, a bounded number of times). Called
+   with as_lock held (allocate): growth takes only io->lock and a file's
+   resize_lock. */
 static bool obtain(ntmm_engine_t *e, uint64_t need, uint64_t before)
 {
 	uint64_t size, max;
+	bool grew = false;
 	ntmm__pagefile_totals(&e->io, &size, &max);
 	for (unsigned i = 0; i < NTMM__PF_MAX_FILES && size < before + need && size < max; i++) {
 		if (!atomic_load_explicit(&e->io.files[i], memory_order_acquire))
 			continue;
 		/* errors (at maximum, disk full) just leave this file as it is */
-		ntmm__pagefile_grow(&e->io, i, before + need - size);
+		grew |= ntmm__pagefile_grow(&e->io, i, before + need - size) == 0;
 		ntmm__pagefile_totals(&e->io, &size, &max);
 	}
-	return size > before;
+	return grew || size > before;
 }
+
+/* Charge attempts that may follow a growth (a concurrent shrink can take
+   the space back between the growth and the charge). */
+#define CHARGE_TRIES 16
 
 int ntmm__commit_charge(ntmm_process_t *p, uint64_t pages, uint64_t tables)
 {
 	ntmm_engine_t *e = p->e;
 	ntmm__virt_t *v = &e->virt;
 	uint64_t want = pages + tables;
-	for (;;) {
+	for (unsigned tries = 0;; tries++) {
 		uint64_t size, max;
 		ntmm__pagefile_totals(&e->io, &size, &max);
 		uint64_t limit = v->commit_frames + size;
@@ -146,7 +153,7 @@ int ntmm__commit_charge(ntmm_process_t *p, uint64_t pages, uint64_t tables)
 		                                                memory_order_seq_cst,
 		                                                memory_order_relaxed));
 		if (!fits) {
-			if (obtain(e, cur + want - limit, size))
+			if (tries < CHARGE_TRIES && obtain(e, cur + want - limit, size))
 				continue;
 			return ntmm__error(NTMM_ECOMMIT,
 			                   "commit of %llu pages (+%llu page-table pages): charge "
@@ -159,6 +166,8 @@ int ntmm__commit_charge(ntmm_process_t *p, uint64_t pages, uint64_t tables)
 		limit = v->commit_frames + ntmm__pagefile_obtained_sc(&e->io);
 		if (cur + want > limit) { /* a paging file shrank or went meanwhile */
 			atomic_fetch_sub_explicit(&v->commit_pages, want, memory_order_relaxed);
+			if (tries < CHARGE_TRIES)
+				continue;
 			return ntmm__error(NTMM_ECOMMIT,
 			                   "commit of %llu pages: limit fell to %llu pages",
 			                   (unsigned long long)pages, (unsigned long long)limit);
