@@ -9,11 +9,15 @@
  *     with a pattern and read back: faults that find no frame trim and
  *     write inline;
  *   - reads of never-written pages beyond the frames, without the threads;
+ *   - two threads faulting past the frames at once, without the threads;
  *   - the limit counts what committed pages can really use: page-table
  *     pages are charged with the commit that needs them and given back
- *     with the decommit, so sparse commits cannot take the frames the
- *     limit promised to others.
- * The audit runs after each.
+ *     with the release, so sparse commits cannot take the frames the
+ *     limit promised to others;
+ *   - a modified page writer with no slot left blocks until one is freed
+ *     instead of trying batch after batch on every wake-up.
+ * The audit runs after each. NTMM_TEST_VERBOSE=1 prints the page lists at
+ * each step; NTMM_TEST_FILTER picks tests (cmocka patterns).
  */
 #include "iotest.h"
 #include "wsm_testutil.h"
