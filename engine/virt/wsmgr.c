@@ -50,6 +50,14 @@
  * the pages as swap_in_pages. Without a swapper thread nothing is recorded
  * and the pages come back one fault at a time, as they are touched.
  *
+ * Inline reclaim (ntmm__wsm_reclaim): a fault that finds no frame runs the
+ * same mechanisms on its own thread — the modified page writer's batch
+ * (virt/paging.c) and the batched trim, oldest pages first by the ages the
+ * last aging left, each set its share by size, one grace period for all —
+ * so the engine pages without its system threads, and with them no fault
+ * depends on their timing. It never ages (that would disturb the balance
+ * set manager's cadence) and runs one reclaimer at a time.
+ *
  * This is the engine's only working set manager: wsl.c supplies the
  * mechanisms (aging with a histogram, the batched trim), and the policy —
  * the marks, the plenty gate (no aging at all while memory is plentiful
