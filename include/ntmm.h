@@ -103,7 +103,8 @@ typedef struct ntmm_config {
 				      32 levels and 64 NUMA nodes, checked before hwloc
 				      loads it. The machine's CPUs are dealt round-robin
 				      over its nodes; memory is not bound */
-	int start_threads;         /* 1 = start the system threads */
+	int start_threads;         /* 1 = start the system threads (0: the engine still
+				      pages, inline in the faulting threads) */
 
 	/* ---- additions beside the contract ---- */
 	int thread_priority[NTMM_THREAD_COUNT]; /* NT priority 0..31 per system thread */
@@ -243,6 +244,25 @@ NTMM_API int ntmm_pagefile_remove(ntmm_engine_t *e, const char *path);
 #define NTMM_ACCESS_WRITE 1u
 
 /*
+ * Commit charge and commit limit (NT's). Committed memory is a promise:
+ * every page committed within the limit can be written and read back at
+ * any time, whatever else is committed, with the system threads running
+ * or not (without them a fault that finds no frame trims and writes
+ * inline: slower, never refused). So the limit counts only what committed
+ * pages can really use:
+ *   commit limit = (frames of the pool − a resident reserve)
+ *                  + paging-file slots actually obtained
+ * The resident reserve is a few frames reclaim needs to turn pages over
+ * (32 + 1/1024 of the pool). The charge counts each committed page once,
+ * and also the page-table pages committed pages need (they are not
+ * pageable): one per 2 MiB span holding a committed page (and one per
+ * 1 GiB and per 512 GiB span), charged by the commit that first needs one
+ * and given back by the decommit or release that leaves it empty, plus
+ * one top-level table per process. Sparse commits cost more than their
+ * pages: one page committed alone in a 2 MiB span costs two. The charge
+ * and limit are in ntmm_stats_t (commit_pages, commit_limit_pages).
+ * Growable paging files grow when a commit would not fit otherwise.
+ *
  * Processes and their address spaces (NtAllocateVirtualMemory semantics).
  *
  * A process handle is valid from ntmm_process_create until
@@ -280,12 +300,13 @@ NTMM_API int ntmm_pagefile_remove(ntmm_engine_t *e, const char *path);
  */
 
 /* Creates a process: an empty user address space [64 KiB,
-   0x7FFF'FFFF'0000), a top-level page table (one frame, not charged to
+   0x7FFF'FFFF'0000), a top-level page table (one frame, charged to
    commit), the working-set limits ws_min_pages/ws_max_pages of the engine's
    config, standby page priority 5, and, when the config's aslr_seed is not
    0, placement (ntmm_allocate with *base == 0) starting at a random 64 KiB
    granule of its own. Any thread, beside any other call.
-   Errors: NTMM_EINVAL (e or out NULL), NTMM_ENOMEM (host memory, or no
+   Errors: NTMM_EINVAL (e or out NULL), NTMM_ECOMMIT (no room in the
+   commit limit for its top-level page table), NTMM_ENOMEM (host memory, or no
    frame for the page table); *out is NULL then. */
 NTMM_API int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out);
 /* Destroys p: every frame, page-table page, paging-file slot and page of
@@ -328,7 +349,10 @@ NTMM_API int ntmm_process_destroy(ntmm_process_t *p);
    paging files grown to their maximum), NTMM_ENOMEM (no free range of
    that size for an engine-chosen base; host memory), NTMM_EBUSY
    (recommitting pages with another protection inside an access section;
-   reserving and committing new pages there is fine). */
+   reserving and committing new pages there is fine). A commit also
+   charges the page-table pages the new pages need (see the commit charge
+   above); committing takes no frame, so NTMM_ENOMEM never means a
+   shortage of frames. */
 NTMM_API int ntmm_allocate(ntmm_process_t *p, uint64_t *base, size_t size, unsigned type,
                            unsigned prot);
 /* Decommits or releases (NtFreeVirtualMemory / VirtualFree). type:
@@ -387,6 +411,14 @@ typedef struct ntmm_region_info { /* MEMORY_BASIC_INFORMATION */
 NTMM_API int ntmm_query(ntmm_process_t *p, uint64_t va, ntmm_region_info_t *info);
 
 /* ------------------------------------------------------------------ access */
+
+/* Faults (translate, read, write, pin) on committed pages do not fail for
+   want of memory: a fault that finds no frame has pages written to the
+   paging files and working sets trimmed (by the system threads, or inline)
+   and retries. NTMM_ENOMEM from an access means nothing could be made
+   free: every frame is pinned or holds a page table, or the only way to
+   free one is a grace period the caller itself blocks (it holds a pointer
+   from ntmm_translate inside its access section while faulting again). */
 
 NTMM_API void ntmm_access_begin(ntmm_engine_t *e);
 NTMM_API void ntmm_access_end(ntmm_engine_t *e);

@@ -84,7 +84,7 @@ static void shrink_passes_keep_the_space_the_charge_needs(void **state)
 	/* several passes, past the two-pass hold-off after a growth */
 	passes(e, 6);
 	s = wsm_stats(e);
-	uint64_t need = s.commit_pages - FRAMES;
+	uint64_t need = s.commit_pages - e->virt.commit_frames;
 	assert_true(atomic_load(&pf->size_pages) - 1 >= need); /* slot 0 is reserved */
 	assert_true(s.commit_limit_pages >= s.commit_pages);
 	assert_int_equal(atomic_load(&pf->grows), grows); /* nothing was cut and regrown */
@@ -112,7 +112,7 @@ static void shrink_passes_keep_the_space_the_charge_needs(void **state)
 	passes(e, 6);
 	assert_int_equal(atomic_load(&pf->size_pages), initial);
 	s = wsm_stats(e);
-	assert_int_equal(s.commit_limit_pages, FRAMES + initial - 1);
+	assert_int_equal(s.commit_limit_pages, e->virt.commit_frames + initial - 1);
 	fixture_done(f);
 }
 
@@ -132,18 +132,19 @@ static void a_full_disk_refuses_commits_until_it_has_room(void **state)
 	ntmm__faultdrv_init(fd, "faulty", &e->io.file_driver);
 	assert_int_equal(ntmm__io_driver_register(&e->io, &fd->drv), 0);
 	assert_int_equal(ntmm__pagefile_add(&e->io, path, 1 * MiB, 64 * MiB, "faulty", NULL), 0);
-	ntmm__commit_sync_pagefile_limit(e); /* what ntmm_pagefile_add does after */
-	uint64_t slots = 1 * MiB / PG - 1;   /* slot 0 is reserved */
-	assert_int_equal(wsm_stats(e).commit_limit_pages, FRAMES + slots);
+	uint64_t slots = 1 * MiB / PG - 1; /* slot 0 is reserved */
+	uint64_t cf = e->virt.commit_frames;
+	assert_int_equal(wsm_stats(e).commit_limit_pages, cf + slots);
 
 	/* the disk is full: what the initial size holds can be committed, no
-	   more. Near the limit only the 64 uncommitted frames are spare, so
-	   the pages are written and read 32 at a time, trimmed in between. */
+	   more (16 pages left for the region's page tables). Near the limit
+	   only the 64 uncommitted pages are spare, so the pages are written
+	   and read 32 at a time, trimmed in between. */
 	atomic_store(&fd->grow_enospc, true);
-	uint64_t base;
-	ntmm_process_t *p = wsm_process(e, FRAMES + slots - 64, &base);
-	for (size_t first = 0; first < FRAMES + slots - 64; first += 32) {
-		size_t n = FRAMES + slots - 64 - first < 32 ? FRAMES + slots - 64 - first : 32;
+	uint64_t base, npg = cf + slots - 64 - 16;
+	ntmm_process_t *p = wsm_process(e, npg, &base);
+	for (size_t first = 0; first < npg; first += 32) {
+		size_t n = npg - first < 32 ? npg - first : 32;
 		wsm_fill(p, base, 3, first, n);
 		ntmm_ws_empty(p);
 		while (ntmm__mpw_write_batch(e, NTMM__MPW_BATCH, NULL) > 0)
@@ -154,10 +155,10 @@ static void a_full_disk_refuses_commits_until_it_has_room(void **state)
 	                               NTMM_PAGE_READWRITE),
 	                 NTMM_ECOMMIT);
 	ntmm_stats_t s = wsm_stats(e);
-	assert_int_equal(s.commit_limit_pages, FRAMES + slots);
+	assert_int_equal(s.commit_limit_pages, cf + slots);
 	assert_true(s.commit_pages <= s.commit_limit_pages);
-	for (size_t first = 0; first < FRAMES + slots - 64; first += 32) {
-		size_t n = FRAMES + slots - 64 - first < 32 ? FRAMES + slots - 64 - first : 32;
+	for (size_t first = 0; first < npg; first += 32) {
+		size_t n = npg - first < 32 ? npg - first : 32;
 		assert_int_equal(wsm_check(p, base, 3, first, n), 0);
 		ntmm_ws_empty(p);
 	}
@@ -169,7 +170,7 @@ static void a_full_disk_refuses_commits_until_it_has_room(void **state)
 	assert_int_equal(ntmm_allocate(p, &more, 1024 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT,
 	                               NTMM_PAGE_READWRITE),
 	                 0);
-	assert_true(wsm_stats(e).commit_limit_pages >= FRAMES + slots + 1024 - 64);
+	assert_true(wsm_stats(e).commit_limit_pages >= cf + slots + 1024 - 80);
 	assert_int_equal(ntmm_process_destroy(p), 0);
 	wsm_engine_done(e);
 	free(fd);

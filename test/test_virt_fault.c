@@ -2,6 +2,7 @@
    faults back, pins, decommit/release/destroy giving frames back, the
    PTE/PFN invariants (audit), and isolation between processes. */
 #include "virt_testutil.h"
+#include "iotest.h"
 
 #include "engine.h"
 
@@ -235,10 +236,15 @@ static void frames_reach_a_new_owner_zeroed(void **s)
 {
 	ntmm_engine_t *e = virt_engine(4 * MiB, 0);
 	size_t frames = 4 * MiB / PG;
+	/* a paging file, so that A's and B's commits together may pass the
+	   frames (the commit limit counts the frames less a reserve and the
+	   page tables); nothing is written to it here */
+	char *dir = io_tmpdir(), *path = io_path(dir, "pf.sys");
+	assert_int_equal(ntmm_pagefile_add(e, path, 1 * MiB, 1 * MiB), 0);
 	ntmm_process_t *a = virt_process(e), *b = virt_process(e);
 	/* A: secret bytes written through read-only pins (so the pages stay
 	   clean: they go to Standby when trimmed, and can be repurposed) */
-	size_t na = frames * 6 / 10, nb = frames * 4 / 10 - 2; /* within the commit limit */
+	size_t na = frames * 6 / 10, nb = frames * 4 / 10 - 2;
 	uint64_t ra = commit_region(a, na, NTMM_PAGE_READWRITE);
 	for (size_t i = 0; i < na; i++) {
 		ntmm_pin_t *pin;
@@ -298,6 +304,8 @@ static void frames_reach_a_new_owner_zeroed(void **s)
 	assert_int_equal(ntmm_process_destroy(a), 0);
 	assert_int_equal(ntmm_process_destroy(b), 0);
 	virt_engine_done(e);
+	free(path);
+	io_rmtree(dir);
 }
 
 static void processes_never_see_each_others_pages(void **s)

@@ -2,6 +2,7 @@
    commit, decommit, release, protect, query, placement, commit charge, and
    every bad input the issue lists, each its own test. */
 #include "virt_testutil.h"
+#include "iotest.h"
 
 #include "engine.h"
 
@@ -513,62 +514,74 @@ static void commit_past_the_limit_is_ecommit_and_changes_nothing(void **s)
 	ntmm_stats_t st;
 	assert_int_equal(ntmm_stats_get(E, &st), 0);
 	uint64_t limit = st.commit_limit_pages;
-	assert_int_equal(limit, 16 * MiB / PG);
+	/* no paging file: the pool's frames less the resident reserve */
+	assert_int_equal(limit, 16 * MiB / PG - ntmm__commit_reserve(E));
+	/* all but 26 pages, less what the region's page tables take */
 	uint64_t a = 0;
-	assert_int_equal(ntmm_allocate(P, &a, (limit - 10) * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT,
-	                               NTMM_PAGE_READWRITE),
+	assert_int_equal(ntmm_allocate(P, &a, (limit - st.commit_pages - 26) * PG,
+	                               NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
 	                 0);
 	char c = 5;
 	assert_int_equal(ntmm_write(P, a, &c, 1), 0);
+	assert_int_equal(ntmm_stats_get(E, &st), 0);
+	uint64_t room = limit - st.commit_pages, charge = st.commit_pages;
+	assert_true(room >= 10 && room <= 26);
 	uint64_t b = 0;
-	assert_int_equal(
-	    ntmm_allocate(P, &b, 11 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
-	    NTMM_ECOMMIT);
+	assert_int_equal(ntmm_allocate(P, &b, (room + 1) * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT,
+	                               NTMM_PAGE_READWRITE),
+	                 NTMM_ECOMMIT);
 	assert_int_equal(ntmm_allocate(P, &b, 64 * PG, NTMM_MEM_RESERVE, NTMM_PAGE_READWRITE), 0);
 	uint64_t c2 = b;
-	assert_int_equal(ntmm_allocate(P, &c2, 11 * PG, NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
-	                 NTMM_ECOMMIT);
+	assert_int_equal(
+	    ntmm_allocate(P, &c2, (room + 1) * PG, NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
+	    NTMM_ECOMMIT);
 	ntmm_region_info_t i;
 	query(b, &i);
 	assert_int_equal(i.state, NTMM_MEM_RESERVE);
 	assert_int_equal(i.size, 64 * PG);
 	assert_int_equal(ntmm_stats_get(E, &st), 0);
-	assert_int_equal(st.commit_pages, limit - 10);
+	assert_int_equal(st.commit_pages, charge);
 	c = 0;
 	assert_int_equal(ntmm_read(P, a, &c, 1), 0);
 	assert_int_equal(c, 5); /* what was committed is intact */
-	c2 = b;
-	assert_int_equal(ntmm_allocate(P, &c2, 10 * PG, NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE), 0);
+	c2 = b;                 /* at most 3 page-table pages for a new region */
+	assert_int_equal(
+	    ntmm_allocate(P, &c2, (room - 3) * PG, NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE), 0);
 	assert_int_equal(ntmm_audit(E), 0);
 	assert_int_equal(ntmm_free(P, a, 0, NTMM_MEM_RELEASE), 0);
 	assert_int_equal(ntmm_free(P, b, 0, NTMM_MEM_RELEASE), 0);
 	assert_int_equal(ntmm_stats_get(E, &st), 0);
-	assert_int_equal(st.commit_pages, 0);
+	assert_int_equal(st.commit_pages, 1); /* the process's top-level table */
 }
 
 static void pagefile_part_of_the_limit_moves_and_never_below_the_charge(void **s)
 {
-	uint64_t frames = 16 * MiB / PG;
+	char *dir = io_tmpdir(), *path = io_path(dir, "pf.sys");
+	uint64_t limit0 = STAT(E, commit_limit_pages);
 	uint64_t a = 0;
-	assert_int_equal(ntmm_allocate(P, &a, frames * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT,
-	                               NTMM_PAGE_READWRITE),
+	assert_int_equal(ntmm_allocate(P, &a, (limit0 - STAT(E, commit_pages) - 16) * PG,
+	                               NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
 	                 0);
 	uint64_t b = 0;
 	assert_int_equal(
 	    ntmm_allocate(P, &b, 100 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
 	    NTMM_ECOMMIT);
-	assert_int_equal(ntmm__commit_set_pagefile_limit(E, 1000), 0); /* a paging file came */
-	assert_int_equal(STAT(E, commit_limit_pages), frames + 1000);
+	/* a paging file came: the limit reads the space the io layer obtained */
+	assert_int_equal(ntmm_pagefile_add(E, path, 1001 * PG, 1001 * PG), 0);
+	assert_int_equal(STAT(E, commit_limit_pages), limit0 + 1000);
 	assert_int_equal(
 	    ntmm_allocate(P, &b, 100 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
 	    0);
 	/* it cannot go while its space is committed */
-	assert_int_equal(ntmm__commit_set_pagefile_limit(E, 0), NTMM_ECOMMIT);
-	assert_int_equal(STAT(E, commit_limit_pages), frames + 1000);
+	assert_int_equal(ntmm_pagefile_remove(E, path), NTMM_EBUSY);
+	assert_int_equal(STAT(E, commit_limit_pages), limit0 + 1000);
 	assert_int_equal(ntmm_free(P, b, 0, NTMM_MEM_RELEASE), 0);
-	assert_int_equal(ntmm__commit_set_pagefile_limit(E, 0), 0);
+	assert_int_equal(ntmm_pagefile_remove(E, path), 0);
+	assert_int_equal(STAT(E, commit_limit_pages), limit0);
 	assert_int_equal(ntmm_free(P, a, 0, NTMM_MEM_RELEASE), 0);
 	assert_int_equal(ntmm_audit(E), 0);
+	free(path);
+	io_rmtree(dir);
 }
 
 static void bad_limits_and_null_outputs_are_einval(void **s)

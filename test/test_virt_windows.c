@@ -685,6 +685,8 @@ static void recommit_applies_the_new_protection_and_splits_the_region(void **s)
 	(void)s;
 	uint64_t a = 0;
 	assert_int_equal(ntmm_allocate(P, &a, 4 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, RW), 0);
+	/* the engine-wide charge also counts page-table pages: compare deltas */
+	uint64_t engine_charge = STAT(E, commit_pages);
 	uint64_t c = a + PG;
 	assert_int_equal(ntmm_allocate(P, &c, 2 * PG, NTMM_MEM_COMMIT, RO), 0);
 	assert_int_equal(c, a + PG);
@@ -702,7 +704,7 @@ static void recommit_applies_the_new_protection_and_splits_the_region(void **s)
 	assert_int_equal(i.size, PG);
 	/* not charged twice */
 	assert_int_equal(commit_pages(), 4);
-	assert_int_equal(STAT(E, commit_pages), 4);
+	assert_int_equal(STAT(E, commit_pages), engine_charge);
 	/* back to one region */
 	assert_int_equal(ntmm_allocate(P, &c, 2 * PG, NTMM_MEM_COMMIT, RW), 0);
 	assert_int_equal(q(a).size, 4 * PG);
@@ -794,10 +796,13 @@ static void recommit_of_a_partly_committed_range_charges_only_new_pages(void **s
 	uint64_t c = a + 2 * PG;
 	assert_int_equal(ntmm_allocate(P, &c, 2 * PG, NTMM_MEM_COMMIT, RW), 0);
 	assert_int_equal(write_byte(a + 2 * PG, 5), 0);
+	/* the engine-wide charge also counts page-table pages (already charged
+	   for this 2 MiB span): the recommit adds just the 6 new pages */
+	uint64_t engine_charge = STAT(E, commit_pages);
 	c = a;
 	assert_int_equal(ntmm_allocate(P, &c, 8 * PG, NTMM_MEM_COMMIT, RO), 0);
 	assert_int_equal(commit_pages(), 8);
-	assert_int_equal(STAT(E, commit_pages), 8);
+	assert_int_equal(STAT(E, commit_pages), engine_charge + 6);
 	ntmm_region_info_t i = q(a);
 	assert_int_equal(i.size, 8 * PG);
 	assert_int_equal(i.prot, RO);

@@ -131,44 +131,16 @@ int ntmm_pagefile_add(ntmm_engine_t *e, const char *path, size_t initial, size_t
 {
 	if (!e)
 		return ntmm__error(NTMM_EINVAL, "engine is NULL");
-	int err = ntmm__pagefile_add(&e->io, path, initial, maximum, NULL, NULL);
-	if (!err) {
-		/* the commit limit counts the space obtained (raising never fails) */
-		uint64_t size, max;
-		ntmm__pagefile_totals(&e->io, &size, &max);
-		ntmm__commit_set_pagefile_limit(e, size);
-	}
-	return err;
-}
-
-/* Usable slots of the live paging file path names (0 if none). */
-static uint64_t file_slots(ntmm__io_t *io, const char *path)
-{
-	int i = ntmm__pagefile_index_of(io, path);
-	uint64_t n = 0;
-	if (i < 0)
-		return 0;
-	pthread_mutex_lock(&io->lock);
-	ntmm__pagefile_t *pf = atomic_load_explicit(&io->files[i], memory_order_relaxed);
-	if (pf)
-		n = atomic_load_explicit(&pf->size_pages, memory_order_relaxed) - 1;
-	pthread_mutex_unlock(&io->lock);
-	return n;
+	/* the commit limit reads the space obtained from the io layer itself
+	   (virt/commit.c): nothing to tell anyone */
+	return ntmm__pagefile_add(&e->io, path, initial, maximum, NULL, NULL);
 }
 
 int ntmm_pagefile_remove(ntmm_engine_t *e, const char *path)
 {
 	if (!e || !path)
 		return ntmm__error(NTMM_EINVAL, "engine or path is NULL");
-	/* lower the commit limit first: the charge must fit without this file
-	   (the setter refuses to go below the charge) */
-	uint64_t size, max, mine = file_slots(&e->io, path);
-	ntmm__pagefile_totals(&e->io, &size, &max);
-	uint64_t before = atomic_load_explicit(&e->virt.pagefile_limit, memory_order_relaxed);
-	if (mine && ntmm__commit_set_pagefile_limit(e, size > mine ? size - mine : 0))
-		return ntmm__error(NTMM_EBUSY, "the commit charge needs paging file %s", path);
-	int err = ntmm__pagefile_remove(&e->io, path, 0);
-	if (err && mine)
-		ntmm__commit_set_pagefile_limit(e, before); /* raising never fails */
-	return err;
+	/* refused (NTMM_EBUSY) while pages are stored in it or the commit
+	   charge needs its space (the commit floor, checked inside) */
+	return ntmm__pagefile_remove(&e->io, path, 0);
 }

@@ -18,6 +18,7 @@
 #include "io/pagefile.h"
 #include "io/pfloc.h"
 #include "stats/stats.h"
+#include "sync/event.h"
 
 /*
  * Per engine.
@@ -31,7 +32,26 @@
  *             when that file has no room (so clusters stay sequential)
  *   *_total — sums kept by add/remove/grow/shrink, ordered so that size
  *             <= max at every instant (ntmm__pagefile_totals reads a
- *             consistent pair); read with no lock, from any context
+ *             consistent pair); read with no lock, from any context.
+ *             size_pages_total is the paging files' share of the commit
+ *             limit (virt/commit.c reads it; nothing mirrors it): it only
+ *             falls by a seq_cst RMW that is followed by a seq_cst read of
+ *             commit_floor, against the charger's seq_cst charge followed
+ *             by a seq_cst read of the total (Dekker: either the charge
+ *             sees the lower limit or the shrink sees the charge)
+ *   commit_floor — set by the layer above (virt) at its init, NULL before
+ *             and after: commit_floor(commit_floor_arg) is how many slots
+ *             the commit charge needs now; shrink and remove never take
+ *             size_pages_total below it. Written with no file and no
+ *             allocator live (init/fini), read under io->lock
+ *   space_wanted, space_wake — the modified page writer's wait for space:
+ *             it sets space_wanted (seq_cst) and re-checks the free slots
+ *             (seq_cst loads) before it sleeps on space_wake; a free, a
+ *             growth or a new file makes slots free (a seq_cst RMW of
+ *             pf->used, or a store and a seq_cst fence), then reads
+ *             space_wanted (seq_cst) and, if set, clears it and
+ *             signals space_wake (Dekker: no lost wake-up). space_wake is
+ *             installed by the threads layer (release), NULL without it
  */
 struct ntmm__io {
 	pthread_mutex_t lock;
@@ -45,6 +65,11 @@ struct ntmm__io {
 	bool filedrv_named;           /* tests: the file driver creates a named file and
 					 unlinks it, as where there is no O_TMPFILE */
 	ntmm__stats_t *stats;         /* the engine's counters */
+	uint64_t (*commit_floor)(void *arg);
+	void *commit_floor_arg;
+	_Atomic uint64_t grows_total; /* successful growths of any file (relaxed) */
+	_Atomic bool space_wanted;
+	_Atomic(ntmm__event_t *) space_wake;
 };
 
 /* Sets up an io with no paging files. backend: enum ntmm__io_backend;

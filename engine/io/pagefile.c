@@ -55,6 +55,29 @@ static void totals_add(ntmm__io_t *io, int64_t size_delta, int64_t max_delta)
 		                          memory_order_release);
 }
 
+/* Slots became free (a free, a growth): wake the writer waiting for space,
+   once per arm. seq_cst: the caller made the slots free with a seq_cst RMW
+   first (Dekker with ntmm__pagefile_space_arm, io.h). */
+static void space_signal(ntmm__io_t *io)
+{
+	if (!atomic_load_explicit(&io->space_wanted, memory_order_seq_cst))
+		return;
+	/* relaxed: the exchange only elects the one signaller */
+	if (!atomic_exchange_explicit(&io->space_wanted, false, memory_order_relaxed))
+		return;
+	/* acquire: pairs with the release in ntmm__pagefile_set_space_wake */
+	ntmm__event_t *ev = atomic_load_explicit(&io->space_wake, memory_order_acquire);
+	if (ev)
+		ntmm__event_signal(ev);
+}
+
+/* The commit charge's floor (io.h), 0 without one. Called after the total
+   was lowered by a seq_cst RMW; the callee reads the charge seq_cst. */
+static uint64_t commit_floor(ntmm__io_t *io)
+{
+	return io->commit_floor ? io->commit_floor(io->commit_floor_arg) : 0;
+}
+
 /* ---------------------------------------------------------------- bitmap */
 
 static inline uint64_t bits_mask(unsigned from, unsigned count)
@@ -293,7 +316,11 @@ static int pf_grow(ntmm__io_t *io, ntmm__pagefile_t *pf, uint64_t need, uint64_t
 	/* release: pairs with pf_claim's acquire load of size_pages */
 	atomic_store_explicit(&pf->size_pages, target, memory_order_release);
 	atomic_fetch_add_explicit(&pf->grows, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&io->grows_total, 1, memory_order_relaxed);
 	totals_add(io, (int64_t)(target - size), 0);
+	/* seq_cst: the new slots are free before the writer's flag is read */
+	atomic_thread_fence(memory_order_seq_cst);
+	space_signal(io);
 out:
 	pthread_mutex_unlock(&pf->resize_lock);
 	return err;
@@ -339,19 +366,36 @@ static int64_t pf_shrink(ntmm__io_t *io, ntmm__pagefile_t *pf, uint64_t budget)
 	}
 	int64_t released = 0;
 	if (nsize < size) {
-		int r = pf->drv->ops->shrink(pf->drv, pf->store, nsize * NTMM__PF_PAGE);
+		/* The commit limit drops first (seq_cst, see io.h), then the
+		   charge is read: space the charge needs is given back to the
+		   file before anything is cut, so the limit never falls below
+		   the charge, not even for a moment. */
+		uint64_t cut = size - nsize;
+		uint64_t left =
+		    atomic_fetch_sub_explicit(&io->size_pages_total, cut, memory_order_seq_cst) -
+		    cut;
+		uint64_t floor_now = commit_floor(io);
+		if (floor_now > left) {
+			uint64_t back = floor_now - left < cut ? floor_now - left : cut;
+			clear_range(pf, nsize, back, memory_order_relaxed);
+			nsize += back;
+			cut -= back;
+			atomic_fetch_add_explicit(&io->size_pages_total, back,
+			                          memory_order_release);
+		}
+		int r = cut ? pf->drv->ops->shrink(pf->drv, pf->store, nsize * NTMM__PF_PAGE) : 0;
 		if (r < 0) {
-			clear_range(pf, nsize, size - nsize, memory_order_relaxed);
+			clear_range(pf, nsize, cut, memory_order_relaxed);
+			atomic_fetch_add_explicit(&io->size_pages_total, cut, memory_order_release);
 			released = ntmm__error(NTMM_EIO, "shrinking paging file %s: %s", pf->path,
 			                       strerror(-r));
-		} else {
+		} else if (cut) {
 			/* release: pairs with pf_claim's acquire (readers of the size) */
 			atomic_store_explicit(&pf->size_pages, nsize, memory_order_release);
 			if (atomic_load_explicit(&pf->hint, memory_order_relaxed) >= nsize)
 				atomic_store_explicit(&pf->hint, 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&pf->shrinks, 1, memory_order_relaxed);
-			released = (int64_t)(size - nsize);
-			totals_add(io, -released, 0);
+			released = (int64_t)cut;
 		}
 	}
 	pthread_mutex_unlock(&pf->resize_lock);
@@ -558,6 +602,10 @@ int ntmm__pagefile_add(ntmm__io_t *io, const char *path, size_t initial, size_t 
 	/* release: publishes the initialized file; pairs with pf_at's acquire */
 	atomic_store_explicit(&io->files[idx], pf, memory_order_release);
 	totals_add(io, (int64_t)ipages - 1, (int64_t)mpages - 1);
+	/* seq_cst: the new file's slots are free before the writer's flag is
+	   read (io.h) */
+	atomic_thread_fence(memory_order_seq_cst);
+	space_signal(io);
 	if (index_out)
 		*index_out = idx;
 	err = 0;
@@ -582,11 +630,26 @@ static int remove_locked(ntmm__io_t *io, unsigned idx, unsigned flags)
 		                   (unsigned long long)used,
 		                   flags & NTMM__PF_REMOVE_KEEP_DRAINING ? " (left draining)" : "");
 	}
+	/* Its space leaves the commit limit before the charge is read (seq_cst,
+	   see io.h): a charge that needs it keeps the file. No resize of pf
+	   can run now (the grace period waited out allocators, and io->lock
+	   keeps explicit grow/shrink out). */
+	uint64_t slots = atomic_load_explicit(&pf->size_pages, memory_order_relaxed) - 1;
+	uint64_t left =
+	    atomic_fetch_sub_explicit(&io->size_pages_total, slots, memory_order_seq_cst) - slots;
+	uint64_t need = commit_floor(io);
+	if (need > left) {
+		atomic_fetch_add_explicit(&io->size_pages_total, slots, memory_order_release);
+		if (!(flags & NTMM__PF_REMOVE_KEEP_DRAINING))
+			atomic_store_explicit(&pf->draining, false, memory_order_relaxed);
+		return ntmm__error(NTMM_EBUSY,
+		                   "the commit charge needs paging file %s (%llu slots needed, "
+		                   "%llu left without it)",
+		                   pf->path, (unsigned long long)need, (unsigned long long)left);
+	}
 	atomic_store_explicit(&io->files[idx], NULL, memory_order_relaxed);
 	ntmm__rcu_synchronize(); /* no reader still holds pf */
-	/* no resize can run now (the grace period waited out allocators, and
-	   io->lock keeps explicit grow/shrink out) */
-	totals_add(io, -(int64_t)(atomic_load_explicit(&pf->size_pages, memory_order_relaxed) - 1),
+	totals_add(io, 0,
 	           -(int64_t)(atomic_load_explicit(&pf->max_pages, memory_order_relaxed) - 1));
 	pf_destroy(pf);
 	return 0;
@@ -742,7 +805,67 @@ void ntmm__pagefile_free(ntmm__io_t *io, ntmm__pfloc_t loc, size_t n)
 	bool ok = clear_range(pf, slot, n, memory_order_release);
 	ntmm__assert(ok); /* freeing a slot that was not held */
 	(void)ok;
-	atomic_fetch_sub_explicit(&pf->used, n, memory_order_relaxed);
+	/* seq_cst: Dekker with ntmm__pagefile_space_arm (io.h); on x86 the
+	   same locked instruction as a relaxed one */
+	atomic_fetch_sub_explicit(&pf->used, n, memory_order_seq_cst);
+	space_signal(io);
+}
+
+uint64_t ntmm__pagefile_free_slots(ntmm__io_t *io, uint64_t *room)
+{
+	uint64_t free_now = 0, grow = 0;
+	ntmm__rcu_read_lock();
+	for (unsigned i = 0; i < NTMM__PF_MAX_FILES; i++) {
+		ntmm__pagefile_t *pf = pf_at(io, i);
+		/* relaxed: a policy's estimate */
+		if (!pf || atomic_load_explicit(&pf->draining, memory_order_relaxed))
+			continue;
+		uint64_t size = atomic_load_explicit(&pf->size_pages, memory_order_relaxed);
+		uint64_t max = atomic_load_explicit(&pf->max_pages, memory_order_relaxed);
+		uint64_t used = atomic_load_explicit(&pf->used, memory_order_relaxed);
+		free_now += size > used + 1 ? size - used - 1 : 0;
+		grow += max > size ? max - size : 0;
+	}
+	ntmm__rcu_read_unlock();
+	if (room)
+		*room = free_now + grow;
+	return free_now;
+}
+
+bool ntmm__pagefile_space_arm(ntmm__io_t *io)
+{
+	/* seq_cst store, then seq_cst loads of every file's count: Dekker with
+	   the free's seq_cst RMW and its seq_cst load of the flag (io.h) */
+	atomic_store_explicit(&io->space_wanted, true, memory_order_seq_cst);
+	/* also orders the store before the file-pointer loads below (a file
+	   added meanwhile: its adder fences, then reads the flag) */
+	atomic_thread_fence(memory_order_seq_cst);
+	bool none = true;
+	ntmm__rcu_read_lock();
+	for (unsigned i = 0; i < NTMM__PF_MAX_FILES && none; i++) {
+		ntmm__pagefile_t *pf = pf_at(io, i);
+		if (!pf || atomic_load_explicit(&pf->draining, memory_order_relaxed))
+			continue;
+		uint64_t used = atomic_load_explicit(&pf->used, memory_order_seq_cst);
+		uint64_t size = atomic_load_explicit(&pf->size_pages, memory_order_seq_cst);
+		none = size <= used + 1;
+	}
+	ntmm__rcu_read_unlock();
+	return none;
+}
+
+void ntmm__pagefile_set_space_wake(ntmm__io_t *io, ntmm__event_t *ev)
+{
+	/* release: the event is initialised before a signaller loads it */
+	atomic_store_explicit(&io->space_wake, ev, memory_order_release);
+}
+
+void ntmm__pagefile_set_commit_floor(ntmm__io_t *io, uint64_t (*floor)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&io->lock); /* readers (shrink, remove) hold it */
+	io->commit_floor = floor;
+	io->commit_floor_arg = arg;
+	pthread_mutex_unlock(&io->lock);
 }
 
 /* -------------------------------------------------------------------- I/O */
@@ -1055,6 +1178,16 @@ void ntmm__pagefile_totals(ntmm__io_t *io, uint64_t *size, uint64_t *max)
 uint64_t ntmm__pagefile_total_pages(ntmm__io_t *io)
 {
 	return atomic_load_explicit(&io->size_pages_total, memory_order_acquire);
+}
+
+uint64_t ntmm__pagefile_grow_count(ntmm__io_t *io)
+{
+	return atomic_load_explicit(&io->grows_total, memory_order_relaxed);
+}
+
+uint64_t ntmm__pagefile_obtained_sc(ntmm__io_t *io)
+{
+	return atomic_load_explicit(&io->size_pages_total, memory_order_seq_cst);
 }
 
 uint64_t ntmm__pagefile_maximum_pages(ntmm__io_t *io)

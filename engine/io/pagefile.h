@@ -51,6 +51,7 @@
 
 #include "io/driver.h"
 #include "io/pfloc.h"
+#include "sync/event.h"
 
 #define NTMM__PF_PAGE 4096u
 /* the largest run ntmm__pagefile_alloc hands out (and the largest cluster
@@ -112,7 +113,9 @@ int ntmm__pagefile_index_of(ntmm__io_t *io, const char *path);
 #define NTMM__PF_REMOVE_KEEP_DRAINING 1u
 /* Removes the paging file path names (as ntmm__pagefile_index_of).
    Errors: NTMM_EINVAL (no such paging file), NTMM_EBUSY (slots in use; see
-   the header comment for what the flag changes). Waits for grace periods:
+   the header comment for what the flag changes; or the commit charge
+   needs the file's space: the files left would hold fewer slots than
+   io->commit_floor says — nothing changes then). Waits for grace periods:
    do not call inside an RCU read-side section. */
 int ntmm__pagefile_remove(ntmm__io_t *io, const char *path, unsigned flags);
 /* Same, by index. */
@@ -172,8 +175,10 @@ int ntmm__pagefile_grow(ntmm__io_t *io, unsigned index, uint64_t pages);
 int ntmm__pagefile_grow_upto(ntmm__io_t *io, unsigned index, uint64_t pages);
 /* Shrinks every file whose free tail reaches below its size, down to its
    initial size at most, while the files together keep at least `keep`
-   slots (the space the commit charge needs: shrinking below it would only
-   be grown back); returns the slots released (0 if none), or NTMM_EIO. */
+   slots and at least what io->commit_floor says the commit charge needs
+   (checked after the total is lowered, so a charge racing the shrink is
+   never left without space); returns the slots released (0 if none), or
+   NTMM_EIO. */
 int64_t ntmm__pagefile_shrink(ntmm__io_t *io, uint64_t keep);
 /* Gives every file whose maximum a refused growth lowered (disk full) its
    configured maximum back, so the next growth tries the store again; the
@@ -189,8 +194,33 @@ unsigned ntmm__pagefile_retry_growth(ntmm__io_t *io);
 /* Both at once, consistent with each other (size <= max). */
 void ntmm__pagefile_totals(ntmm__io_t *io, uint64_t *size, uint64_t *max);
 uint64_t ntmm__pagefile_total_pages(ntmm__io_t *io);
+/* How many times any paging file grew (relaxed; a hint for the shrink's
+   hold-off). */
+uint64_t ntmm__pagefile_grow_count(ntmm__io_t *io);
+/* The slots obtained (the paging files' share of the commit limit), read
+   seq_cst: for the charger's check after its seq_cst charge (io.h). */
+uint64_t ntmm__pagefile_obtained_sc(ntmm__io_t *io);
 uint64_t ntmm__pagefile_maximum_pages(ntmm__io_t *io);
 uint64_t ntmm__pagefile_used_pages(ntmm__io_t *io);
+
+/* The commit charge's floor on the obtained space (io.h: commit_floor):
+   set by the virtual layer at its init, cleared (NULL) at its fini. */
+void ntmm__pagefile_set_commit_floor(ntmm__io_t *io, uint64_t (*floor)(void *arg), void *arg);
+
+/* Free slots now over the live files that take allocations (not draining),
+   and in *room (may be NULL) the free slots plus what the files may still
+   grow by. Lock-free (an RCU read-side section of its own): approximate
+   under concurrent allocation, for policies (when the slots are short). */
+uint64_t ntmm__pagefile_free_slots(ntmm__io_t *io, uint64_t *room);
+
+/* The modified page writer's wait for space (io.h: space_wanted). arm:
+   asks to be woken when a slot is freed or a file grows, then returns
+   true if still no file has a free slot (the caller sleeps on the event
+   it installed with set_space_wake; a free or growth after the arm
+   signals it), false if one has (nothing to wait for). Frees and growth
+   signal at most once per arm. */
+bool ntmm__pagefile_space_arm(ntmm__io_t *io);
+void ntmm__pagefile_set_space_wake(ntmm__io_t *io, ntmm__event_t *ev);
 
 /* Checks every file's bitmap against its counts; 0 or NTMM_EINVAL with the
    broken invariant on stderr. Exact only while no allocation runs. */

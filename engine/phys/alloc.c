@@ -96,10 +96,17 @@ static inline ntmm__pfn_t mag_pop(const ntmm__phys_t *ph, ntmm__pfn_t *mag, _Ato
 	return mag[top];
 }
 
+/* Available frames (NT: MmAvailablePages): frames an allocation can have
+   without writing anything — Zeroed, Free and Standby on the node lists,
+   the Zeroed and Free frames in the per-CPU caches (the allocator's last
+   resort flushes and takes them), and the frames of uncommitted chunks
+   (the pool grows into them). The one definition every threshold uses
+   (the low-memory event, the working set manager's marks, the swapper's
+   in-swap). relaxed loads of the published mirrors: approximate by
+   design, never a lock. */
 static size_t available(const ntmm__phys_t *ph)
 {
 	size_t n = 0;
-	/* relaxed: the published mirrors are approximate by design */
 	for (unsigned i = 0; i < ph->nnodes; i++) {
 		const ntmm__node_t *nd = &ph->nodes[i];
 		n += atomic_load_explicit(&nd->zeroed_pub, memory_order_relaxed) +
@@ -111,6 +118,9 @@ static size_t available(const ntmm__phys_t *ph)
 		    NTMM__CHUNK_FRAMES;
 		n += nd->nframes > committed ? nd->nframes - committed : 0;
 	}
+	for (unsigned c = 0; c < ph->ncpus; c++)
+		n += atomic_load_explicit(&ph->pcpu[c].nzero, memory_order_relaxed) +
+		     atomic_load_explicit(&ph->pcpu[c].nfree, memory_order_relaxed);
 	return n;
 }
 

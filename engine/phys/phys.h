@@ -285,8 +285,11 @@ void ntmm__phys_set_zero_wake(ntmm_engine_t *e, unsigned node, ntmm__event_t *ev
    it off. */
 void ntmm__phys_set_lowmem_wake(ntmm_engine_t *e, ntmm__event_t *ev, size_t mark);
 void ntmm__phys_lowmem_rearm(ntmm_engine_t *e);
-/* Zeroed + Free + Standby frames on the node lists plus frames of
-   uncommitted chunks (unlocked, approximate; per-CPU caches not counted). */
+/* Available frames (NT: MmAvailablePages), the one definition every
+   threshold uses: Zeroed + Free + Standby frames on the node lists, the
+   Zeroed and Free frames in the per-CPU caches, and the frames of
+   uncommitted chunks. Unlocked, approximate (relaxed loads of the
+   published counts). */
 size_t ntmm__phys_available(ntmm_engine_t *e);
 
 /* Cache reduction: moves every per-CPU cache of node (ANY: all nodes) back

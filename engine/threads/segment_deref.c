@@ -9,7 +9,8 @@
  *     when every file is full), then wakes the modified page writer;
  *   - shrinks paging files whose tails are free, once no growth was asked
  *     for in the last two passes (so a file is not cut and regrown in a
- *     loop), never below the space the commit charge needs (commit-time
+ *     loop), never below the space the commit charge needs (the io layer
+ *     checks the commit floor after it lowers the limit, io.h; commit-time
  *     growth happens inline in the committer, which asks nothing of this
  *     thread: without that floor a file grown for committed, not yet
  *     written pages would lose its tail at the next pass and be regrown);
@@ -136,6 +137,13 @@ void ntmm__segderef_pass(ntmm__segderef_thread_t *s, bool from_thread)
 	}
 	if (grew)
 		ntmm__writer_wake(&e->phys); /* the modified page writer waits for room */
+	/* growth by anyone (a commit grows the files inline) holds the shrink
+	   off too: the space was just wanted */
+	uint64_t grows = ntmm__pagefile_grow_count(&e->io);
+	if (grows != s->seen_grows) {
+		s->seen_grows = grows;
+		s->last_grow_pass = pass;
+	}
 	if (pass % NTMM__SEGDEREF_GROWTH_RETRY == 0)
 		ntmm__pagefile_retry_growth(&e->io);
 	if (pass - s->last_grow_pass > 2) {
@@ -144,7 +152,6 @@ void ntmm__segderef_pass(ntmm__segderef_thread_t *s, bool from_thread)
 			atomic_fetch_add_explicit(&s->shrunk_pages, (uint64_t)r,
 			                          memory_order_relaxed);
 	}
-	ntmm__commit_sync_pagefile_limit(e); /* the commit limit follows the space */
 	size_t keep;
 	if (chunks_to_spare(e, &keep)) {
 		if (++s->free_streak >= 2) {

@@ -85,6 +85,7 @@ typedef struct ntmm__segderef_thread {
 	_Atomic uint64_t grow_req[16];
 	unsigned free_streak;
 	uint64_t last_grow_pass;
+	uint64_t seen_grows; /* the io layer's growth count at the last pass (thread only) */
 	_Atomic uint64_t passes, grows, shrunk_pages, chunks_released, deferred_run;
 } ntmm__segderef_thread_t;
 

@@ -14,9 +14,10 @@
 #include <stdint.h>
 
 #include "threads/thread.h"
+#include "virt/paging.h"
 
 /* pages the writer takes from the Modified list per batch */
-#define NTMM__MPW_BATCH 256u
+#define NTMM__MPW_BATCH NTMM__WRITE_BATCH
 
 /*
  * The modified page writer. `t` is its framework thread (wake event: the
@@ -30,16 +31,16 @@ typedef struct ntmm__mpw {
 	_Atomic uint64_t pages;         /* pages written and moved on */
 	_Atomic uint64_t failures;      /* batches that hit an error (no space, I/O) */
 	_Atomic uint64_t trigger_wakes; /* wake-ups that found work */
+	_Atomic uint64_t space_waits;   /* times it blocked until a slot was freed */
 } ntmm__mpw_t;
 
-/* One batch of the writer's path, callable from any RCU-registered thread
-   (the thread, tests, benchmarks): takes up to max (≤ NTMM__MPW_BATCH)
-   Modified pages, frees the stale paging-file copies of re-dirtied ones,
-   allocates contiguous runs, writes them in one batch of vectored requests
-   and finishes each page (Standby tail with OriginalPte = its pagefile PTE,
-   or Modified again if its write failed or found no space). Returns pages
-   written; *err (may be NULL) gets 0, NTMM_ECOMMIT (paging files full) or
-   NTMM_EIO (a write failed: those pages stay Modified). */
+/* One batch of the writer's path (ntmm__paging_write_batch, virt/paging.h),
+   callable from any RCU-registered thread (the thread, tests, benchmarks),
+   with the growth policy of the engine: with the segment dereference
+   thread running, no fallocate here (growth is asked of that thread);
+   without it the batch grows a file itself. Returns pages written; *err
+   (may be NULL) gets 0, NTMM_ECOMMIT (paging files full) or NTMM_EIO (a
+   write failed: those pages stay Modified). */
 size_t ntmm__mpw_write_batch(ntmm_engine_t *e, size_t max, int *err);
 /* Whether the thresholds ask for writing now (or `urgent`: woken by an
    allocator short of frames) — Modified non-empty and either at its mark

@@ -219,6 +219,11 @@ static int hard_finish(ntmm_process_t *p, fault_ctx_t *c, bool ok)
 	   inside its read-side section: the same map means the same prot */
 	bool same_prot = atomic_load_explicit(&p->vads, memory_order_acquire) == c->map ||
 	                 vad_prot_now(p, c->page) == c->prot;
+	/* a read for a read keeps the slot while the page stays clean — unless
+	   the paging files' free space is short: then the slot goes back at
+	   once and the page is dirty, so the writer has room for the dirty
+	   pages that fill the frames (paging.h) */
+	bool give_back = ok && !(c->flags & NTMM__PTE_DIRTY) && ntmm__paging_slots_short(e);
 	for (unsigned i = 0; i < c->n; i++) {
 		ntmm__pfn_t pfn = c->pfn[i];
 		_Atomic uint64_t *pte = c->pte[i];
@@ -254,13 +259,18 @@ static int hard_finish(ntmm_process_t *p, fault_ctx_t *c, bool ok)
 				ntmm__page_release_batch(e, &pfn, 1);
 			continue;
 		}
-		if (c->flags & NTMM__PTE_DIRTY) {
-			/* written at once: the paging-file copy is stale */
+		if ((c->flags & NTMM__PTE_DIRTY) || give_back) {
+			/* written at once (the paging-file copy is stale), or the
+			   slot is given back: the frame holds the only copy */
 			ntmm__pagefile_pte_release(e, c->orig[i]);
 			atomic_store_explicit(
 			    &pe->original_pte,
 			    ntmm__pte_make_demand_zero(ntmm__pte_prot(c->orig[i])),
 			    memory_order_relaxed);
+			if (!(c->flags & NTMM__PTE_DIRTY)) {
+				ntmm__page_set_modified(e, pfn);
+				NTMM__STAT_ADD(&e->stats, slots_released, 1);
+			}
 		}
 		uint64_t want = ntmm__pte_make_valid(pfn, slot, c->flags);
 		/* release: the frame's contents (the read) are visible to whoever
@@ -478,19 +488,23 @@ static int dispatch(ntmm_process_t *p, uint64_t va, bool write, fault_ctx_t *c)
 	}
 }
 
-/* A fault that finds no frame waits for the writer and the trimmer in
-   rounds of NOFRAME_WAIT_NS. A committed page always has backing (the
-   commit limit counts frames plus paging file), so it gives up with
-   NTMM_ENOMEM only when nothing comes back: no frame released anywhere (no
-   trim batch, no writer batch) for two balance ticks — the working set
-   manager ages every set each tick, so by then any unpinned page was
-   trimmable — or for NOFRAME_HELD_IDLE_NS when the fault must wait inside
-   a section that holds a pointer (its wait itself holds up every trim).
-   NOFRAME_MAX_NS bounds the whole wait (frames keep coming back but other
-   faults keep taking them first). */
-#define NOFRAME_WAIT_NS      (10 * 1000 * 1000)
-#define NOFRAME_HELD_IDLE_NS (500ull * 1000 * 1000)
-#define NOFRAME_MAX_NS       (10ull * 1000 * 1000 * 1000)
+/* A fault that finds no frame makes frames come back and retries: it
+   reclaims inline (ntmm__wsm_reclaim: writes Modified pages, trims the
+   working sets, the same code the writer and the working set manager
+   run) — with the system threads running it first gives them one round of
+   NOFRAME_WAIT_NS (the writer is woken; a batch written or a trim released
+   wakes the fault), then alternates. A committed page always has backing
+   (the commit limit counts only frames and slots committed pages can
+   really use, commit.c), so it gives up with NTMM_ENOMEM only when
+   NOFRAME_IDLE_ROUNDS rounds in a row bring nothing back: every frame is
+   pinned or in a page table, or the only way to free one is a grace
+   period the caller itself blocks (it holds a translated pointer inside
+   its section, so the fault cannot leave it). NOFRAME_MAX_NS bounds the
+   whole wait as a safety net (frames keep coming back but other faults
+   keep taking them first, or the host cannot back the pool). */
+#define NOFRAME_WAIT_NS     (10 * 1000 * 1000)
+#define NOFRAME_IDLE_ROUNDS 4u
+#define NOFRAME_MAX_NS      (10ull * 1000 * 1000 * 1000)
 
 /*
  * Waiting for frames outside the read side. Frames come back from working
@@ -544,10 +558,8 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 	if (atomic_load_explicit(&p->wsm.swapped_out, memory_order_relaxed) && !ntmm__fault_nowait)
 		ntmm__wsm_swap_in(p);
 	bool compacted = false, waited = false;
-	uint64_t noframe_since = 0, last_avail = 0;
-	uint64_t idle_ns = 2ull * e->cfg.balance_tick_ms * 1000 * 1000;
-	if (idle_ns < NOFRAME_HELD_IDLE_NS)
-		idle_ns = NOFRAME_HELD_IDLE_NS;
+	uint64_t noframe_since = 0;
+	unsigned noframe_rounds = 0, idle_rounds = 0;
 	fault_ctx_t c; /* the arrays are filled by hard_begin before use */
 	c.wait_pfn = 0;
 	c.wait_pte = 0;
@@ -584,19 +596,32 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 		if (r == FAULT_NOFRAME) {
 			uint64_t now = ntmm__wsm_now_ns();
 			if (!noframe_since)
-				noframe_since = last_avail = now;
+				noframe_since = now;
+			if (now - noframe_since >= NOFRAME_MAX_NS)
+				return ntmm__error(
+				    NTMM_ENOMEM,
+				    "no frame for a fault at %#llx: frames came back "
+				    "for %llu s but other faults took them",
+				    (unsigned long long)page, NOFRAME_MAX_NS / 1000000000ull);
 			unsigned left = section_leave();
-			if (atomic_load_explicit(&e->virt.paging.writer, memory_order_relaxed) &&
-			    now - last_avail < (left ? idle_ns : NOFRAME_HELD_IDLE_NS) &&
-			    now - noframe_since < NOFRAME_MAX_NS) {
-				if (ntmm__paging_wait_avail(e, NOFRAME_WAIT_NS))
-					last_avail = ntmm__wsm_now_ns();
-				section_reenter(left);
-				continue;
-			}
+			bool threads =
+			    atomic_load_explicit(&e->virt.paging.writer, memory_order_relaxed);
+			bool progress;
+			if (threads && noframe_rounds++ % 2 == 0)
+				progress = ntmm__paging_wait_avail(e, NOFRAME_WAIT_NS);
+			else
+				progress = ntmm__wsm_reclaim(e, left != 0) > 0;
 			section_reenter(left);
-			return ntmm__error(NTMM_ENOMEM, "no frame for a fault at %#llx",
-			                   (unsigned long long)page);
+			idle_rounds = progress ? 0 : idle_rounds + 1;
+			if (idle_rounds < NOFRAME_IDLE_ROUNDS)
+				continue;
+			return ntmm__error(NTMM_ENOMEM,
+			                   "no frame for a fault at %#llx: nothing reclaimable "
+			                   "(frames pinned or in page tables%s)",
+			                   (unsigned long long)page,
+			                   left ? ""
+			                        : "; the caller holds a translated pointer, "
+			                          "so no trim could finish");
 		}
 		if (r == NTMM_ENOMEM && !compacted) {
 			/* a full working-set list may only hold holes: compact once

@@ -309,6 +309,7 @@ void ntmm__pt_free_all(ntmm_process_t *p, ntmm__shootdown_t *s)
 typedef struct audit {
 	int bad;
 	uint64_t valid;
+	uint64_t tables; /* table pages, the root included */
 } audit_t;
 
 #define AUDIT_FAIL(a, ...)                                           \
@@ -321,6 +322,7 @@ static void audit_table(ntmm_process_t *p, audit_t *a, ntmm__pfn_t tpfn, int lvl
 {
 	ntmm_engine_t *e = p->e;
 	_Atomic uint64_t *t = table_of(e, tpfn);
+	a->tables++;
 	uint64_t st = atomic_load_explicit(&ntmm__vpfn(e, tpfn)->state, memory_order_acquire);
 	if (ntmm__pfn_loc(st) != NTMM__LOC_ACTIVE)
 		AUDIT_FAIL(a, "process %u: table page %u is not ACTIVE (loc %u)\n", p->id, tpfn,
@@ -389,10 +391,11 @@ static void audit_table(ntmm_process_t *p, audit_t *a, ntmm__pfn_t tpfn, int lvl
 		           (unsigned long long)counted, (unsigned long long)used);
 }
 
-int ntmm__pt_audit(ntmm_process_t *p, uint64_t *valid_out)
+int ntmm__pt_audit(ntmm_process_t *p, uint64_t *valid_out, uint64_t *tables_out)
 {
-	audit_t a = {0, 0};
+	audit_t a = {0, 0, 0};
 	audit_table(p, &a, p->root, NTMM__PT_LEVELS - 1, 0);
 	*valid_out = a.valid;
+	*tables_out = a.tables;
 	return a.bad;
 }

@@ -1,10 +1,10 @@
 /*
- * Demand paging glue of the virtual layer (issue 5): who owns a
- * paging-file slot, the waits of collided faults on pages in I/O, the
- * wake-ups between faults, the allocator and the modified page writer.
- * Implemented in paging.c; the hard fault itself is in fault.c, the commit
- * limit over frames + paging-file space obtained in commit.c, the writer's
- * loop in threads/modified_writer.c.
+ * Demand paging glue of the virtual layer: who owns a paging-file slot,
+ * the waits of collided faults on pages in I/O, the wake-ups between
+ * faults, the allocator and the modified page writer, and the writer's
+ * batch. Implemented in paging.c; the hard fault itself is in fault.c, the
+ * commit limit in commit.c, the writer thread's loop in
+ * threads/modified_writer.c, the inline reclaim in wsmgr.c.
  *
  * Ownership of a paging-file slot (exactly one owner, so no slot leaks):
  *   - a pagefile PTE (not resident) owns the slot it names; whoever
@@ -14,7 +14,10 @@
  *     re-trim needs no write). The slot goes back to the PTE when the frame
  *     is repurposed (the allocator restores OriginalPte), and is freed when
  *     the frame is freed (the phys layer's original_gone callback), when a
- *     hard fault for a write dirties the page at once, or when the modified
+ *     hard fault for a write dirties the page at once, when a hard fault
+ *     for a read finds the free slots short (ntmm__paging_slots_short: the
+ *     slot goes back and the frame is marked modified, its only copy), or
+ *     when the modified
  *     page writer takes a re-dirtied frame to write it again (the old copy
  *     is stale: the writer frees it and allocates a fresh run, so clusters
  *     stay contiguous).
@@ -117,10 +120,38 @@ void ntmm__inpage_wait(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr, boo
    makes one), so a bucket with no waiter counted is skipped. */
 void ntmm__inpage_wake_many(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t n, bool sc_done);
 
+/* Modified pages one write batch takes (the modified page writer's batch,
+   and the inline reclaim's). */
+#define NTMM__WRITE_BATCH 256u
+
+/* One batch of the modified page writer's work, on the calling thread (the
+   writer thread, a fault reclaiming inline, tests, benchmarks; any
+   RCU-registered thread holding no process lock): takes up to max
+   (≤ NTMM__WRITE_BATCH) Modified pages, frees the stale paging-file copies
+   of re-dirtied ones, allocates contiguous runs, writes them in one batch
+   of vectored requests and finishes each page (Standby tail with
+   OriginalPte = its pagefile PTE, or Modified again if its write failed or
+   found no space). `grow`: when every file is full the batch grows one
+   itself (the caller may block in fallocate); else it only uses free
+   space, and *unplaced (may be NULL) gets the pages that found none, for
+   the caller to ask for growth. Holds writer_lock throughout. Returns the
+   pages written; *err (may be NULL) gets 0, NTMM_ECOMMIT (no space for
+   some pages: they stay Modified) or NTMM_EIO (a write failed: those pages
+   stay Modified). Signals `avail` when it wrote any. */
+size_t ntmm__paging_write_batch(ntmm_engine_t *e, size_t max, bool grow, int *err,
+                                size_t *unplaced);
+
+/* Whether the paging files' free space is short: free slots plus what the
+   files may still grow by below a mark (1/32 of their maximum, at most a
+   write batch). Then a page read back for a read gives its slot back at
+   once and is dirty (fault.c), so clean copies in memory do not hold the
+   slots the writer needs for the dirty pages that fill the frames. */
+bool ntmm__paging_slots_short(ntmm_engine_t *e);
+
 /* Wakes the modified page writer (no-op without system threads). */
 void ntmm__paging_wake_writer(ntmm_engine_t *e);
 /* A fault that found no frame: wakes the writer and sleeps until frames
-   come back (the writer finished a batch, a trim released its batch after
+   come back (the writer wrote a batch, a trim released its batch after
    the grace period) or timeout_ns passes. true if woken, false on timeout. */
 bool ntmm__paging_wait_avail(ntmm_engine_t *e, int64_t timeout_ns);
 

@@ -50,8 +50,16 @@ int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out)
 		free(p);
 		return ntmm__error(NTMM_ENOMEM, "host memory for a process");
 	}
-	int err = ntmm__page_alloc(e, NTMM__ALLOC_ZERO, NTMM__ALLOC_NODE_ANY, 0, &p->root);
+	/* the top-level table is a page-table page the commit limit counts */
+	int err = ntmm__commit_charge(p, 0, 1);
 	if (err) {
+		free(empty);
+		free(p);
+		return err;
+	}
+	err = ntmm__page_alloc(e, NTMM__ALLOC_ZERO, NTMM__ALLOC_NODE_ANY, 0, &p->root);
+	if (err) {
+		ntmm__commit_uncharge(p, 0, 1);
 		free(empty);
 		free(p);
 		return ntmm__error(err, "no frame for the top-level page table");
@@ -68,6 +76,7 @@ int ntmm_process_create(ntmm_engine_t *e, ntmm_process_t **out)
 		free(p->cpu);
 		pthread_mutex_destroy(&p->trim_lock);
 		ntmm__page_free(e, p->root);
+		ntmm__commit_uncharge(p, 0, 1);
 		free(empty);
 		free(p);
 		return ntmm__error(NTMM_ENOMEM, "host memory for a process");
@@ -108,7 +117,8 @@ static void process_teardown(ntmm_process_t *p)
 	ntmm__ws_lock_exclusive(p);
 	p->magic = 0;
 	ntmm__pt_free_all(p, &s);
-	ntmm__commit_uncharge(p, atomic_load_explicit(&p->commit_pages, memory_order_relaxed));
+	ntmm__commit_uncharge(p, atomic_load_explicit(&p->commit_pages, memory_order_relaxed),
+	                      atomic_load_explicit(&p->table_commit, memory_order_relaxed));
 	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
 	atomic_store_explicit(&p->vads, NULL, memory_order_relaxed);
 	ntmm__ws_unlock_exclusive(p);
@@ -206,13 +216,8 @@ int ntmm__virt_init(ntmm_engine_t *e)
 	v->nprocesses = 0;
 	v->next_id = 0;
 	ntmm__event_init(&v->users_done);
-	atomic_store_explicit(&v->commit_pages, 0, memory_order_relaxed);
-	v->frame_limit = e->cfg.physical_bytes / NTMM_PAGE_SIZE;
-	/* the paging-file space obtained so far (io is set up before virt);
-	   the charge path raises it as it grows the files */
-	uint64_t size, max;
-	ntmm__pagefile_totals(&e->io, &size, &max);
-	atomic_store_explicit(&v->pagefile_limit, size, memory_order_relaxed);
+	pthread_mutex_init(&v->reclaim, NULL);
+	ntmm__commit_init(e); /* io is set up before virt */
 	e->phys.repurpose = ntmm__virt_repurpose;
 	ntmm__paging_init(e);
 	return 0;
@@ -237,6 +242,8 @@ void ntmm__virt_fini(ntmm_engine_t *e)
 		process_teardown(p);
 	}
 	ntmm__rcu_barrier(); /* retired VAD maps */
+	ntmm__commit_fini(e);
+	pthread_mutex_destroy(&v->reclaim);
 	e->phys.repurpose = NULL;
 	e->phys.original_gone = NULL;
 	ntmm__paging_fini(e);
@@ -293,8 +300,25 @@ int ntmm__virt_audit(ntmm_engine_t *e)
 			        p->id, (unsigned long long)committed, (unsigned long long)charged);
 			bad++;
 		}
-		total += charged;
-		bad += ntmm__pt_audit(p, &valid);
+		uint64_t tables = atomic_load_explicit(&p->table_commit, memory_order_relaxed);
+		uint64_t need = 1 + ntmm__commit_tables_of(
+		                        atomic_load_explicit(&p->vads, memory_order_relaxed));
+		if (tables != need) {
+			fprintf(stderr,
+			        "ntmm audit: process %u: %llu page-table pages charged, the VAD "
+			        "map needs %llu\n",
+			        p->id, (unsigned long long)tables, (unsigned long long)need);
+			bad++;
+		}
+		total += charged + tables;
+		uint64_t present;
+		bad += ntmm__pt_audit(p, &valid, &present);
+		if (present > tables) {
+			fprintf(stderr,
+			        "ntmm audit: process %u: %llu page-table pages, %llu charged\n",
+			        p->id, (unsigned long long)present, (unsigned long long)tables);
+			bad++;
+		}
 		bad += ntmm__wsl_audit(p);
 		uint64_t ws = ntmm__ws_pages(p);
 		if (valid != ws) {

@@ -146,6 +146,9 @@ typedef struct ntmm__proc_cpu {
  *   wsl          — see above (ws_lock)
  *   cpu[ncpu+1]  — per-CPU counters and WSL batches (see ntmm__proc_cpu_t)
  *   commit_pages — pages charged; changed under as_lock exclusive, read freely
+ *   table_commit — page-table pages charged (commit.c: 1 for the root, plus
+ *                  what ntmm__commit_table_delta gives for the VAD map);
+ *                  same rules as commit_pages
  *   users        — references taken under e->virt.lock by engine-wide
  *                  passes (the working set manager: ntmm__wsm_for_each and
  *                  ntmm__wsm_run, wsmgr.c), or under e->virt.inswap.lock by
@@ -176,6 +179,7 @@ struct ntmm_process {
 
 	ntmm__wsl_t wsl;
 	_Atomic uint64_t commit_pages;
+	_Atomic uint64_t table_commit;
 	_Atomic uint32_t users;
 	ntmm__wsm_proc_t wsm;
 
@@ -196,13 +200,15 @@ void ntmm__pins_engine_gone(const ntmm_engine_t *e);
 /*
  * Engine-wide state of the virtual layer.
  *   lock         — guards processes, nprocesses, next_id
- *   commit_pages — system commit charge; CAS so it never passes the limit
- *   frame_limit  — frames in the pool (fixed at init)
- *   pagefile_limit — paging-file slots the commit limit counts: the space
- *                  actually obtained (raised by the charge path when it
- *                  grows a file, ntmm__commit_set_pagefile_limit; never set
- *                  below the charge)
- *   commit limit = frame_limit + pagefile_limit
+ *   commit_pages — system commit charge: Σ over processes of commit_pages
+ *                  + table_commit; CAS so it never passes the limit
+ *   commit_frames — the pool's frames minus the resident reserve (fixed at
+ *                  init; commit.c says what the reserve holds)
+ *   commit limit = commit_frames + the paging-file slots obtained, which
+ *                  the io layer owns (io->size_pages_total; commit.c)
+ *   reclaim      — serializes the inline reclaim of faults that found no
+ *                  frame (wsmgr.c: ntmm__wsm_reclaim); taken with no other
+ *                  lock held
  *   paging       — demand-paging glue (paging.h)
  *   users_done   — signalled when a process's users count drops to 0;
  *                  destroyers wait on it and re-check their own process
@@ -215,8 +221,8 @@ typedef struct ntmm__virt {
 	size_t nprocesses;
 	uint32_t next_id;
 	_Atomic uint64_t commit_pages;
-	uint64_t frame_limit;
-	_Atomic uint64_t pagefile_limit;
+	uint64_t commit_frames;
+	pthread_mutex_t reclaim;
 	ntmm__paging_t paging;
 	ntmm__event_t users_done;
 	ntmm__wsm_inswap_t inswap;
@@ -273,21 +279,34 @@ void ntmm__vad_map_free_now(ntmm__vad_map_t *m); /* map and all its VADs */
 uint64_t ntmm__vad_place(const ntmm_process_t *p, const ntmm__vad_map_t *m, uint64_t bytes,
                          bool top_down);
 
-/* commit.c */
-int ntmm__commit_charge(ntmm_process_t *p, uint64_t pages);
-void ntmm__commit_uncharge(ntmm_process_t *p, uint64_t pages);
+/* commit.c: the commit charge against the commit limit (the definition is
+   at the top of commit.c). init: commit_frames, the charge at 0, and the
+   commit floor registered with io; fini: the floor cleared. */
+void ntmm__commit_init(ntmm_engine_t *e);
+void ntmm__commit_fini(ntmm_engine_t *e);
+/* Frames of the pool the limit leaves out (the resident reserve). */
+uint64_t ntmm__commit_reserve(const ntmm_engine_t *e);
+/* Charges `pages` committed pages and `tables` page-table pages to p and
+   the system (as_lock exclusive held, or p not yet published); grows the
+   paging files toward their maximum when the charge would not fit.
+   NTMM_ECOMMIT (nothing charged) when it still does not. */
+int ntmm__commit_charge(ntmm_process_t *p, uint64_t pages, uint64_t tables);
+void ntmm__commit_uncharge(ntmm_process_t *p, uint64_t pages, uint64_t tables);
+/* The commit limit now, in pages. */
 uint64_t ntmm__commit_limit(ntmm_engine_t *e);
-/* The paging files' part of the commit limit (pages), for the io layer when
-   files are added, grown to a new maximum or removed. NTMM_ECOMMIT (nothing
-   changes) if the limit would fall below the current charge. */
-int ntmm__commit_set_pagefile_limit(ntmm_engine_t *e, uint64_t pages);
-/* After paging files grew or shrank (segment dereference thread): the
-   paging-file part of the limit follows the space obtained; a shrink below
-   what the charge needs is grown back. */
-void ntmm__commit_sync_pagefile_limit(ntmm_engine_t *e);
-/* The paging-file pages the commit charge needs now (charge beyond the
-   pool's frames): a shrink keeps at least this much. */
+/* The paging-file pages the commit charge needs now (charge beyond
+   commit_frames): the floor shrink and remove keep (io.h: commit_floor). */
 uint64_t ntmm__commit_pagefile_need(ntmm_engine_t *e);
+/* Page-table pages (below the root) that change from one VAD to another:
+   old and new_ are the same reservation before and after a change of the
+   pages [start, end) (old NULL: a new reservation; new_ NULL: released),
+   m the map that holds old (and the other reservations, which may share
+   a table with it). Positive: pages to charge; negative: to give back. */
+int64_t ntmm__commit_table_delta(const ntmm__vad_map_t *m, const ntmm__vad_t *old,
+                                 const ntmm__vad_t *new_, uint64_t start, uint64_t end);
+/* Page-table pages below the root that the committed pages of m need (the
+   audit's check of table_commit). */
+uint64_t ntmm__commit_tables_of(const ntmm__vad_map_t *m);
 
 /* pagetable.c */
 /* Pointer to the leaf PTE of va, or NULL if a table on the way is missing.
@@ -331,8 +350,9 @@ void ntmm__pt_walk(ntmm_process_t *p, uint64_t start, uint64_t end, ntmm__pte_vi
 uint64_t ntmm__pt_next_present(ntmm_process_t *p, uint64_t va, uint64_t end);
 /* Frees the whole tree (destroy; after teardown of all user space). */
 void ntmm__pt_free_all(ntmm_process_t *p, ntmm__shootdown_t *s);
-/* audit: checks the tables; returns the number of problems */
-int ntmm__pt_audit(ntmm_process_t *p, uint64_t *valid_out);
+/* audit: checks the tables; returns the number of problems, the valid leaf
+   PTEs and the table pages (the root included) */
+int ntmm__pt_audit(ntmm_process_t *p, uint64_t *valid_out, uint64_t *tables_out);
 
 /* wsl.c */
 /* ws_lock in shared mode (faults, pins): returns the slot handle. */
@@ -375,6 +395,9 @@ size_t ntmm__ws_trim_into(ntmm_process_t *p, size_t max_trim, unsigned min_age,
    of entries of each age 0..7 after aging. Called through wsmgr.c's
    ntmm__wsm_age, which also notes the activity for the swapper. */
 size_t ntmm__ws_age_hist(ntmm_process_t *p, size_t hist[8]);
+/* The age histogram as it is, without aging (the inline reclaim's view:
+   it must not disturb the working set manager's aging cadence). */
+void ntmm__ws_age_peek(ntmm_process_t *p, size_t hist[8]);
 int ntmm__wsl_audit(ntmm_process_t *p);
 static inline _Atomic uint64_t *ntmm__wsl_entry(ntmm__wsl_t *w, uint32_t slot)
 {

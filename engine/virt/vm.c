@@ -95,16 +95,22 @@ static int reserve(ntmm_process_t *p, uint64_t *base, size_t size, unsigned type
 	if ((end - start) / PAGE > UINT32_MAX)
 		return ntmm__error(NTMM_EINVAL, "reservation larger than 16 TiB");
 	bool commit = (type & NTMM_MEM_COMMIT) != 0;
-	uint64_t npages = (end - start) / PAGE;
-	int err;
-	if (commit && (err = ntmm__commit_charge(p, npages)))
-		return err;
+	uint64_t npages = commit ? (end - start) / PAGE : 0;
 	ntmm__vad_t *v = ntmm__vad_new(start, end, prot, commit, prot);
-	ntmm__vad_map_t *nm = v ? ntmm__vad_map_insert(m, v) : NULL;
+	if (!v)
+		return ntmm__error(NTMM_ENOMEM, "host memory for the VAD map");
+	/* the pages and the page-table pages they need */
+	uint64_t tables = commit ? (uint64_t)ntmm__commit_table_delta(m, NULL, v, start, end) : 0;
+	int err;
+	if (commit && (err = ntmm__commit_charge(p, npages, tables))) {
+		free(v);
+		return err;
+	}
+	ntmm__vad_map_t *nm = ntmm__vad_map_insert(m, v);
 	if (!nm) {
 		free(v);
 		if (commit)
-			ntmm__commit_uncharge(p, npages);
+			ntmm__commit_uncharge(p, npages, tables);
 		return ntmm__error(NTMM_ENOMEM, "host memory for the VAD map");
 	}
 	ntmm__vad_publish(p, nm, NULL);
@@ -138,15 +144,20 @@ static int commit(ntmm_process_t *p, uint64_t *base, size_t size, unsigned prot,
 	if (reprotect && urcu_memb_read_ongoing())
 		return ntmm__error(NTMM_EBUSY,
 		                   "recommit with a new protection inside an access section");
-	int err;
-	if (need && (err = ntmm__commit_charge(p, need)))
-		return err;
 	ntmm__vad_t *nv = ntmm__vad_apply(v, first, count, NTMM__VAD_COMMIT, prot);
-	ntmm__vad_map_t *nm = nv ? ntmm__vad_map_replace(m, (size_t)vi, nv) : NULL;
+	if (!nv)
+		return ntmm__error(NTMM_ENOMEM, "host memory for the VAD map");
+	/* the pages and the page-table pages they need */
+	uint64_t tables = (uint64_t)ntmm__commit_table_delta(m, v, nv, start, end);
+	int err;
+	if ((need || tables) && (err = ntmm__commit_charge(p, need, tables))) {
+		free(nv);
+		return err;
+	}
+	ntmm__vad_map_t *nm = ntmm__vad_map_replace(m, (size_t)vi, nv);
 	if (!nm) {
 		free(nv);
-		if (need)
-			ntmm__commit_uncharge(p, need);
+		ntmm__commit_uncharge(p, need, tables);
 		return ntmm__error(NTMM_ENOMEM, "host memory for the VAD map");
 	}
 	ntmm__vad_publish(p, nm, v);
@@ -215,7 +226,7 @@ int ntmm_free(ntmm_process_t *p, uint64_t base, size_t size, unsigned type)
 	uint64_t start = 0, end = 0;
 	ntmm__vad_map_t *nm = NULL;
 	ntmm__vad_t *nv = NULL;
-	uint64_t uncharge = 0;
+	uint64_t uncharge = 0, tables = 0;
 	if (type == NTMM_MEM_RELEASE || size == 0) {
 		/* size 0 names the whole reservation by an address in its first
 		   page (Windows rounds the address down to its page) */
@@ -250,8 +261,10 @@ int ntmm_free(ntmm_process_t *p, uint64_t base, size_t size, unsigned type)
 		err = ntmm__error(NTMM_ENOMEM, "host memory for the VAD map");
 		goto out;
 	}
+	/* the page-table pages no committed page needs any more */
+	tables = (uint64_t)-ntmm__commit_table_delta(m, v, nv, start, end);
 	ntmm__vad_publish(p, nm, v);
-	ntmm__commit_uncharge(p, uncharge);
+	ntmm__commit_uncharge(p, uncharge, tables);
 
 	/* The new map is published, so no fault can map the range again: tear
 	   it down one leaf table (2 MiB) per exclusive hold, skipping absent

@@ -284,6 +284,21 @@ size_t ntmm__ws_age_hist(ntmm_process_t *p, size_t hist[8])
 	return accessed;
 }
 
+void ntmm__ws_age_peek(ntmm_process_t *p, size_t hist[8])
+{
+	ntmm__wsl_t *w = &p->wsl;
+	for (unsigned a = 0; a < 8; a++)
+		hist[a] = 0;
+	ntmm__ws_lock_exclusive(p); /* no entry moves while we read them */
+	uint32_t n = atomic_load_explicit(&w->next, memory_order_relaxed);
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t ent = atomic_load_explicit(ntmm__wsl_entry(w, i), memory_order_relaxed);
+		if (ent)
+			hist[ent & NTMM__WSLE_AGE_MASK]++;
+	}
+	ntmm__ws_unlock_exclusive(p);
+}
+
 uint64_t ntmm__ws_pages(ntmm_process_t *p)
 {
 	/* mod 2^64 (a slot's share may be negative), with the shared slot */

@@ -6,8 +6,9 @@
  * decides which sets to age and trim and how far.
  *
  * Policy, with marks scaled to the pool (ntmm__wsm_marks):
- *   available = Zeroed + Free + Standby + frames of uncommitted chunks
- *   (the pool can still grow into those), modified = the Modified list.
+ *   available = ntmm__phys_available (Zeroed + Free + Standby, per-CPU
+ *   caches included, + frames of uncommitted chunks: the pool can still
+ *   grow into those), modified = the Modified list.
  *   - available + modified ≥ plenty: only sets above their maximum are
  *     touched (aged, then trimmed to the maximum).
  *   - below plenty: every set is aged (Accessed → age 0 and cleared, else
@@ -48,6 +49,14 @@
  * process's faults (they are: the swapper takes them on its behalf), and
  * the pages as swap_in_pages. Without a swapper thread nothing is recorded
  * and the pages come back one fault at a time, as they are touched.
+ *
+ * Inline reclaim (ntmm__wsm_reclaim): a fault that finds no frame runs the
+ * same mechanisms on its own thread — the modified page writer's batch
+ * (virt/paging.c) and the batched trim, oldest pages first by the ages the
+ * last aging left, each set its share by size, one grace period for all —
+ * so the engine pages without its system threads, and with them no fault
+ * depends on their timing. It never ages (that would disturb the balance
+ * set manager's cadence) and runs one reclaimer at a time.
  *
  * This is the engine's only working set manager: wsl.c supplies the
  * mechanisms (aging with a histogram, the batched trim), and the policy —
@@ -100,15 +109,11 @@ void ntmm__wsm_marks(ntmm_engine_t *e, ntmm__wsm_marks_t *out)
 
 void ntmm__wsm_gauges(ntmm_engine_t *e, size_t *available, size_t *modified)
 {
-	size_t avail = 0, mod = 0;
-	for (unsigned n = 0; n < e->phys.nnodes; n++) {
-		ntmm__node_info_t ni;
-		ntmm__phys_node_info(e, n, &ni);
-		avail += ni.zeroed + ni.free_ + ni.standby;
-		avail += ni.frames > ni.committed_frames ? ni.frames - ni.committed_frames : 0;
-		mod += ni.modified;
-	}
-	*available = avail;
+	size_t mod = 0;
+	for (unsigned n = 0; n < e->phys.nnodes; n++)
+		/* relaxed: a gauge */
+		mod += atomic_load_explicit(&e->phys.nodes[n].modified_pub, memory_order_relaxed);
+	*available = ntmm__phys_available(e); /* the allocator's own definition */
 	*modified = mod;
 }
 
@@ -262,6 +267,107 @@ void ntmm__wsm_run(ntmm_engine_t *e, ntmm__wsm_result_t *out)
 	visit_end(e, list, n);
 	if (out)
 		*out = r;
+}
+
+/* --------------------------------------------------------- inline reclaim */
+
+/* Pages one inline reclaim aims to make available: a write batch, or 1/64
+   of the pool when that is more. */
+#define RECLAIM_WAIT_NS (10 * 1000 * 1000)
+
+static size_t reclaim_want(ntmm_engine_t *e)
+{
+	size_t n = e->phys.nframes / 64;
+	return n > NTMM__WRITE_BATCH ? n : NTMM__WRITE_BATCH;
+}
+
+/* Writes Modified pages on this thread until `want` are written, the list
+   is empty or no slot is left. Growth inline only without the system
+   threads (with them the real-time writer owns growth requests). */
+static size_t reclaim_write(ntmm_engine_t *e, size_t want)
+{
+	bool grow = !atomic_load_explicit(&e->virt.paging.writer, memory_order_relaxed);
+	size_t done = 0;
+	while (done < want) {
+		int err;
+		size_t k = ntmm__paging_write_batch(e, NTMM__WRITE_BATCH, grow, &err, NULL);
+		done += k;
+		if (!k)
+			break;
+	}
+	return done;
+}
+
+/* Trims about `want` pages from the working sets, each set its share by
+   size, oldest first by the ages the last aging left (none without the
+   balance set manager: then in working-set list order, oldest entries
+   first), into one batch with one grace period. Caller outside any
+   read-side section. */
+static size_t reclaim_trim(ntmm_engine_t *e, size_t want)
+{
+	size_t n;
+	ntmm_process_t **list = visit_begin(e, &n);
+	bool *locked = list ? calloc(n ? n : 1, sizeof(*locked)) : NULL;
+	uint64_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += ntmm__ws_pages(list[i]);
+	ntmm__shootdown_t s = {0};
+	size_t trimmed = 0;
+	for (size_t i = 0; i < n && locked && total && trimmed < want; i++) {
+		ntmm_process_t *p = list[i];
+		uint64_t ws = ntmm__ws_pages(p);
+		if (!ws)
+			continue;
+		size_t share = (size_t)((want * ws + total - 1) / total);
+		size_t hist[8];
+		pthread_mutex_lock(&p->trim_lock); /* held until the batch's grace period */
+		locked[i] = true;
+		ntmm__ws_age_peek(p, hist);
+		trimmed += ntmm__wsm_trim_oldest(p, hist, share, 0, &s);
+	}
+	ntmm__shootdown_finish(e, &s);
+	for (size_t i = 0; i < n && locked; i++)
+		if (locked[i])
+			pthread_mutex_unlock(&list[i]->trim_lock);
+	free(locked);
+	visit_end(e, list, n);
+	return trimmed;
+}
+
+size_t ntmm__wsm_reclaim(ntmm_engine_t *e, bool can_trim)
+{
+	size_t want = reclaim_want(e), got = 0;
+	/* One reclaimer at a time: a fault that waited here finds the frames
+	   the one before it made available. A caller still inside its
+	   read-side section must not wait: the holder may be in a grace
+	   period, which waits for that section — it waits for frames on the
+	   paging layer's event instead, bounded. */
+	if (!can_trim) {
+		if (pthread_mutex_trylock(&e->virt.reclaim) != 0)
+			return ntmm__paging_wait_avail(e, RECLAIM_WAIT_NS) ? 1 : 0;
+	} else {
+		pthread_mutex_lock(&e->virt.reclaim);
+	}
+	ntmm__phys_flush_caches(e, NTMM__ALLOC_NODE_ANY);
+	size_t avail = ntmm__phys_available(e);
+	if (avail > 0) {
+		/* frames came back meanwhile (another reclaim, a trim, a free):
+		   the fault retries with them */
+		pthread_mutex_unlock(&e->virt.reclaim);
+		return avail;
+	}
+	/* dirty pages already off the working sets first: no grace period */
+	got += reclaim_write(e, want);
+	if (got < want && can_trim) {
+		size_t t = reclaim_trim(e, want - got);
+		NTMM__STAT_ADD(&e->stats, reclaim_trimmed, t);
+		got += t;
+		/* what the trim found dirty is Modified now */
+		got += reclaim_write(e, want);
+	}
+	NTMM__STAT_ADD(&e->stats, reclaims, 1);
+	pthread_mutex_unlock(&e->virt.reclaim);
+	return got ? got : ntmm__phys_available(e);
 }
 
 /* --------------------------------------------------------------- swapping */

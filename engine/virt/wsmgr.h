@@ -142,8 +142,9 @@ typedef struct ntmm__wsm_result {
 uint64_t ntmm__wsm_now_ns(void);
 void ntmm__wsm_process_init(ntmm_process_t *p);
 void ntmm__wsm_marks(ntmm_engine_t *e, ntmm__wsm_marks_t *out);
-/* Zeroed + Free + Standby + uncommitted frames, and Modified (lock-free,
-   approximate). */
+/* Available frames (ntmm__phys_available: the allocator's definition, the
+   one the low-memory event is tested against) and the Modified list
+   (lock-free, approximate). */
 void ntmm__wsm_gauges(ntmm_engine_t *e, size_t *available, size_t *modified);
 
 /* Calls fn(p, arg) for every process live when the call starts, without
@@ -166,6 +167,25 @@ size_t ntmm__wsm_age(ntmm_process_t *p, size_t hist[8]);
    trim_lock and the frames join s, which the caller finishes. */
 size_t ntmm__wsm_trim_oldest(ntmm_process_t *p, const size_t hist[8], size_t pages,
                              unsigned min_age, struct ntmm__shootdown *s);
+
+/* Inline reclaim, for a fault that found no frame (fault.c) — the engine
+   works without its system threads, and with them no fault waits on their
+   timing: the same mechanisms the writer and the working set manager use,
+   on the faulting thread. Under e->virt.reclaim (one reclaimer at a time):
+   flushes the per-CPU caches (a caller still in its read-side section,
+   !can_trim, does not wait for another reclaimer: it waits up to 10 ms
+   for frames instead, as the holder may be in a grace period that waits
+   for that section); if frames are available by then (another
+   reclaim, a trim or a free made some), returns at once; else writes
+   Modified pages (no grace period needed: written pages go to Standby),
+   and when that is not enough and can_trim (the caller is outside every
+   read-side section) trims the working sets, oldest pages first, by one
+   batch and one grace period, and writes what the trim found dirty.
+   Returns the pages made available or on their way (written, trimmed), or
+   the frames available; 0 when nothing could be done (every frame pinned,
+   in a page table, dirty with no slot left, or only reachable through a
+   grace period the caller blocks). Holds no process lock on entry. */
+size_t ntmm__wsm_reclaim(ntmm_engine_t *e, bool can_trim);
 
 /* Swapping. swap_out: records p's working set (when a swapper thread runs
    to bring it back), marks p out-swapped and trims its whole (unpinned)

@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#define NTMM_STATS_VERSION 2 /* 2: swap_in_pages */
+#define NTMM_STATS_VERSION 3 /* 2: swap_in_pages; 3: reclaims, reclaim_trimmed, slots_released */
 
 /* X(name, description) — event counters, summed over CPUs */
 #define NTMM_STATS_COUNTERS_PHYS(X)                                      \
@@ -36,7 +36,10 @@ extern "C" {
 	X(guard_faults, "guard-page faults")                         \
 	X(pages_trimmed, "working-set pages trimmed")                \
 	X(pagetable_pages, "page-table pages created")               \
-	X(rcu_shootdowns, "trim batches closed with a grace period")
+	X(rcu_shootdowns, "trim batches closed with a grace period") \
+	X(reclaims, "inline reclaims by faults that found no frame") \
+	X(reclaim_trimmed, "pages trimmed by inline reclaims")       \
+	X(slots_released, "read-back pages that gave their slot back (slots short)")
 
 #define NTMM_STATS_COUNTERS_IO(X)                         \
 	X(pages_written, "pages written to paging files") \
