@@ -7,9 +7,25 @@
  * otherwise; results come back through out-parameters. Virtual addresses are
  * uint64_t in a process's own address space; host pointers are void *.
  *
- * Threads: any thread that calls ntmm_access_begin/translate/read/write/pin
- * must first call ntmm_thread_register on that engine (it registers the
- * thread with the engine's RCU flavour).
+ * Threads: the access calls (ntmm_access_begin, ntmm_translate, ntmm_read,
+ * ntmm_write, ntmm_pin) run on RCU read-side sections, and a thread must be
+ * registered with the engine's RCU flavour (liburcu memb) for its sections
+ * to protect anything. A thread that never called ntmm_thread_register is
+ * registered by its first access call and stays registered until it exits;
+ * ntmm_thread_register makes the registration explicit. Either way it is
+ * undone when the thread exits (pthread_exit or a return from its start
+ * routine): a thread-specific-data destructor ends any access section the
+ * thread left open (a grace period waiting for it then proceeds) and
+ * unregisters it, so a thread may exit without ntmm_access_end or
+ * ntmm_thread_unregister. Registration is per thread, shared by every
+ * engine of the process (as liburcu's is), and keeps no reference to an
+ * engine: engines may be destroyed before or after the threads that used
+ * them exit.
+ *
+ * Calls that wait for a grace period (ntmm_free, ntmm_protect,
+ * ntmm_process_destroy, ntmm_ws_empty) refuse with NTMM_EBUSY inside the
+ * calling thread's own access section; ntmm_engine_destroy there is a
+ * programming error that aborts (see it).
  */
 #ifndef NTMM_H
 #define NTMM_H
@@ -151,10 +167,32 @@ NTMM_API int ntmm_config_init_checked(ntmm_config_t *cfg);
    NTMM_EBUSY (the paging file is locked by another engine; as
    ntmm_pagefile_add). */
 NTMM_API int ntmm_engine_create(const ntmm_config_t *cfg, ntmm_engine_t **out);
+/* Stops the system threads and frees everything the engine owns: its
+   processes, frames, paging files (deleted) and page tables. NULL is a
+   no-op. When it is called, no other thread may be using the engine or
+   any of its processes (no call into it running or starting), and every
+   pin of it should be unpinned: a pin that outlives its engine may not be
+   used or unpinned (undefined; debug builds abort with a message).
+   Threads still registered with it need not unregister first.
+   Calling it inside an access section of the calling thread (between
+   ntmm_access_begin and ntmm_access_end, on any engine) is a programming
+   error: destruction waits for grace periods, which that section would
+   block forever, so it prints a message naming the misuse to stderr and
+   calls abort() instead, in every build. */
 NTMM_API void ntmm_engine_destroy(ntmm_engine_t *e);
-/* The calling thread may access engine memory (registers it with RCU).
-   Nests: each register needs one unregister. */
+/* Registers the calling thread with the engine's RCU flavour, so its access
+   sections protect what it reads. Optional: the first access call of an
+   unregistered thread does the same (see the paragraph at the top).
+   Nests, across engines too: each register needs one unregister, or none
+   at all if the thread is about to exit (its exit undoes every
+   registration). Any thread, any time, inside an access section too.
+   Errors: NTMM_EINVAL (e NULL), NTMM_ENOMEM (no thread-specific-data key
+   left for the exit hook). */
 NTMM_API int ntmm_thread_register(ntmm_engine_t *e);
+/* Undoes one ntmm_thread_register (no-op for e NULL or when the thread has
+   no registration left). At the last one the thread leaves RCU, unless it
+   is inside an access section or was registered by an access call: it then
+   stays registered until it exits. */
 NTMM_API void ntmm_thread_unregister(ntmm_engine_t *e);
 /* Walks the PFN database, the page lists and the page tables and checks
    every invariant. 0 = all hold; otherwise NTMM_EINVAL, with each broken
@@ -420,14 +458,53 @@ NTMM_API int ntmm_query(ntmm_process_t *p, uint64_t va, ntmm_region_info_t *info
    free one is a grace period the caller itself blocks (it holds a pointer
    from ntmm_translate inside its access section while faulting again). */
 
+/* An access section: an RCU read-side section of the calling thread (it
+   registers the thread if needed). Host pointers from ntmm_translate stay
+   valid until the matching ntmm_access_end; a trim, decommit or protect
+   on another thread takes the page away from the process at once but
+   hands its frame on only after a grace period, which waits for this
+   section. Sections nest (the outermost end closes it) and cost a few
+   thread-local operations; keep them short, since every grace period
+   (trimming, freeing) waits for them. Inside one, calls that wait for a
+   grace period return NTMM_EBUSY, and ntmm_engine_destroy aborts. A
+   thread that exits inside a section has it ended for it. e is not
+   dereferenced: sections are per thread, not per engine. */
 NTMM_API void ntmm_access_begin(ntmm_engine_t *e);
 NTMM_API void ntmm_access_end(ntmm_engine_t *e);
+/* Resolves va in p for access (NTMM_ACCESS_READ or NTMM_ACCESS_WRITE),
+   taking any fault it needs, and sets *host to the host address of va. The
+   pointer covers the rest of va's page and is valid until the calling
+   thread's ntmm_access_end: call it inside an access section. Outside
+   one, nothing keeps the frame (a trim on another thread may reuse it at
+   once), so the pointer must not be dereferenced. Writes through a READ
+   translation are undefined. Any registered or unregistered thread.
+   Errors: NTMM_EINVAL (bad handle, host NULL, access unknown),
+   NTMM_EACCESS (va outside the user address space, not committed, or a
+   protection that forbids the access), NTMM_EGUARD (a guard page: the
+   guard is cleared, a retry succeeds), NTMM_ENOMEM (no frame could be had
+   or the working set is full), NTMM_EIO (the paging-file read failed). */
 NTMM_API int ntmm_translate(ntmm_process_t *p, uint64_t va, unsigned access, void **host);
 NTMM_API int ntmm_read(ntmm_process_t *p, uint64_t va, void *buf, size_t len);
 NTMM_API int ntmm_write(ntmm_process_t *p, uint64_t va, const void *buf, size_t len);
+/* Probe and lock (an MDL): faults in every page of [va, va + len) for
+   access and takes a reference on its frame, so the pages stay resident
+   and their host pointers (ntmm_pin_page) stay valid until ntmm_unpin,
+   outside any access section and even if the range is decommitted or the
+   process destroyed meanwhile (the frames are released at the unpin).
+   On failure nothing stays pinned.
+   Errors: NTMM_EINVAL (bad handle, out NULL, len 0, access unknown),
+   NTMM_EACCESS (range outside the user address space, not committed, or
+   protected against the access), NTMM_EGUARD, NTMM_ENOMEM (also: no host
+   memory for the pin), NTMM_EIO — as for ntmm_translate. */
 NTMM_API int ntmm_pin(ntmm_process_t *p, uint64_t va, size_t len, unsigned access,
                       ntmm_pin_t **out);
+/* Host address of the pin's page `index` (0 = the page holding va), valid
+   until ntmm_unpin; NULL if pin is NULL or index is past the last page. */
 NTMM_API void *ntmm_pin_page(const ntmm_pin_t *pin, size_t index);
+/* Releases the pin's frames and frees it; NULL is a no-op. Any thread.
+   Unpinning a pin twice, or after its engine was destroyed, is undefined:
+   debug builds (NTMM_DEBUG >= 1, the default without NDEBUG) detect both
+   and abort with a message naming the misuse. */
 NTMM_API void ntmm_unpin(ntmm_pin_t *pin);
 
 /* What the calling thread's most recent ntmm_translate / ntmm_read /

@@ -7,7 +7,12 @@
  *
  * A host pointer from translate is valid until the caller's
  * ntmm_access_end: a trimmer invalidates the PTE first and hands the frame
- * on only after a grace period, which waits for that access section.
+ * on only after a grace period, which waits for that access section. That
+ * holds only for a thread liburcu knows, so every entry point that takes a
+ * read-side lock first makes the caller a reader (tlb.h: the thread
+ * lifecycle), and the thread-exit destructor here ends what a thread left
+ * open. Debug builds also keep a record of live pins to catch an unpin
+ * that is a second one or comes after the engine's destroy.
  */
 #include "virt/virt.h"
 #include "engine.h"
