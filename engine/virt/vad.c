@@ -9,6 +9,8 @@
 #include "virt/virt.h"
 #include "engine.h"
 
+#include <limits.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,11 +134,15 @@ ntmm__vad_t *ntmm__vad_apply(const ntmm__vad_t *v, uint32_t first, uint32_t coun
 	return n;
 }
 
-uint32_t ntmm__vad_count_committed(const ntmm__vad_t *v, uint32_t first, uint32_t count)
+/* Committed pages of [first, first + count) whose protection is not
+   `other_than` (NO_PROT: every committed page). */
+#define NO_PROT UINT_MAX
+static uint32_t count_committed_runs(const ntmm__vad_t *v, uint32_t first, uint32_t count,
+                                     unsigned other_than)
 {
 	uint32_t last = first + count, sum = 0;
 	for (uint32_t i = 0; i < v->nruns; i++) {
-		if (!v->runs[i].committed)
+		if (!v->runs[i].committed || v->runs[i].prot == other_than)
 			continue;
 		uint32_t rs = v->runs[i].first, re = run_end(v, i);
 		uint32_t ms = rs > first ? rs : first, me = re < last ? re : last;
@@ -144,6 +150,11 @@ uint32_t ntmm__vad_count_committed(const ntmm__vad_t *v, uint32_t first, uint32_
 			sum += me - ms;
 	}
 	return sum;
+}
+
+uint32_t ntmm__vad_count_committed(const ntmm__vad_t *v, uint32_t first, uint32_t count)
+{
+	return count_committed_runs(v, first, count, NO_PROT);
 }
 
 bool ntmm__vad_all_committed(const ntmm__vad_t *v, uint32_t first, uint32_t count)
@@ -154,16 +165,7 @@ bool ntmm__vad_all_committed(const ntmm__vad_t *v, uint32_t first, uint32_t coun
 uint32_t ntmm__vad_count_reprotected(const ntmm__vad_t *v, uint32_t first, uint32_t count,
                                      unsigned prot)
 {
-	uint32_t last = first + count, sum = 0;
-	for (uint32_t i = 0; i < v->nruns; i++) {
-		if (!v->runs[i].committed || v->runs[i].prot == prot)
-			continue;
-		uint32_t rs = v->runs[i].first, re = run_end(v, i);
-		uint32_t ms = rs > first ? rs : first, me = re < last ? re : last;
-		if (ms < me)
-			sum += me - ms;
-	}
-	return sum;
+	return count_committed_runs(v, first, count, prot);
 }
 
 static ntmm__vad_map_t *map_alloc(size_t n)

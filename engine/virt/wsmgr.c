@@ -235,6 +235,19 @@ static bool run_one(ntmm_process_t *p, bool plenty, bool pressure, ntmm__wsm_res
 	return true;
 }
 
+/* Ends a pass over the visited processes: one grace period for every
+   trim of the pass, then the trim locks taken (locked[i]) are let go. */
+static void pass_end(ntmm_engine_t *e, ntmm__shootdown_t *s, ntmm_process_t **list, bool *locked,
+                     size_t n)
+{
+	ntmm__shootdown_finish(e, s);
+	for (size_t i = 0; i < n && locked; i++)
+		if (locked[i])
+			pthread_mutex_unlock(&list[i]->trim_lock);
+	free(locked);
+	visit_end(e, list, n);
+}
+
 /* One pass, one grace period: every set's trimmed frames go into one batch
    released after a single synchronize_rcu at the end. A grace period per
    trim cost far more than the trims under load: with more access-section
@@ -259,12 +272,7 @@ void ntmm__wsm_run(ntmm_engine_t *e, ntmm__wsm_result_t *out)
 	ntmm__shootdown_t s = {0};
 	for (size_t i = 0; i < n && locked; i++)
 		locked[i] = run_one(list[i], plenty, pressure, &r, &s);
-	ntmm__shootdown_finish(e, &s);
-	for (size_t i = 0; i < n && locked; i++)
-		if (locked[i])
-			pthread_mutex_unlock(&list[i]->trim_lock);
-	free(locked);
-	visit_end(e, list, n);
+	pass_end(e, &s, list, locked, n);
 	if (out)
 		*out = r;
 }
@@ -325,12 +333,7 @@ static size_t reclaim_trim(ntmm_engine_t *e, size_t want)
 		ntmm__ws_age_peek(p, hist);
 		trimmed += ntmm__wsm_trim_oldest(p, hist, share, 0, &s);
 	}
-	ntmm__shootdown_finish(e, &s);
-	for (size_t i = 0; i < n && locked; i++)
-		if (locked[i])
-			pthread_mutex_unlock(&list[i]->trim_lock);
-	free(locked);
-	visit_end(e, list, n);
+	pass_end(e, &s, list, locked, n);
 	return trimmed;
 }
 
