@@ -65,9 +65,10 @@ typedef struct child {
    unset unless env sets it. env: "NAME=VALUE" strings, NULL-terminated. */
 static void spawn(child_t *c, const char *const *args, const char *const *env)
 {
-	int po[2], pe[2];
+	int po[2], pe[2], px[2];
 	assert_int_equal(pipe(po), 0);
 	assert_int_equal(pipe(pe), 0);
+	assert_int_equal(pipe2(px, O_CLOEXEC), 0); /* closes at exec: spawn returns after it */
 	c->o.n = c->e.n = 0;
 	c->o.s[0] = c->e.s[0] = 0;
 	c->pid = fork();
@@ -75,7 +76,7 @@ static void spawn(child_t *c, const char *const *args, const char *const *env)
 	if (!c->pid) {
 		dup2(po[1], 1);
 		dup2(pe[1], 2);
-		close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
+		close(po[0]), close(po[1]), close(pe[0]), close(pe[1]), close(px[0]);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
 		sigset_t none;
@@ -95,6 +96,14 @@ static void spawn(child_t *c, const char *const *args, const char *const *env)
 	}
 	close(po[1]);
 	close(pe[1]);
+	close(px[1]);
+	/* Until the exec the child runs this program with the mask it inherited
+	   (a CI runner may block SIGINT and SIGTERM): a look at its signal mask
+	   must wait for the exec, which closes px[1]. */
+	char b;
+	while (read(px[0], &b, 1) < 0 && errno == EINTR)
+		;
+	close(px[0]);
 	c->out = po[0];
 	c->err = pe[0];
 }
