@@ -523,6 +523,70 @@ enum ntmm_fault_kind {
 };
 NTMM_API unsigned ntmm_last_fault_kind(void);
 
+/* ------------------------------------------- sections, views, copy-on-write, clone */
+
+/* A section is memory that several processes can map (NtCreateSection /
+   CreateFileMapping): backed by a file, or by the paging files (shared
+   memory). Its pages are described by prototype PTEs in the section's
+   segment (one segment per file, whoever creates sections on it, so two
+   sections of one file share its pages); a view's process PTEs point at
+   them and are filled on fault, never at map time. The engine caches file
+   pages in its own frames: the file as read(2) sees it is current after
+   ntmm_flush_view, or once the mapped page writer has written the page; a
+   change made to the file from outside after a page was brought in is not
+   seen while that page is in memory. */
+typedef struct ntmm_section ntmm_section_t;
+#define NTMM_SEC_COMMIT  0x8000000u /* paging-file backed: the whole size is charged at create (default) */
+#define NTMM_SEC_RESERVE 0x4000000u /* paging-file backed: pages are committed later, in a view, with ntmm_allocate(MEM_COMMIT) */
+
+/* fd >= 0: backed by that file (the engine dups fd; the caller may close
+   its own). size 0 = the file's size; a size past the file's end grows the
+   file when prot allows writing, else NTMM_EINVAL. fd < 0: backed by the
+   paging files; size required. prot: the most any view may get —
+   NTMM_PAGE_READONLY, _READWRITE or _WRITECOPY. flags: NTMM_SEC_COMMIT or
+   NTMM_SEC_RESERVE for paging-file sections (0 = COMMIT), 0 for files.
+   Errors: NTMM_EINVAL, NTMM_ECOMMIT (SEC_COMMIT past the limit), NTMM_EIO
+   (the file), NTMM_ENOMEM. */
+NTMM_API int ntmm_section_create(ntmm_engine_t *e, int fd, uint64_t size, unsigned prot,
+                                 unsigned flags, ntmm_section_t **out);
+/* Drops the caller's reference; the section lives while a view maps it.
+   Errors: NTMM_EINVAL (not a live section). */
+NTMM_API int ntmm_section_close(ntmm_section_t *s);
+
+/* Maps [offset, offset + size) of s into p (NtMapViewOfSection). offset: a
+   multiple of 64 KiB; size 0 = to the section's end, else rounded up to
+   pages, and the range must lie in the section (NTMM_EINVAL). *base: 0 =
+   the engine chooses (64 KiB granular), else the address wanted (64 KiB
+   aligned; a range not wholly free is NTMM_ECONFLICT). prot: READONLY (any
+   section), READWRITE (a READWRITE section), WRITECOPY (a READWRITE or
+   WRITECOPY section); any other pairing is NTMM_EACCESS. A WRITECOPY view
+   charges commit for its whole size at map time (NTMM_ECOMMIT); a write to
+   it makes a private copy (NTMM_FAULT_COPY_ON_WRITE), which is paged to the
+   paging files, never to the section's file. ntmm_query reports a view as
+   one region of type NTMM_MEM_MAPPED with allocation_base = the view's
+   base; ntmm_protect works inside a view within what the section allows;
+   ntmm_free on a view is NTMM_EINVAL. */
+NTMM_API int ntmm_map_view(ntmm_section_t *s, ntmm_process_t *p, uint64_t *base,
+                           uint64_t offset, size_t size, unsigned prot);
+/* base: a view's base (else NTMM_EINVAL). Dirty file pages stay in memory
+   for the mapped page writer: unmapping loses nothing and waits for no
+   write. Errors: NTMM_EINVAL, NTMM_EBUSY (inside an access section). */
+NTMM_API int ntmm_unmap_view(ntmm_process_t *p, uint64_t base);
+/* Writes every dirty page of [va, va + len) of one view (len 0 = to the
+   view's end) to the section's file and returns once the data is durable
+   (written and fdatasync'ed). Paging-file-backed views: 0, nothing to do.
+   Errors: NTMM_EINVAL (not inside a view), NTMM_EIO (a write or the sync
+   failed: the pages stay dirty and are written again later). */
+NTMM_API int ntmm_flush_view(ntmm_process_t *p, uint64_t va, size_t len);
+
+/* fork(): a new process with p's address space. Private committed pages
+   are shared copy-on-write (the first write on either side copies the
+   page); views are mapped again at the same addresses (shared; WRITECOPY
+   views stay copy-on-write); reservations, protections and guard pages are
+   kept. The child is charged p's private commit (NTMM_ECOMMIT if it does
+   not fit; nothing is created then). */
+NTMM_API int ntmm_process_clone(ntmm_process_t *p, ntmm_process_t **child);
+
 /* ------------------------------------------------- working sets, information */
 
 /* Sets p's working-set minimum and maximum (pages; SetProcessWorkingSetSize).

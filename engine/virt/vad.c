@@ -62,6 +62,7 @@ ntmm__vad_t *ntmm__vad_new(uint64_t start, uint64_t end, unsigned alloc_prot, bo
 	v->start = start;
 	v->end = end;
 	v->alloc_prot = alloc_prot;
+	v->view = NULL;
 	v->npages = (uint32_t)((end - start) >> NTMM__PAGE_SHIFT);
 	v->ncommitted = commit ? v->npages : 0;
 	v->nruns = 1;
@@ -120,6 +121,7 @@ ntmm__vad_t *ntmm__vad_apply(const ntmm__vad_t *v, uint32_t first, uint32_t coun
 	n->start = v->start;
 	n->end = v->end;
 	n->alloc_prot = v->alloc_prot;
+	n->view = v->view;
 	n->npages = v->npages;
 	n->ncommitted = 0;
 	n->nruns = 0;

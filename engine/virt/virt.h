@@ -66,6 +66,9 @@ typedef struct ntmm__vad {
 	uint64_t end;        /* exclusive, page aligned; the rest of the last
 				granule stays unusable */
 	unsigned alloc_prot; /* protection given at reservation */
+	/* NULL: private memory; else the mapped view this VAD is (section/
+	   section.h): its pages are described by the section's prototype PTEs */
+	struct ntmm__view *view;
 	uint32_t npages;     /* (end - start) / 4 KiB */
 	uint32_t ncommitted; /* committed pages (sum over runs) */
 	uint32_t nruns;
