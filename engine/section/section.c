@@ -4,6 +4,7 @@
  * lands.
  */
 #include "engine.h"
+#include "section/section.h"
 
 int ntmm_section_create(ntmm_engine_t *e, int fd, uint64_t size, unsigned prot, unsigned flags,
                         ntmm_section_t **out)
@@ -45,4 +46,10 @@ int ntmm_process_clone(ntmm_process_t *p, ntmm_process_t **child)
 	if (child)
 		*child = NULL;
 	return ntmm__error(NTMM_ENOTSUP, "clone is not built yet");
+}
+
+int ntmm__section_fail_io(ntmm_section_t *s, uint64_t read_in, uint64_t write_in)
+{
+	(void)s, (void)read_in, (void)write_in;
+	return ntmm__error(NTMM_ENOTSUP, "sections are not built yet");
 }
