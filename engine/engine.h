@@ -20,6 +20,7 @@
 #include "io/io.h"
 #include "virt/virt.h"
 #include "threads/systhreads.h"
+#include "section/section.h"
 
 struct ntmm_engine {
 	ntmm_config_t cfg;             /* validated copy; strings below are owned copies */
@@ -31,6 +32,7 @@ struct ntmm_engine {
 	ntmm__virt_t virt;             /* processes, commit charge (virt/) */
 	ntmm__io_t io;                 /* paging files, backing-store drivers, I/O rings (io/) */
 	ntmm__systhreads_t systhreads; /* the system threads (threads/) */
+	ntmm__section_layer_t section; /* sections and segments (section/) */
 };
 
 /* options.c */

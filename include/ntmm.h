@@ -536,8 +536,10 @@ NTMM_API unsigned ntmm_last_fault_kind(void);
    change made to the file from outside after a page was brought in is not
    seen while that page is in memory. */
 typedef struct ntmm_section ntmm_section_t;
-#define NTMM_SEC_COMMIT  0x8000000u /* paging-file backed: the whole size is charged at create (default) */
-#define NTMM_SEC_RESERVE 0x4000000u /* paging-file backed: pages are committed later, in a view, with ntmm_allocate(MEM_COMMIT) */
+#define NTMM_SEC_COMMIT \
+	0x8000000u /* paging-file backed: the whole size is charged at create (default) */
+#define NTMM_SEC_RESERVE \
+	0x4000000u /* paging-file backed: pages are committed later, in a view, with ntmm_allocate(MEM_COMMIT) */
 
 /* fd >= 0: backed by that file (the engine dups fd; the caller may close
    its own). size 0 = the file's size; a size past the file's end grows the
@@ -566,8 +568,8 @@ NTMM_API int ntmm_section_close(ntmm_section_t *s);
    one region of type NTMM_MEM_MAPPED with allocation_base = the view's
    base; ntmm_protect works inside a view within what the section allows;
    ntmm_free on a view is NTMM_EINVAL. */
-NTMM_API int ntmm_map_view(ntmm_section_t *s, ntmm_process_t *p, uint64_t *base,
-                           uint64_t offset, size_t size, unsigned prot);
+NTMM_API int ntmm_map_view(ntmm_section_t *s, ntmm_process_t *p, uint64_t *base, uint64_t offset,
+                           size_t size, unsigned prot);
 /* base: a view's base (else NTMM_EINVAL). Dirty file pages stay in memory
    for the mapped page writer: unmapping loses nothing and waits for no
    write. Errors: NTMM_EINVAL, NTMM_EBUSY (inside an access section). */

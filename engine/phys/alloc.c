@@ -219,6 +219,9 @@ void ntmm__writer_wake(ntmm__phys_t *ph)
 	ntmm__event_t *ev = atomic_load_explicit(&ph->writer_wake, memory_order_acquire);
 	if (ev)
 		ntmm__event_signal(ev);
+	ev = atomic_load_explicit(&ph->mapped_wake, memory_order_acquire);
+	if (ev)
+		ntmm__event_signal(ev);
 }
 
 static void mag_drain(ntmm__phys_t *ph, ntmm__node_t *n, ntmm__pfn_t *mag, _Atomic uint32_t *cnt,

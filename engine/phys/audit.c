@@ -153,6 +153,19 @@ int ntmm__phys_audit(ntmm_engine_t *e)
 		for (unsigned p = 0; p < NTMM__STANDBY_PRIOS; p++)
 			walk(&a, &n->standby[p], ni, NTMM__LOC_STANDBY, 64, p, "Standby");
 		walk(&a, &n->modified, ni, NTMM__LOC_MODIFIED, 64, 8, "Modified");
+		walk(&a, &n->modified_mapped, ni, NTMM__LOC_MODIFIED, 64, 8, "Modified (mapped)");
+		/* a mapped file's dirty pages are on their own list, and only there */
+		for (int mapped = 0; mapped < 2; mapped++) {
+			ntmm__plist_t *l = mapped ? &n->modified_mapped : &n->modified;
+			size_t k = 0;
+			for (ntmm__pfn_t x = l->head;
+			     x != NTMM__PFN_NONE && x < ph->nframes && k++ < l->count;
+			     x = ph->pfndb[x].next)
+				if (!(state_of(&a, x) & NTMM__PFN_MAPPED) != !mapped)
+					bad(&a, "Modified%s (node %u): pfn %u %s MAPPED",
+					    mapped ? " (mapped)" : "", ni, x,
+					    mapped ? "without" : "with");
+		}
 		walk(&a, &n->modified_nowrite, ni, NTMM__LOC_MODIFIED_NOWRITE, 64, 8,
 		     "ModifiedNoWrite");
 		for (unsigned i = 0; i < n->zbatch_n; i++)

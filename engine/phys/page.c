@@ -118,14 +118,16 @@ static void drop_refs(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t count, b
 				next |= NTMM__PFN_MODIFIED;
 			if (!ntmm__pfn_cas(p, &s, next))
 				continue; /* s reloaded; the lock stays ours */
-			ntmm__plist_t *l = dirty ? &n->modified : &n->standby[ntmm__pfn_prio(s)];
+			ntmm__plist_t *l = !dirty                   ? &n->standby[ntmm__pfn_prio(s)]
+			                   : (s & NTMM__PFN_MAPPED) ? &n->modified_mapped
+			                                            : &n->modified;
 			if (tail || dirty)
 				ntmm__plist_push_tail(ph, l, pfn);
 			else
 				ntmm__plist_push_head(ph, l, pfn);
-			wake_writer |= dirty && n->modified.count ==
-			                            atomic_load_explicit(&ph->modified_high,
-			                                                 memory_order_relaxed);
+			wake_writer |=
+			    dirty && l->count == atomic_load_explicit(&ph->modified_high,
+			                                              memory_order_relaxed);
 			if (++listed == DROP_HOLD) {
 				ntmm__node_pub_standby(n);
 				pthread_mutex_unlock(&n->standby_lock);
@@ -216,7 +218,7 @@ int ntmm__page_reclaim(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr, boo
 			continue;
 		if (own == LISTED_NOT_OWNER)
 			return NTMM_ECONFLICT;
-		ntmm__plist_unlink(ph, ntmm__node_list(n, loc, ntmm__pfn_prio(s)), pfn);
+		ntmm__plist_unlink(ph, ntmm__node_list_of(n, s), pfn);
 		uint64_t next = ntmm__pfn_relocate(s, NTMM__LOC_ACTIVE) + NTMM__PFN_SHARE_ONE;
 		if (loc != NTMM__LOC_STANDBY)
 			next |= NTMM__PFN_MODIFIED;
@@ -251,7 +253,7 @@ bool ntmm__page_delete_transition(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pt
 			continue;
 		if (own == LISTED_NOT_OWNER)
 			return false;
-		ntmm__plist_unlink(ph, ntmm__node_list(n, loc, ntmm__pfn_prio(s)), pfn);
+		ntmm__plist_unlink(ph, ntmm__node_list_of(n, s), pfn);
 		ntmm__node_pub_standby(n);
 		pthread_mutex_lock(&n->free_lock); /* order: standby_lock → free_lock */
 		ntmm__pfn_store(p, s, ntmm__pfn_listed(s, NTMM__LOC_FREE));
@@ -280,6 +282,19 @@ void ntmm__page_unref(ntmm_engine_t *e, ntmm__pfn_t pfn)
 	drop_ref(e, pfn, false);
 }
 
+void ntmm__page_set_mapped(ntmm_engine_t *e, ntmm__pfn_t pfn)
+{
+	ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfn);
+	uint64_t s = load_state(p);
+	while (!(s & NTMM__PFN_MAPPED)) {
+		unsigned loc = ntmm__pfn_loc(s);
+		ntmm__assert(loc == NTMM__LOC_ACTIVE || loc == NTMM__LOC_TRANSITION);
+		(void)loc;
+		if (ntmm__pfn_cas(p, &s, s | NTMM__PFN_MAPPED))
+			return;
+	}
+}
+
 void ntmm__page_set_modified(ntmm_engine_t *e, ntmm__pfn_t pfn)
 {
 	ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfn);
@@ -306,7 +321,19 @@ void ntmm__page_set_priority(ntmm_engine_t *e, ntmm__pfn_t pfn, unsigned prio)
 	}
 }
 
+static size_t writer_take(ntmm_engine_t *e, int node, ntmm__pfn_t *pfns, size_t max, bool mapped);
+
 size_t ntmm__page_writer_take(ntmm_engine_t *e, int node, ntmm__pfn_t *pfns, size_t max)
+{
+	return writer_take(e, node, pfns, max, false);
+}
+
+size_t ntmm__page_mapped_take(ntmm_engine_t *e, int node, ntmm__pfn_t *pfns, size_t max)
+{
+	return writer_take(e, node, pfns, max, true);
+}
+
+static size_t writer_take(ntmm_engine_t *e, int node, ntmm__pfn_t *pfns, size_t max, bool mapped)
 {
 	ntmm__phys_t *ph = &e->phys;
 	size_t k = 0;
@@ -316,7 +343,8 @@ size_t ntmm__page_writer_take(ntmm_engine_t *e, int node, ntmm__pfn_t *pfns, siz
 		ntmm__node_t *n = &ph->nodes[i];
 		pthread_mutex_lock(&n->standby_lock);
 		while (k < max) {
-			ntmm__pfn_t pfn = ntmm__plist_pop_head(ph, &n->modified);
+			ntmm__pfn_t pfn =
+			    ntmm__plist_pop_head(ph, mapped ? &n->modified_mapped : &n->modified);
 			if (pfn == NTMM__PFN_NONE)
 				break;
 			ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);

@@ -18,7 +18,10 @@
  *   bit  36 MODIFIED, 37 READ_IN_PROGRESS, 38 WRITE_IN_PROGRESS,
  *   bit  39 PROTOTYPE, 40 DELETED, 41 IN_PAGE_ERROR
  *   bits 42..44  standby priority 0..7
- *   bits 45..63  generation, bumped by every location change (ABA guard for
+ *   bit  45 MAPPED: the frame caches a page of a mapped file; dirty, it goes
+ *                to its node's mapped Modified list (the mapped page
+ *                writer's), kept on Standby/Modified, cleared when freed
+ *   bits 46..63  generation, bumped by every location change (ABA guard for
  *                list hints and for callers that re-validate after a race)
  *
  * Page life (the transitions the layers above drive):
@@ -101,9 +104,10 @@ enum ntmm__pfn_location {
 #define NTMM__PFN_IN_PAGE_ERROR     (1ull << 41)
 #define NTMM__PFN_PRIO_SHIFT        42
 #define NTMM__PFN_PRIO_MASK         (7ull << NTMM__PFN_PRIO_SHIFT)
-#define NTMM__PFN_GEN_SHIFT         45
+#define NTMM__PFN_MAPPED            (1ull << 45)
+#define NTMM__PFN_GEN_SHIFT         46
 #define NTMM__PFN_GEN_ONE           (1ull << NTMM__PFN_GEN_SHIFT)
-#define NTMM__PFN_FLAGS_MASK        (0x3full << 36)
+#define NTMM__PFN_FLAGS_MASK        ((0x3full << 36) | NTMM__PFN_MAPPED)
 #define NTMM__PFN_PRIO_DEFAULT      5u /* priority a freshly allocated frame gets */
 
 static inline unsigned ntmm__pfn_loc(uint64_t s)
@@ -216,6 +220,10 @@ void ntmm__page_unref(ntmm_engine_t *e, ntmm__pfn_t pfn);
 
 /* Marks an ACTIVE frame modified (a write through a valid PTE). */
 void ntmm__page_set_modified(ntmm_engine_t *e, ntmm__pfn_t pfn);
+/* Marks an ACTIVE or TRANSITION frame as a mapped file's page (MAPPED):
+   dirty, it goes to the mapped Modified list, which only the mapped page
+   writer takes from (ntmm__page_mapped_take). */
+void ntmm__page_set_mapped(ntmm_engine_t *e, ntmm__pfn_t pfn);
 /* Standby priority (0..7) for the frame's next trip to Standby (ACTIVE or
    TRANSITION frames; a frame already on a list keeps its list). */
 void ntmm__page_set_priority(ntmm_engine_t *e, ntmm__pfn_t pfn, unsigned prio);
@@ -234,6 +242,10 @@ void ntmm__page_set_priority(ntmm_engine_t *e, ntmm__pfn_t pfn, unsigned prio);
    goes to Modified if MODIFIED, to Free if DELETED (owner gone), else to
    the TAIL of its Standby priority list. */
 size_t ntmm__page_writer_take(ntmm_engine_t *e, int node, ntmm__pfn_t *pfns, size_t max);
+/* The same from the mapped Modified lists (MAPPED frames: pages of mapped
+   files, which go to their file, never to a paging file); finished with
+   ntmm__page_writer_done (new_original NULL: the file keeps the data). */
+size_t ntmm__page_mapped_take(ntmm_engine_t *e, int node, ntmm__pfn_t *pfns, size_t max);
 void ntmm__page_writer_done(ntmm_engine_t *e, const ntmm__pfn_t *pfns, const uint64_t *new_original,
                             size_t n, bool ok);
 

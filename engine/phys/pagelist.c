@@ -76,6 +76,8 @@ void ntmm__node_pub_standby(ntmm__node_t *n)
 		atomic_store_explicit(&n->standby_pub[p], n->standby[p].count,
 		                      memory_order_relaxed);
 	atomic_store_explicit(&n->modified_pub, n->modified.count, memory_order_relaxed);
+	atomic_store_explicit(&n->modified_mapped_pub, n->modified_mapped.count,
+	                      memory_order_relaxed);
 	atomic_store_explicit(&n->modified_nowrite_pub, n->modified_nowrite.count,
 	                      memory_order_relaxed);
 }
@@ -152,6 +154,13 @@ ntmm__pfn_t ntmm__freelist_take_cold(ntmm__phys_t *ph, ntmm__node_t *n)
 	ntmm__pfn_t pfn = n->free_[c].tail;
 	ntmm__freelist_remove(ph, n, false, pfn);
 	return pfn;
+}
+
+ntmm__plist_t *ntmm__node_list_of(ntmm__node_t *n, uint64_t s)
+{
+	if (ntmm__pfn_loc(s) == NTMM__LOC_MODIFIED && (s & NTMM__PFN_MAPPED))
+		return &n->modified_mapped;
+	return ntmm__node_list(n, ntmm__pfn_loc(s), ntmm__pfn_prio(s));
 }
 
 ntmm__plist_t *ntmm__node_list(ntmm__node_t *n, unsigned loc, unsigned prio)

@@ -25,7 +25,7 @@ static void node_init(ntmm__node_t *n)
 		n->zeroed[c] = n->free_[c] = empty;
 	for (unsigned p = 0; p < NTMM__STANDBY_PRIOS; p++)
 		n->standby[p] = empty;
-	n->bad = n->modified = n->modified_nowrite = empty;
+	n->bad = n->modified = n->modified_nowrite = n->modified_mapped = empty;
 	atomic_init(&n->zero_wake, NULL);
 }
 
@@ -145,6 +145,7 @@ void ntmm__phys_node_info(ntmm_engine_t *e, unsigned node, ntmm__node_info_t *ou
 		out->standby += LD(n->standby_pub[p]);
 	out->modified = LD(n->modified_pub);
 	out->modified_nowrite = LD(n->modified_nowrite_pub);
+	out->modified_mapped = LD(n->modified_mapped_pub);
 	for (unsigned c = 0; c < ph->ncpus; c++) {
 		if (ph->pcpu[c].node != node)
 			continue;
@@ -171,12 +172,13 @@ void ntmm__phys_fill_gauges(ntmm_engine_t *e, ntmm_stats_t *out)
 		out->standby_pages += ni.standby;
 		out->modified_pages += ni.modified;
 		out->modified_nowrite_pages += ni.modified_nowrite;
+		out->modified_mapped_pages += ni.modified_mapped;
 		out->bad_pages += ni.bad;
 		for (unsigned p = 0; p < NTMM__STANDBY_PRIOS; p++)
 			out->standby_by_priority[p] += LD(ph->nodes[n].standby_pub[p]);
 	}
 	listed = out->zeroed_pages + out->free_pages + out->standby_pages + out->modified_pages +
-	         out->modified_nowrite_pages + out->bad_pages;
+	         out->modified_nowrite_pages + out->modified_mapped_pages + out->bad_pages;
 	/* TRANSITION frames are not on any list: count them in the committed
 	   chunks (a scan of the state words; chunks never committed have no
 	   entries, released ones only OFFLINE frames) */

@@ -135,7 +135,8 @@ typedef struct ntmm__chunk {
  *   bad                  BAD frames (never handed out)
  *   Σ chunk.listed over the node = zeroed_count + free_count
  * Invariants (standby_lock held): standby[p] holds STANDBY frames of
- * priority p; modified / modified_nowrite hold MODIFIED / MODIFIED_NOWRITE.
+ * priority p; modified / modified_nowrite hold MODIFIED / MODIFIED_NOWRITE
+ * frames, modified_mapped the MODIFIED frames with MAPPED set.
  * Read without the lock: the *_pub mirrors (relaxed), for gauges and the
  * zero thread's wake test — approximate by design.
  */
@@ -156,8 +157,9 @@ typedef struct ntmm__node {
 	pthread_mutex_t standby_lock NTMM__ALIGNED_CL;
 	ntmm__plist_t standby[NTMM__STANDBY_PRIOS];
 	ntmm__plist_t modified, modified_nowrite;
+	ntmm__plist_t modified_mapped; /* MODIFIED frames with MAPPED set */
 	_Atomic size_t standby_pub[NTMM__STANDBY_PRIOS];
-	_Atomic size_t modified_pub, modified_nowrite_pub;
+	_Atomic size_t modified_pub, modified_nowrite_pub, modified_mapped_pub;
 
 	/* grow_lock group: chunk commit/release */
 	pthread_mutex_t grow_lock NTMM__ALIGNED_CL;
@@ -243,6 +245,8 @@ typedef struct ntmm__phys {
 	     event outlives the pointer) */
 	void (*original_gone)(ntmm_engine_t *e, uint64_t original_pte);
 	_Atomic(ntmm__event_t *) writer_wake;
+	/* the mapped page writer's event, signalled with writer_wake */
+	_Atomic(ntmm__event_t *) mapped_wake;
 	_Atomic size_t modified_high; /* relaxed: a tunable mark */
 	bool ready;
 	/* low-memory notification (ntmm__phys_set_lowmem_wake): the balance
@@ -261,7 +265,7 @@ void ntmm__phys_fill_gauges(ntmm_engine_t *e, ntmm_stats_t *out);
 /* Per-node figures for tools (`ntmm info`) and tests. */
 typedef struct ntmm__node_info {
 	size_t frames, committed_frames;
-	size_t zeroed, free_, standby, modified, modified_nowrite, bad;
+	size_t zeroed, free_, standby, modified, modified_nowrite, modified_mapped, bad;
 	unsigned ncpus; /* CPU slots mapped to this node */
 } ntmm__node_info_t;
 void ntmm__phys_node_info(ntmm_engine_t *e, unsigned node, ntmm__node_info_t *out);
@@ -375,6 +379,10 @@ bool ntmm__pfn_word_ok(uint64_t s);
 static inline uint64_t ntmm__pfn_listed(uint64_t s, unsigned loc)
 {
 	uint64_t keep = s & NTMM__PFN_PRIO_MASK;
+	/* a mapped file's page stays one on Standby and Modified */
+	if (loc == NTMM__LOC_STANDBY || loc == NTMM__LOC_MODIFIED ||
+	    loc == NTMM__LOC_MODIFIED_NOWRITE)
+		keep |= s & NTMM__PFN_MAPPED;
 	uint64_t gen = (s & ~((1ull << NTMM__PFN_GEN_SHIFT) - 1)) + NTMM__PFN_GEN_ONE;
 	return gen | keep | loc;
 }
@@ -395,6 +403,9 @@ ntmm__pfn_t ntmm__freelist_take_cold(ntmm__phys_t *ph, ntmm__node_t *n);
 void ntmm__freelist_remove(ntmm__phys_t *ph, ntmm__node_t *n, bool zeroed, ntmm__pfn_t pfn);
 /* Standby/Modified/ModifiedNoWrite/Bad: the list a listed location names. */
 ntmm__plist_t *ntmm__node_list(ntmm__node_t *n, unsigned loc, unsigned prio);
+/* The list a listed state word's frame is on (MAPPED Modified frames are on
+   modified_mapped). */
+ntmm__plist_t *ntmm__node_list_of(ntmm__node_t *n, uint64_t s);
 void ntmm__node_pub_standby(ntmm__node_t *n);
 void ntmm__node_pub_free(ntmm__node_t *n);
 

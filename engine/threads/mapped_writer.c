@@ -4,15 +4,19 @@
  * because its writes go through file systems that may fault and need free
  * pages — the modified page writer must never wait for that.
  *
- * Honest status: sections and mapped files are a later issue, so today
- * nothing produces work for it. The thread and its queue exist: it sleeps
- * on its event and, when woken, drains a FIFO of work items (each runs on
- * this thread and may block). The queue is empty in every run of this
- * issue; tests only check that a queued item runs and that the thread
- * stops cleanly.
+ * Each pass (once a second, or at once when the allocator runs short of
+ * frames or a node's mapped Modified list reaches the writer mark, both
+ * of which signal its event) writes the dirty file pages that have waited
+ * a whole pass, or all of them when available memory is low
+ * (ntmm__section_writer_pass, section/writer.c): pages are written after
+ * they have been modified for a while, or when memory is needed. Between
+ * passes it runs the work items other layers queue (a FIFO; each runs on
+ * this thread and may block).
  */
 #include "engine.h"
 #include "threads/writers.h"
+
+#define MAPPED_PASS_NS (1000ll * 1000 * 1000)
 
 void ntmm__mapped_writer_init(ntmm__mapped_writer_t *w, ntmm_engine_t *e)
 {
@@ -62,9 +66,11 @@ void ntmm__mapped_writer_thread(ntmm__thread_t *self, void *arg)
 			w->fn(mw->e, w);
 			atomic_fetch_add_explicit(&mw->done, 1, memory_order_relaxed);
 		}
-		if (!ntmm__thread_wait(self, -1))
+		ntmm__section_writer_pass(mw->e);
+		if (!ntmm__thread_wait(self, MAPPED_PASS_NS))
 			break;
 	}
+	/* what is dirty at stop is written by the segments' teardown */
 	/* items queued after stop are run here, so none is dropped */
 	ntmm__mapped_work_t *w;
 	while ((w = pop(mw))) {

@@ -56,6 +56,9 @@ static int writers_start(ntmm_engine_t *e)
 	                NTMM_THREAD_MAPPED_WRITER, ntmm__mapped_writer_thread, &st->mapped);
 	if (err)
 		ntmm__mapped_writer_fini(&st->mapped);
+	else
+		atomic_store_explicit(&e->phys.mapped_wake, &st->mapped.t.wake,
+		                      memory_order_release);
 	return err;
 }
 
@@ -71,6 +74,7 @@ static void writers_stop(ntmm_engine_t *e)
 		ntmm__thread_stop(&st->mpw.t);
 	}
 	if (atomic_exchange_explicit(&st->mapped_started, false, memory_order_relaxed)) {
+		atomic_store_explicit(&e->phys.mapped_wake, NULL, memory_order_relaxed);
 		ntmm__thread_stop(&st->mapped.t);
 		ntmm__mapped_writer_fini(&st->mapped);
 	}

@@ -131,9 +131,9 @@ static bool obtain(ntmm_engine_t *e, uint64_t need, uint64_t before)
    the space back between the growth and the charge). */
 #define CHARGE_TRIES 16
 
-int ntmm__commit_charge(ntmm_process_t *p, uint64_t pages, uint64_t tables)
+/* The system charge alone (the process's share is the caller's). */
+static int charge_system(ntmm_engine_t *e, uint64_t pages, uint64_t tables)
 {
-	ntmm_engine_t *e = p->e;
 	ntmm__virt_t *v = &e->virt;
 	uint64_t want = pages + tables;
 	for (unsigned tries = 0;; tries++) {
@@ -174,6 +174,14 @@ int ntmm__commit_charge(ntmm_process_t *p, uint64_t pages, uint64_t tables)
 		}
 		break;
 	}
+	return 0;
+}
+
+int ntmm__commit_charge(ntmm_process_t *p, uint64_t pages, uint64_t tables)
+{
+	int err = charge_system(p->e, pages, tables);
+	if (err)
+		return err;
 	atomic_fetch_add_explicit(&p->commit_pages, pages, memory_order_relaxed);
 	atomic_fetch_add_explicit(&p->table_commit, tables, memory_order_relaxed);
 	return 0;
@@ -187,6 +195,21 @@ void ntmm__commit_uncharge(ntmm_process_t *p, uint64_t pages, uint64_t tables)
 	atomic_fetch_sub_explicit(&p->commit_pages, pages, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&p->table_commit, tables, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&v->commit_pages, pages + tables, memory_order_relaxed);
+}
+
+int ntmm__commit_charge_shared(ntmm_engine_t *e, uint64_t pages)
+{
+	int err = charge_system(e, pages, 0);
+	if (!err)
+		atomic_fetch_add_explicit(&e->virt.shared_commit, pages, memory_order_relaxed);
+	return err;
+}
+
+void ntmm__commit_uncharge_shared(ntmm_engine_t *e, uint64_t pages)
+{
+	ntmm__assert(atomic_load_explicit(&e->virt.shared_commit, memory_order_relaxed) >= pages);
+	atomic_fetch_sub_explicit(&e->virt.shared_commit, pages, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&e->virt.commit_pages, pages, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------ page-table pages */

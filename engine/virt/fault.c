@@ -40,6 +40,7 @@
 #include "virt/frame.h"
 #include "virt/tlb.h"
 #include "sync/backoff.h"
+#include "section/section.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,7 @@
 #define FAULT_WAIT    (-1001) /* page in I/O: wait on it without ws_lock, retry */
 #define FAULT_NOFRAME (-1002) /* no frame: wait for the writer without ws_lock */
 #define FAULT_HARD    (-1003) /* hard fault started: read without ws_lock */
+#define FAULT_SECIO   (-1004) /* a prototype's read started: read without ws_lock */
 
 /* What dispatch hands to the caller for FAULT_WAIT and FAULT_HARD. */
 typedef struct fault_ctx {
@@ -65,6 +67,7 @@ typedef struct fault_ctx {
 	ntmm__pfn_t pfn[NTMM__HARD_CLUSTER];
 	_Atomic uint64_t *pte[NTMM__HARD_CLUSTER];
 	uint64_t orig[NTMM__HARD_CLUSTER]; /* the pagefile PTEs */
+	ntmm__sfault_t sec;                /* FAULT_SECIO: the section's read */
 } fault_ctx_t;
 
 /* Starts the read of one page: fresh frame, READ_IN_PROGRESS, transition
@@ -338,6 +341,7 @@ static int dispatch(ntmm_process_t *p, uint64_t va, bool write, fault_ctx_t *c)
 	unsigned prot = 0;
 	bool committed = false, found = false;
 	uint64_t vad_start = 0, vad_end = 0;
+	const ntmm__vad_t *vad = NULL;
 
 	/* the map is read inside the caller's read-side section (every
 	   caller of ntmm__fault holds one; it lasts the whole dispatch), so
@@ -351,6 +355,7 @@ static int dispatch(ntmm_process_t *p, uint64_t va, bool write, fault_ctx_t *c)
 		const ntmm__vad_run_t *r =
 		    ntmm__vad_run_of(v, (uint32_t)((page - v->start) >> NTMM__PAGE_SHIFT));
 		found = true;
+		vad = v;
 		vad_start = v->start;
 		vad_end = v->end;
 		committed = r->committed;
@@ -381,6 +386,37 @@ static int dispatch(ntmm_process_t *p, uint64_t va, bool write, fault_ctx_t *c)
 	for (;;) {
 		/* acquire: pairs with the release CAS of whoever wrote the PTE */
 		uint64_t old = atomic_load_explicit(pte, memory_order_acquire);
+		if (vad->view) {
+			/* a view: its pages are the prototypes' unless the PTE holds
+			   a private copy (a WRITECOPY view's written page, whose frame
+			   names this PTE) */
+			bool shared_valid = ntmm__pte_is_valid(old) &&
+			                    ntmm__frame_is_shared(e, ntmm__pte_pfn(old), pte_addr);
+			if (old == 0 || ntmm__pte_is_prototype(old) ||
+			    (shared_valid && write && vad->view->cow)) {
+				int r = ntmm__section_fault(p, vad, page, pte, old, write, flags,
+				                            &c->sec);
+				if (r == NTMM__SFAULT_RETRY) {
+					collided = true;
+					ntmm__backoff(&b);
+					continue;
+				}
+				if (r == NTMM__SFAULT_IO)
+					return FAULT_SECIO;
+				if (r == NTMM__SFAULT_WAIT) {
+					c->wait_pfn = c->sec.pfn[0];
+					c->wait_pte = c->sec.first;
+					return FAULT_WAIT;
+				}
+				if (r == NTMM__SFAULT_NOFRAME)
+					return FAULT_NOFRAME;
+				if (r == 0 && collided)
+					NTMM__STAT_ADD(&e->stats, collided_faults, 1);
+				return r;
+			}
+			if (shared_valid && vad->view->cow) /* read-only until copied */
+				flags &= ~(uint64_t)(NTMM__PTE_WRITE | NTMM__PTE_DIRTY);
+		}
 		if (ntmm__pte_is_valid(old)) {
 			uint64_t want = old | flags;
 			if (want == old ||
@@ -557,7 +593,7 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 	   stand in for the process's next access */
 	if (atomic_load_explicit(&p->wsm.swapped_out, memory_order_relaxed) && !ntmm__fault_nowait)
 		ntmm__wsm_swap_in(p);
-	bool compacted = false, waited = false;
+	bool compacted = false, waited = false, section_hard = false;
 	uint64_t noframe_since = 0;
 	unsigned noframe_rounds = 0, idle_rounds = 0;
 	fault_ctx_t c; /* the arrays are filled by hard_begin before use */
@@ -583,6 +619,19 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 			ntmm__ws_unlock_shared(p, slot);
 			if (r == FAULT_RETRY)
 				continue;
+		}
+		if (r == FAULT_SECIO) {
+			/* the prototypes' read, without ws_lock; the pages go to
+			   Standby and the retried dispatch maps the faulting one */
+			int rr = ntmm__section_fault_read(e, &c.sec);
+			ntmm__section_fault_io_done(e, &c.sec, rr == 0);
+			if (rr)
+				return rr;
+			NTMM__STAT_ADD(&e->stats, hard_faults, 1);
+			NTMM__STAT_ADD(&e->stats, section_reads, c.sec.n);
+			ntmm__percpu_add(&p->cpu[0].hard_faults, sizeof(p->cpu[0]), p->ncpu, 1);
+			section_hard = true;
+			continue;
 		}
 		if (r == FAULT_WAIT) {
 			ntmm__inpage_wait(e, c.wait_pfn, c.wait_pte, write);
@@ -632,7 +681,9 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 			compacted = true;
 			continue;
 		}
-		if (r == 0 && waited) {
+		if (r == 0 && section_hard && ntmm__fault_kind != NTMM_FAULT_COPY_ON_WRITE)
+			ntmm__fault_kind = NTMM_FAULT_HARD;
+		else if (r == 0 && waited) {
 			ntmm__fault_kind = NTMM_FAULT_COLLIDED;
 			NTMM__STAT_ADD(&e->stats, collided_faults, 1);
 		}

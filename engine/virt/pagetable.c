@@ -17,6 +17,7 @@
  * The loser of a race frees its unpublished table at once.
  */
 #include "virt/virt.h"
+#include "section/section.h"
 #include "engine.h"
 #include "virt/frame.h"
 #include "sync/backoff.h"
@@ -211,7 +212,10 @@ static void teardown_leaf(ntmm_process_t *p, uint64_t va, _Atomic uint64_t *pte,
 		old = atomic_exchange_explicit(pte, 0, memory_order_acq_rel);
 		ntmm__wsl_remove(p, ntmm__pte_wsi(old));
 		ntmm__pfn_t pfn = ntmm__pte_pfn(old);
-		if (ntmm__page_unmap(e, pfn, (old & NTMM__PTE_DIRTY) != 0, true))
+		if (ntmm__frame_is_shared(e, pfn, (uint64_t)(uintptr_t)pte))
+			/* a section's page: it stays in memory for the section */
+			ntmm__section_unshare(e, pfn, (old & NTMM__PTE_DIRTY) != 0, s);
+		else if (ntmm__page_unmap(e, pfn, (old & NTMM__PTE_DIRTY) != 0, true))
 			ntmm__shootdown_add_release(s, pfn);
 		leaf_cleared(p, pte);
 		return;
@@ -349,15 +353,27 @@ static void audit_table(ntmm_process_t *p, audit_t *a, ntmm__pfn_t tpfn, int lvl
 			ntmm__pfn_entry_t *pe = ntmm__vpfn(e, pfn);
 			uint64_t s = atomic_load_explicit(&pe->state, memory_order_acquire);
 			a->valid++;
-			if (ntmm__pfn_loc(s) != NTMM__LOC_ACTIVE || ntmm__pfn_shares(s) != 1)
+			uint64_t owner = atomic_load_explicit(&pe->pte, memory_order_relaxed);
+			/* a section's page names its prototype PTE, which must be
+			   valid and name the frame (the section audit counts the
+			   shares); a private page names this PTE, with share 1 */
+			bool shared = owner != (uint64_t)(uintptr_t)&t[i];
+			uint64_t proto =
+			    shared && owner
+			        ? atomic_load_explicit((_Atomic uint64_t *)(uintptr_t)owner,
+			                               memory_order_relaxed)
+			        : 0;
+			if (ntmm__pfn_loc(s) != NTMM__LOC_ACTIVE ||
+			    (shared ? ntmm__pfn_shares(s) < 1 : ntmm__pfn_shares(s) != 1))
 				AUDIT_FAIL(a,
 				           "process %u va %llx: valid PTE names frame %u in "
 				           "location %u with share %u\n",
 				           p->id, (unsigned long long)va, pfn, ntmm__pfn_loc(s),
 				           ntmm__pfn_shares(s));
-			if (atomic_load_explicit(&pe->pte, memory_order_relaxed) !=
-			    (uint64_t)(uintptr_t)&t[i])
-				AUDIT_FAIL(a, "process %u va %llx: frame %u does not point back\n",
+			if (shared && (!ntmm__pte_is_valid(proto) || ntmm__pte_pfn(proto) != pfn))
+				AUDIT_FAIL(a,
+				           "process %u va %llx: frame %u names neither this PTE "
+				           "nor a valid prototype PTE of it\n",
 				           p->id, (unsigned long long)va, pfn);
 			uint32_t wsi = ntmm__pte_wsi(ent);
 			if (wsi >= atomic_load_explicit(&p->wsl.next, memory_order_relaxed) ||

@@ -43,6 +43,7 @@
  */
 #include "virt/virt.h"
 #include "engine.h"
+#include "section/section.h"
 #include "virt/frame.h"
 
 #include <stdio.h>
@@ -50,7 +51,7 @@
 
 #define SHOWN 20u /* problem lines printed (leaks are capped by the io layer) */
 
-enum { OWNER_PTE, OWNER_FRAME };
+enum { OWNER_PTE, OWNER_FRAME, OWNER_PROTO };
 
 /* One owner of one slot. */
 typedef struct ref {
@@ -102,6 +103,11 @@ static const char *loc_name(unsigned loc)
 /* "the PTE of process 3 at 0x10000" / "the OriginalPte of frame 12 (Standby)" */
 static void describe(census_t *c, const ref_t *r, char *buf, size_t len)
 {
+	if (r->kind == OWNER_PROTO) {
+		snprintf(buf, len, "the prototype PTE of section page %llu",
+		         (unsigned long long)r->va);
+		return;
+	}
 	if (r->kind == OWNER_PTE) {
 		snprintf(buf, len, "the PTE of process %u at %#llx", r->who,
 		         (unsigned long long)r->va);
@@ -139,6 +145,17 @@ static void visit_pte(ntmm_process_t *p, uint64_t va, _Atomic uint64_t *pte, voi
 	}
 }
 
+/* ntmm__section_each_proto visitor: prototype PTEs of paging-file
+   sections own their slots as process PTEs do. */
+static void visit_proto(uint64_t v, uint64_t idx, void *arg)
+{
+	if (ntmm__pte_is_pagefile(v)) {
+		census_t *c = arg;
+		add(c, v, OWNER_PROTO, 0, idx);
+		c->r.pte_refs++;
+	}
+}
+
 static void gather_ptes(census_t *c)
 {
 	ntmm__virt_t *v = &c->e->virt;
@@ -152,6 +169,7 @@ static void gather_ptes(census_t *c)
 		ntmm__ws_unlock_exclusive(p);
 	}
 	pthread_mutex_unlock(&v->lock);
+	ntmm__section_each_proto(c->e, visit_proto, c);
 }
 
 static void gather_frames(census_t *c)

@@ -7,6 +7,7 @@
  * when it takes one of our Standby pages for someone else.
  */
 #include "virt/virt.h"
+#include "section/section.h"
 #include "engine.h"
 #include "virt/frame.h"
 
@@ -125,6 +126,11 @@ static void process_teardown(ntmm_process_t *p)
 	ntmm__pushlock_release_exclusive(&p->as_lock);
 	ntmm__shootdown_finish(e, &s); /* the grace period also covers the map */
 	pthread_mutex_unlock(&p->trim_lock);
+	/* the views' references go after the grace period: no fault that
+	   read the map is still inside its section */
+	for (size_t i = 0; m && i < m->n; i++)
+		if (m->vads[i]->view)
+			ntmm__view_free(e, m->vads[i]->view);
 	ntmm__vad_map_free_now(m);
 	ntmm__wsm_process_fini(p); /* the out-swap's record, if never used */
 	ntmm__wsl_fini(&p->wsl);
@@ -216,6 +222,7 @@ int ntmm__virt_init(ntmm_engine_t *e)
 	v->nprocesses = 0;
 	v->next_id = 0;
 	ntmm__event_init(&v->users_done);
+	ntmm__section_init(e);
 	pthread_mutex_init(&v->reclaim, NULL);
 	ntmm__commit_init(e); /* io is set up before virt */
 	e->phys.repurpose = ntmm__virt_repurpose;
@@ -241,7 +248,9 @@ void ntmm__virt_fini(ntmm_engine_t *e)
 		wait_for_users(p);
 		process_teardown(p);
 	}
-	ntmm__rcu_barrier(); /* retired VAD maps */
+	ntmm__rcu_barrier();   /* retired VAD maps */
+	ntmm__section_fini(e); /* every view is gone: the sections left open */
+	ntmm__rcu_barrier();   /* frames the sections' flushes let go */
 	ntmm__commit_fini(e);
 	pthread_mutex_destroy(&v->reclaim);
 	e->phys.repurpose = NULL;
@@ -261,6 +270,9 @@ static int audit_vads(ntmm_process_t *p, uint64_t *committed)
 		if (v->start % NTMM_ALLOCATION_GRANULARITY || v->end <= v->start ||
 		    (i && m->vads[i - 1]->end > v->start) || v->runs[0].first != 0)
 			bad++;
+		/* a view's pages are the section's; only a WRITECOPY view is
+		   charged to the process (its private copies) */
+		bool charged = ntmm__vad_charged(v);
 		for (uint32_t r = 0; r < v->nruns; r++) {
 			uint32_t end = r + 1 < v->nruns ? v->runs[r + 1].first : v->npages;
 			if (end <= v->runs[r].first)
@@ -273,7 +285,8 @@ static int audit_vads(ntmm_process_t *p, uint64_t *committed)
 		}
 		if (c != v->ncommitted)
 			bad++;
-		*committed += c;
+		if (charged)
+			*committed += c;
 	}
 	if (bad)
 		fprintf(stderr, "ntmm audit: process %u: %d VAD map problems\n", p->id, bad);
@@ -330,6 +343,8 @@ int ntmm__virt_audit(ntmm_engine_t *e)
 		ntmm__pushlock_release_exclusive(&p->as_lock);
 	}
 	pthread_mutex_unlock(&v->lock);
+	total += atomic_load_explicit(&v->shared_commit, memory_order_relaxed);
+	bad += ntmm__section_audit(e);
 	uint64_t sys = atomic_load_explicit(&v->commit_pages, memory_order_relaxed);
 	if (sys != total) {
 		fprintf(stderr, "ntmm audit: system commit %llu != sum over processes %llu\n",

@@ -204,7 +204,8 @@ void ntmm__pins_engine_gone(const ntmm_engine_t *e);
  * Engine-wide state of the virtual layer.
  *   lock         — guards processes, nprocesses, next_id
  *   commit_pages — system commit charge: Σ over processes of commit_pages
- *                  + table_commit; CAS so it never passes the limit
+ *                  + table_commit, + shared_commit (paging-file-backed
+ *                  sections); CAS so it never passes the limit
  *   commit_frames — the pool's frames minus the resident reserve (fixed at
  *                  init; commit.c says what the reserve holds)
  *   commit limit = commit_frames + the paging-file slots obtained, which
@@ -224,6 +225,7 @@ typedef struct ntmm__virt {
 	size_t nprocesses;
 	uint32_t next_id;
 	_Atomic uint64_t commit_pages;
+	_Atomic uint64_t shared_commit; /* sections' part of commit_pages */
 	uint64_t commit_frames;
 	pthread_mutex_t reclaim;
 	ntmm__paging_t paging;
@@ -295,6 +297,11 @@ uint64_t ntmm__commit_reserve(const ntmm_engine_t *e);
    NTMM_ECOMMIT (nothing charged) when it still does not. */
 int ntmm__commit_charge(ntmm_process_t *p, uint64_t pages, uint64_t tables);
 void ntmm__commit_uncharge(ntmm_process_t *p, uint64_t pages, uint64_t tables);
+/* The charge of paging-file-backed sections (NTMM_SEC_COMMIT at create,
+   SEC_RESERVE pages as they are committed in a view): system-wide, in
+   e->virt.shared_commit, no process's. NTMM_ECOMMIT as commit_charge. */
+int ntmm__commit_charge_shared(ntmm_engine_t *e, uint64_t pages);
+void ntmm__commit_uncharge_shared(ntmm_engine_t *e, uint64_t pages);
 /* The commit limit now, in pages. */
 uint64_t ntmm__commit_limit(ntmm_engine_t *e);
 /* The paging-file pages the commit charge needs now (charge beyond

@@ -11,6 +11,7 @@
  * before frames are handed back or the call returns.
  */
 #include "virt/virt.h"
+#include "section/section.h"
 #include "engine.h"
 
 #include <stdlib.h>
@@ -137,6 +138,14 @@ static int commit(ntmm_process_t *p, uint64_t *base, size_t size, unsigned prot,
 	ntmm__vad_t *v = m->vads[vi];
 	uint32_t first = (uint32_t)((start - v->start) / PAGE),
 	         count = (uint32_t)((end - start) / PAGE);
+	if (v->view) {
+		/* a view: its pages are the section's, committed in the section
+		   (SEC_RESERVE) and charged to it; the VAD stays as it is */
+		int r = ntmm__view_commit(p->e, v->view, v->view->first + first, count);
+		if (!r)
+			*base = start;
+		return r;
+	}
 	uint64_t need = count - ntmm__vad_count_committed(v, first, count);
 	bool reprotect = ntmm__vad_count_reprotected(v, first, count, prot) != 0;
 	/* a protection change may need a grace period, which the caller's own
@@ -225,6 +234,11 @@ int ntmm_free(ntmm_process_t *p, uint64_t base, size_t size, unsigned type)
 	ntmm__vad_t *v = vi >= 0 ? m->vads[vi] : NULL;
 	uint64_t start = 0, end = 0;
 	ntmm__vad_map_t *nm = NULL;
+	if (v && v->view) {
+		err = ntmm__error(NTMM_EINVAL, "%#llx is in a view: ntmm_unmap_view unmaps it",
+		                  (unsigned long long)base);
+		goto out;
+	}
 	ntmm__vad_t *nv = NULL;
 	uint64_t uncharge = 0, tables = 0;
 	if (type == NTMM_MEM_RELEASE || size == 0) {
@@ -291,6 +305,30 @@ out:
 	return err;
 }
 
+/* What ntmm_protect may give the pages of VAD v: private memory anything
+   prot_check allows but WRITECOPY; a view at most what its section and
+   its own kind allow (READWRITE: a READWRITE view; WRITECOPY: a WRITECOPY
+   view). */
+static int view_prot_check(const ntmm__vad_t *v, unsigned prot)
+{
+	unsigned base = prot & 0xffu;
+	if (!v->view) {
+		if (base == NTMM_PAGE_WRITECOPY)
+			return ntmm__error(
+			    NTMM_EINVAL,
+			    "protection %#x: copy-on-write is for views of sections, "
+			    "not private memory",
+			    prot);
+		return 0;
+	}
+	if (base == NTMM_PAGE_READWRITE && (v->view->cow || v->view->max_prot != base))
+		return ntmm__error(NTMM_EACCESS, "READWRITE in a %s view",
+		                   v->view->cow ? "WRITECOPY" : "read-only");
+	if (base == NTMM_PAGE_WRITECOPY && !v->view->cow)
+		return ntmm__error(NTMM_EACCESS, "WRITECOPY in a view that is not copy-on-write");
+	return 0;
+}
+
 int ntmm_protect(ntmm_process_t *p, uint64_t base, size_t size, unsigned prot, unsigned *old_prot)
 {
 	int err = ntmm__process_check(p);
@@ -298,7 +336,9 @@ int ntmm_protect(ntmm_process_t *p, uint64_t base, size_t size, unsigned prot, u
 		return err;
 	if (!old_prot)
 		return ntmm__error(NTMM_EINVAL, "old_prot is NULL");
-	if ((err = prot_check(prot)))
+	/* WRITECOPY is checked against the VAD below (views only) */
+	bool writecopy = (prot & 0xffu) == NTMM_PAGE_WRITECOPY;
+	if ((err = prot_check(writecopy ? (prot & ~0xffu) | NTMM_PAGE_READWRITE : prot)))
 		return err;
 	uint64_t start, end;
 	if (!page_range(base, size, &start, &end))
@@ -324,6 +364,11 @@ int ntmm_protect(ntmm_process_t *p, uint64_t base, size_t size, unsigned prot, u
 		                   "%#llx..%#llx is not committed in one reservation",
 		                   (unsigned long long)start, (unsigned long long)end);
 	}
+	if ((err = view_prot_check(v, prot))) {
+		ntmm__pushlock_release_exclusive(&p->as_lock);
+		ntmm__rcu_thread_offline();
+		return err;
+	}
 	unsigned old = ntmm__vad_run_of(v, first)->prot;
 	ntmm__vad_t *nv = ntmm__vad_apply(v, first, count, NTMM__VAD_PROTECT, prot);
 	ntmm__vad_map_t *nm = nv ? ntmm__vad_map_replace(m, (size_t)vi, nv) : NULL;
@@ -335,7 +380,11 @@ int ntmm_protect(ntmm_process_t *p, uint64_t base, size_t size, unsigned prot, u
 	}
 	ntmm__vad_publish(p, nm, v);
 	ntmm__ws_lock_exclusive(p);
-	bool removed = ntmm__pt_reprotect(p, start, end, prot);
+	/* a WRITECOPY view's shared pages stay read-only (a write copies
+	   them); its private copies get their write access back at their
+	   next write, a fault that only sets the bit */
+	bool removed = ntmm__pt_reprotect(p, start, end,
+	                                  writecopy ? (prot & ~0xffu) | NTMM_PAGE_READONLY : prot);
 	ntmm__ws_unlock_exclusive(p);
 	ntmm__pushlock_release_exclusive(&p->as_lock);
 	if (removed) { /* no translated pointer from before survives the call */
@@ -381,7 +430,7 @@ int ntmm_query(ntmm_process_t *p, uint64_t va, ntmm_region_info_t *info)
 		info->allocation_prot = v->alloc_prot;
 		info->state = r->committed ? NTMM_MEM_COMMIT : NTMM_MEM_RESERVE;
 		info->prot = r->committed ? r->prot : 0;
-		info->type = NTMM_MEM_PRIVATE;
+		info->type = v->view ? NTMM_MEM_MAPPED : NTMM_MEM_PRIVATE;
 	}
 	ntmm__pushlock_release_shared(&p->as_lock);
 	return 0;

@@ -12,6 +12,7 @@
  * are never trimmed.
  */
 #include "virt/virt.h"
+#include "section/section.h"
 #include "engine.h"
 #include "virt/frame.h"
 
@@ -231,9 +232,13 @@ size_t ntmm__ws_trim_into(ntmm_process_t *p, size_t max_trim, unsigned min_age,
 			i++;
 			continue;
 		}
+		/* a shared section page: the PTE goes back to the prototype,
+		   the frame loses this share */
+		bool shared = ntmm__frame_is_shared(e, pfn, (uint64_t)(uintptr_t)pte);
 		uint64_t want;
 		do {
-			want = ntmm__pte_make_transition(pfn, ntmm__mmprot_from_bits(old));
+			want = shared ? ntmm__pte_make_prototype(0, ntmm__mmprot_from_bits(old))
+			              : ntmm__pte_make_transition(pfn, ntmm__mmprot_from_bits(old));
 			/* acq_rel: orders against a translate's Accessed/Dirty CAS, so
 			   the Dirty bit we read is the final one */
 		} while (!atomic_compare_exchange_weak_explicit(
@@ -242,7 +247,9 @@ size_t ntmm__ws_trim_into(ntmm_process_t *p, size_t max_trim, unsigned min_age,
 		/* relaxed: any recent value of the process default will do */
 		ntmm__page_set_priority(
 		    e, pfn, atomic_load_explicit(&p->wsm.page_priority, memory_order_relaxed));
-		if (ntmm__page_unmap(e, pfn, (old & NTMM__PTE_DIRTY) != 0, false))
+		if (shared)
+			ntmm__section_unshare(e, pfn, (old & NTMM__PTE_DIRTY) != 0, s);
+		else if (ntmm__page_unmap(e, pfn, (old & NTMM__PTE_DIRTY) != 0, false))
 			ntmm__shootdown_add_release(s, pfn);
 		trimmed++;
 	}

@@ -68,6 +68,7 @@
  */
 #include "virt/virt.h"
 #include "engine.h"
+#include "section/section.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -299,6 +300,14 @@ static size_t reclaim_write(ntmm_engine_t *e, size_t want)
 	while (done < want) {
 		int err;
 		size_t k = ntmm__paging_write_batch(e, NTMM__WRITE_BATCH, grow, &err, NULL);
+		done += k;
+		if (!k)
+			break;
+	}
+	/* dirty pages of mapped files go to their files (the mapped page
+	   writer's batch, run here as the modified page writer's is) */
+	while (done < want) {
+		size_t k = ntmm__section_write_batch(e, want - done);
 		done += k;
 		if (!k)
 			break;

@@ -26,30 +26,34 @@ extern "C" {
 	X(chunk_releases, "2 MiB chunks returned to the OS")             \
 	X(frame_alloc_fails, "frame allocations refused (NTMM_ENOMEM)")
 
-#define NTMM_STATS_COUNTERS_VIRT(X)                                  \
-	X(page_faults, "faults of every kind")                       \
-	X(demand_zero_faults, "demand-zero faults")                  \
-	X(soft_faults, "transition (soft) faults")                   \
-	X(hard_faults, "paging-file or file reads")                  \
-	X(collided_faults, "faults that found the page in progress") \
-	X(access_violations, "faults refused with NTMM_EACCESS")     \
-	X(guard_faults, "guard-page faults")                         \
-	X(pages_trimmed, "working-set pages trimmed")                \
-	X(pagetable_pages, "page-table pages created")               \
-	X(rcu_shootdowns, "trim batches closed with a grace period") \
-	X(reclaims, "inline reclaims by faults that found no frame") \
-	X(reclaim_trimmed, "pages trimmed by inline reclaims")       \
-	X(slots_released, "read-back pages that gave their slot back (slots short)")
+#define NTMM_STATS_COUNTERS_VIRT(X)                                                  \
+	X(page_faults, "faults of every kind")                                       \
+	X(demand_zero_faults, "demand-zero faults")                                  \
+	X(soft_faults, "transition (soft) faults")                                   \
+	X(hard_faults, "paging-file or file reads")                                  \
+	X(collided_faults, "faults that found the page in progress")                 \
+	X(access_violations, "faults refused with NTMM_EACCESS")                     \
+	X(guard_faults, "guard-page faults")                                         \
+	X(pages_trimmed, "working-set pages trimmed")                                \
+	X(pagetable_pages, "page-table pages created")                               \
+	X(rcu_shootdowns, "trim batches closed with a grace period")                 \
+	X(reclaims, "inline reclaims by faults that found no frame")                 \
+	X(reclaim_trimmed, "pages trimmed by inline reclaims")                       \
+	X(slots_released, "read-back pages that gave their slot back (slots short)") \
+	X(cow_faults, "copy-on-write faults (private copies made)")                  \
+	X(section_reads, "mapped-file pages read by hard faults")
 
-#define NTMM_STATS_COUNTERS_IO(X)                         \
-	X(pages_written, "pages written to paging files") \
-	X(write_ios, "write I/Os issued")                 \
-	X(pages_read, "pages read from paging files")     \
-	X(read_ios, "read I/Os issued")                   \
-	X(io_errors, "failed reads or writes")            \
-	X(swap_outs, "processes out-swapped")             \
-	X(swap_ins, "processes in-swapped")               \
-	X(swap_in_pages, "pages the swapper brought back at in-swap")
+#define NTMM_STATS_COUNTERS_IO(X)                                           \
+	X(pages_written, "pages written to paging files")                   \
+	X(write_ios, "write I/Os issued")                                   \
+	X(pages_read, "pages read from paging files")                       \
+	X(read_ios, "read I/Os issued")                                     \
+	X(io_errors, "failed reads or writes")                              \
+	X(swap_outs, "processes out-swapped")                               \
+	X(swap_ins, "processes in-swapped")                                 \
+	X(swap_in_pages, "pages the swapper brought back at in-swap")       \
+	X(mapped_pages_written, "mapped-file pages written to their files") \
+	X(mapped_write_ios, "mapped-file write I/Os issued")
 
 #define NTMM_STATS_COUNTERS(X)      \
 	NTMM_STATS_COUNTERS_PHYS(X) \
@@ -65,6 +69,7 @@ extern "C" {
 	X(standby_pages, "Standby lists, all priorities")                    \
 	X(modified_pages, "Modified list")                                   \
 	X(modified_nowrite_pages, "ModifiedNoWrite list")                    \
+	X(modified_mapped_pages, "mapped Modified list (dirty file pages)")  \
 	X(bad_pages, "Bad list")                                             \
 	X(active_pages, "Active (in a working set, locked or a page table)") \
 	X(transition_pages, "Transition (in flight)")                        \
