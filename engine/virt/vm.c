@@ -357,17 +357,23 @@ int ntmm_protect(ntmm_process_t *p, uint64_t base, size_t size, unsigned prot, u
 		first = (uint32_t)((start - v->start) / PAGE);
 		count = (uint32_t)((end - start) / PAGE);
 	}
+	/* private memory refuses WRITECOPY whatever the range holds */
+	if ((err = v ? view_prot_check(v, prot)
+	             : writecopy ? ntmm__error(NTMM_EINVAL,
+	                                       "protection %#x: copy-on-write is for views "
+	                                       "of sections, not private memory",
+	                                       prot)
+	                         : 0)) {
+		ntmm__pushlock_release_exclusive(&p->as_lock);
+		ntmm__rcu_thread_offline();
+		return err;
+	}
 	if (!v || end > v->end || !ntmm__vad_all_committed(v, first, count)) {
 		ntmm__pushlock_release_exclusive(&p->as_lock);
 		ntmm__rcu_thread_offline();
 		return ntmm__error(NTMM_ECONFLICT,
 		                   "%#llx..%#llx is not committed in one reservation",
 		                   (unsigned long long)start, (unsigned long long)end);
-	}
-	if ((err = view_prot_check(v, prot))) {
-		ntmm__pushlock_release_exclusive(&p->as_lock);
-		ntmm__rcu_thread_offline();
-		return err;
 	}
 	unsigned old = ntmm__vad_run_of(v, first)->prot;
 	ntmm__vad_t *nv = ntmm__vad_apply(v, first, count, NTMM__VAD_PROTECT, prot);
