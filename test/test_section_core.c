@@ -304,6 +304,139 @@ static void in_page_errors_lose_nothing(void **state)
 	close(fd);
 }
 
+static uint64_t pat(unsigned who, uint64_t pg)
+{
+	return ((uint64_t)who << 48) ^ (pg * 0x9e3779b97f4a7c15ull);
+}
+
+static void check_all(ntmm_process_t *p, uint64_t base, size_t n, unsigned who)
+{
+	for (uint64_t pg = 0; pg < n; pg++) {
+		uint64_t v = 0;
+		assert_int_equal(ntmm_read(p, base + pg * PG + 40, &v, 8), 0);
+		if (v != pat(who, pg))
+			fail_msg("page %llu: %#llx, want %#llx (writer %u)", (unsigned long long)pg,
+			         (unsigned long long)v, (unsigned long long)pat(who, pg), who);
+	}
+}
+
+/* parent_first: which side is destroyed first */
+static void clone_copy_on_write_both_ways(bool parent_first)
+{
+	const size_t n = 512;
+	ntmm_process_t *p;
+	assert_int_equal(ntmm_process_create(env.e, &p), 0);
+	uint64_t base = 0;
+	assert_int_equal(ntmm_allocate(p, &base, n * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT,
+	                               NTMM_PAGE_READWRITE),
+	                 0);
+	for (uint64_t pg = 0; pg < n; pg++) {
+		uint64_t v = pat(1, pg);
+		assert_int_equal(ntmm_write(p, base + pg * PG + 40, &v, 8), 0);
+	}
+	/* some pages out of the working set first: Standby, Modified and
+	   paging-file pages are cloned too */
+	assert_int_equal(ntmm_ws_empty(p), 0);
+	ntmm__paging_write_batch(env.e, 64, true, NULL, NULL);
+	for (uint64_t pg = 0; pg < n; pg += 2) {
+		uint64_t v;
+		assert_int_equal(ntmm_read(p, base + pg * PG + 40, &v, 8), 0);
+	}
+	ntmm_process_info_t pi;
+	assert_int_equal(ntmm_process_info(p, &pi), 0);
+	ntmm_process_t *c;
+	assert_int_equal(ntmm_process_clone(p, &c), 0);
+	ntmm_process_info_t ci;
+	assert_int_equal(ntmm_process_info(c, &ci), 0);
+	assert_int_equal(ci.commit_pages, pi.commit_pages);
+	assert_int_equal(ntmm_audit(env.e), 0);
+	check_all(c, base, n, 1);
+	check_all(p, base, n, 1);
+	/* the parent writes the first half: the child keeps the old data */
+	for (uint64_t pg = 0; pg < n / 2; pg++) {
+		uint64_t v = pat(2, pg);
+		assert_int_equal(ntmm_write(p, base + pg * PG + 40, &v, 8), 0);
+		if (pg == 0)
+			assert_int_equal(ntmm_last_fault_kind(), NTMM_FAULT_COPY_ON_WRITE);
+	}
+	/* the child writes the second half: the parent keeps its data */
+	for (uint64_t pg = n / 2; pg < n; pg++) {
+		uint64_t v = pat(3, pg);
+		assert_int_equal(ntmm_write(c, base + pg * PG + 40, &v, 8), 0);
+	}
+	assert_int_equal(ntmm_audit(env.e), 0);
+	for (uint64_t pg = 0; pg < n; pg++) {
+		uint64_t vp = 0, vc = 0;
+		assert_int_equal(ntmm_read(p, base + pg * PG + 40, &vp, 8), 0);
+		assert_int_equal(ntmm_read(c, base + pg * PG + 40, &vc, 8), 0);
+		assert_int_equal(vp, pg < n / 2 ? pat(2, pg) : pat(1, pg));
+		assert_int_equal(vc, pg < n / 2 ? pat(1, pg) : pat(3, pg));
+	}
+	/* everything out of memory and back */
+	assert_int_equal(ntmm_ws_empty(p), 0);
+	assert_int_equal(ntmm_ws_empty(c), 0);
+	while (ntmm__paging_write_batch(env.e, NTMM__WRITE_BATCH, true, NULL, NULL))
+		;
+	repurpose_all(env.e);
+	assert_int_equal(ntmm_audit(env.e), 0);
+	ntmm_process_t *first = parent_first ? p : c, *second = parent_first ? c : p;
+	assert_int_equal(ntmm_process_destroy(first), 0);
+	assert_int_equal(ntmm_audit(env.e), 0);
+	for (uint64_t pg = 0; pg < n; pg++) {
+		uint64_t v = 0;
+		assert_int_equal(ntmm_read(second, base + pg * PG + 40, &v, 8), 0);
+		uint64_t want = parent_first ? (pg < n / 2 ? pat(1, pg) : pat(3, pg))
+		                             : (pg < n / 2 ? pat(2, pg) : pat(1, pg));
+		assert_int_equal(v, want);
+	}
+	/* the survivor writes what it shared: its own copy now */
+	uint64_t v = 77;
+	assert_int_equal(ntmm_write(second, base + (parent_first ? 0 : n - 1) * PG + 40, &v, 8), 0);
+	assert_int_equal(ntmm_audit(env.e), 0);
+	assert_int_equal(ntmm_process_destroy(second), 0);
+	assert_int_equal(ntmm_audit(env.e), 0);
+}
+
+static void clone_then_destroy_the_parent_first(void **state)
+{
+	clone_copy_on_write_both_ways(true);
+}
+
+static void clone_then_destroy_the_child_first(void **state)
+{
+	clone_copy_on_write_both_ways(false);
+}
+
+static void clone_maps_views_again(void **state)
+{
+	ntmm_section_t *s;
+	assert_int_equal(ntmm_section_create(env.e, -1, 1 << 20, NTMM_PAGE_READWRITE, 0, &s), 0);
+	ntmm_process_t *p, *c;
+	assert_int_equal(ntmm_process_create(env.e, &p), 0);
+	uint64_t va = 0;
+	assert_int_equal(ntmm_map_view(s, p, &va, 0, 0, NTMM_PAGE_READWRITE), 0);
+	uint64_t v = 42;
+	assert_int_equal(ntmm_write(p, va + 3 * PG, &v, 8), 0);
+	assert_int_equal(ntmm_process_clone(p, &c), 0);
+	assert_int_equal(ntmm_section_close(s), 0);
+	v = 0;
+	assert_int_equal(ntmm_read(c, va + 3 * PG, &v, 8), 0);
+	assert_int_equal(v, 42);
+	v = 43; /* shared: the parent sees the child's write */
+	assert_int_equal(ntmm_write(c, va + 3 * PG, &v, 8), 0);
+	assert_int_equal(ntmm_read(p, va + 3 * PG, &v, 8), 0);
+	assert_int_equal(v, 43);
+	ntmm_region_info_t ri;
+	assert_int_equal(ntmm_query(c, va, &ri), 0);
+	assert_int_equal(ri.type, NTMM_MEM_MAPPED);
+	assert_int_equal(ntmm_audit(env.e), 0);
+	assert_int_equal(ntmm_process_destroy(p), 0);
+	assert_int_equal(ntmm_read(c, va + 3 * PG, &v, 8), 0);
+	assert_int_equal(v, 43);
+	assert_int_equal(ntmm_process_destroy(c), 0);
+	assert_int_equal(ntmm_audit(env.e), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -315,6 +448,9 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(sec_reserve_commits_in_a_view, setup, teardown),
 	    cmocka_unit_test_setup_teardown(in_page_errors_lose_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(clone_then_destroy_the_parent_first, setup, teardown),
+	    cmocka_unit_test_setup_teardown(clone_then_destroy_the_child_first, setup, teardown),
+	    cmocka_unit_test_setup_teardown(clone_maps_views_again, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -67,18 +67,25 @@ static bool read_start(ntmm_engine_t *e, _Atomic uint64_t *proto, uint64_t old, 
 	return true;
 }
 
-/* The prototype of the view page at `page` resolved to a frame with one
-   share for the caller: 0 (*pfn), or a code for the caller. */
-static int resolve(ntmm_process_t *p, const ntmm__vad_t *v, uint64_t page, bool write,
+/* Where a fault's prototype is and how it may be used. */
+typedef struct where {
+	ntmm__segment_t *seg;
+	uint64_t idx;
+	_Atomic uint64_t *proto;
+	bool cow;             /* writes copy (a WRITECOPY view, a clone) */
+	unsigned mmprot;      /* protection code for a new page's OriginalPte */
+	uint64_t cluster_end; /* segment pages a file read may cluster up to */
+} where_t;
+
+/* The prototype resolved to a frame with one share for the caller: 0
+   (*pfn), or a code for the caller. */
+static int resolve(ntmm_process_t *p, const where_t *w, uint64_t page, bool write,
                    ntmm__sfault_t *c, ntmm__pfn_t *pfnp, bool *soft)
 {
 	ntmm_engine_t *e = p->e;
-	const ntmm__view_t *view = v->view;
-	ntmm__segment_t *seg = view->seg;
-	uint64_t idx = view->first + (page - v->start) / PAGE;
-	_Atomic uint64_t *proto = ntmm__proto(seg, idx, true);
-	if (!proto)
-		return ntmm__error(NTMM_ENOMEM, "host memory for prototype PTEs");
+	ntmm__segment_t *seg = w->seg;
+	uint64_t idx = w->idx;
+	_Atomic uint64_t *proto = w->proto;
 	uint64_t proto_addr = (uint64_t)(uintptr_t)proto;
 	pthread_mutex_t *lk = ntmm__proto_stripe(seg, idx);
 	pthread_mutex_lock(lk);
@@ -94,7 +101,7 @@ static int resolve(ntmm_process_t *p, const ntmm__vad_t *v, uint64_t page, bool 
 	if (ntmm__pte_is_transition(old)) {
 		ntmm__pfn_t pfn = ntmm__pte_pfn(old);
 		/* a write to a copy-on-write view only reads the shared page */
-		int r = ntmm__page_reclaim(e, pfn, proto_addr, write && !view->cow);
+		int r = ntmm__page_reclaim(e, pfn, proto_addr, write && !w->cow);
 		if (r == 0) {
 			atomic_store_explicit(proto, ntmm__pte_make_valid(pfn, 0, 0),
 			                      memory_order_release);
@@ -111,8 +118,7 @@ static int resolve(ntmm_process_t *p, const ntmm__vad_t *v, uint64_t page, bool 
 		}
 		return NTMM__SFAULT_RETRY; /* repurposed meanwhile: read the prototype again */
 	}
-	unsigned mmprot = ntmm__mmprot_from_page(
-	    view->max_prot == NTMM_PAGE_READWRITE ? NTMM_PAGE_READWRITE : NTMM_PAGE_READONLY);
+	unsigned mmprot = w->mmprot;
 	bool zero = seg->fd < 0 && (ntmm__pte_is_demand_zero(old) || (!old && seg->commit_all));
 	if (seg->fd < 0 && !old && !seg->commit_all) {
 		pthread_mutex_unlock(lk);
@@ -173,11 +179,10 @@ static int resolve(ntmm_process_t *p, const ntmm__vad_t *v, uint64_t page, bool 
 	/* the cluster: following pages of the view and of this prototype
 	   chunk (neighbouring words) that are in the file too, from free
 	   frames only (never repurposing Standby for a guess) */
-	uint64_t view_end = view->first + view->npages;
 	uint64_t seg_end = atomic_load_explicit(&seg->npages, memory_order_relaxed);
 	for (unsigned i = 1; i < 16; i++) {
 		uint64_t j = idx + i;
-		if (j >= view_end || j >= seg_end || j % NTMM__PROTO_PER_CHUNK == 0)
+		if (j >= w->cluster_end || j >= seg_end || j % NTMM__PROTO_PER_CHUNK == 0)
 			break;
 		_Atomic uint64_t *q = proto + i;
 		pthread_mutex_t *lj = ntmm__proto_stripe(seg, j);
@@ -242,12 +247,10 @@ void ntmm__section_fault_io_done(ntmm_engine_t *e, ntmm__sfault_t *c, bool ok)
 	ntmm__inpage_wake_many(e, c->pfn, c->n, true);
 }
 
-int ntmm__section_fault(ntmm_process_t *p, const ntmm__vad_t *v, uint64_t page,
-                        _Atomic uint64_t *pte, uint64_t old, bool write, uint64_t flags,
-                        ntmm__sfault_t *c)
+static int proto_fault(ntmm_process_t *p, const where_t *w, uint64_t page, _Atomic uint64_t *pte,
+                       uint64_t old, bool write, uint64_t flags, ntmm__sfault_t *c)
 {
 	ntmm_engine_t *e = p->e;
-	const ntmm__view_t *view = v->view;
 	uint64_t pte_addr = (uint64_t)(uintptr_t)pte;
 	ntmm__pfn_t shared;
 	bool soft = false, had_share = ntmm__pte_is_valid(old);
@@ -256,7 +259,7 @@ int ntmm__section_fault(ntmm_process_t *p, const ntmm__vad_t *v, uint64_t page,
 		   PTE holds is the one the copy drops */
 		shared = ntmm__pte_pfn(old);
 	} else {
-		int r = resolve(p, v, page, write, c, &shared, &soft);
+		int r = resolve(p, w, page, write, c, &shared, &soft);
 		if (r)
 			return r;
 	}
@@ -265,7 +268,7 @@ int ntmm__section_fault(ntmm_process_t *p, const ntmm__vad_t *v, uint64_t page,
 		ntmm__section_unshare(e, shared, false, NULL);
 		return ntmm__error(NTMM_ENOMEM, "working set full (%u pages)", NTMM__WSL_CAPACITY);
 	}
-	if (write && view->cow) {
+	if (write && w->cow) {
 		ntmm__pfn_t copy;
 		if (ntmm__page_alloc(e, 0, NTMM__ALLOC_NODE_ANY,
 		                     (uint32_t)(page >> NTMM__PAGE_SHIFT), &copy)) {
@@ -307,8 +310,8 @@ int ntmm__section_fault(ntmm_process_t *p, const ntmm__vad_t *v, uint64_t page,
 		return 0;
 	}
 	uint64_t bits = flags;
-	if (view->cow)
-		bits &= ~(uint64_t)(NTMM__PTE_WRITE | NTMM__PTE_DIRTY);
+	if (w->cow) /* read-only until a write copies it */
+		bits = (bits & ~(uint64_t)(NTMM__PTE_WRITE | NTMM__PTE_DIRTY)) | NTMM__PTE_COW;
 	uint64_t want = ntmm__pte_make_valid(shared, slot, bits);
 	/* release: pairs with translate's acquire load */
 	if (!atomic_compare_exchange_strong_explicit(pte, &old, want, memory_order_release,
@@ -325,4 +328,42 @@ int ntmm__section_fault(ntmm_process_t *p, const ntmm__vad_t *v, uint64_t page,
 		ntmm__fault_kind = NTMM_FAULT_SOFT;
 	}
 	return 0;
+}
+
+int ntmm__section_fault(ntmm_process_t *p, const ntmm__vad_t *v, uint64_t page,
+                        _Atomic uint64_t *pte, uint64_t old, bool write, uint64_t flags,
+                        ntmm__sfault_t *c)
+{
+	const ntmm__view_t *view = v->view;
+	where_t w = {.seg = view->seg,
+	             .idx = view->first + (page - v->start) / PAGE,
+	             .cow = view->cow,
+	             .mmprot = ntmm__mmprot_from_page(view->max_prot == NTMM_PAGE_READWRITE
+	                                                  ? NTMM_PAGE_READWRITE
+	                                                  : NTMM_PAGE_READONLY),
+	             .cluster_end = view->first + view->npages};
+	w.proto = ntmm__proto(w.seg, w.idx, true);
+	if (!w.proto)
+		return ntmm__error(NTMM_ENOMEM, "host memory for prototype PTEs");
+	return proto_fault(p, &w, page, pte, old, write, flags, c);
+}
+
+int ntmm__clone_fault(ntmm_process_t *p, uint64_t page, _Atomic uint64_t *pte, uint64_t old,
+                      bool write, uint64_t flags, ntmm__sfault_t *c)
+{
+	/* the prototype's address: in the prototype PTE, or (a valid PTE of
+	   a shared clone page) in the frame */
+	uint64_t addr = ntmm__pte_is_valid(old)
+	                    ? atomic_load_explicit(&ntmm__vpfn(p->e, ntmm__pte_pfn(old))->pte,
+	                                           memory_order_relaxed)
+	                    : ntmm__pte_proto_addr(old);
+	if (!addr)
+		return ntmm__error(NTMM_EINVAL, "prototype PTE %#llx at %#llx names no prototype",
+		                   (unsigned long long)old, (unsigned long long)page);
+	where_t w = {.proto = (_Atomic uint64_t *)(uintptr_t)addr,
+	             .cow = true,
+	             .mmprot = NTMM__MM_READWRITE};
+	w.seg = ntmm__proto_segment(addr, &w.idx);
+	w.cluster_end = w.idx + 1;
+	return proto_fault(p, &w, page, pte, old, write, flags, c);
 }

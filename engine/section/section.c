@@ -294,6 +294,27 @@ static void segment_put(ntmm__segment_t *seg)
 		segment_delete(seg);
 }
 
+ntmm__segment_t *ntmm__clone_segment_new(ntmm_engine_t *e, uint64_t npages)
+{
+	ntmm__segment_t *seg = segment_new(e, -1);
+	if (!seg)
+		return NULL;
+	/* its pages are charged to the processes that reference them */
+	seg->commit_all = false;
+	atomic_store_explicit(&seg->npages, npages, memory_order_relaxed);
+	seg->refs = 1;
+	pthread_mutex_lock(&e->section.lock);
+	cds_list_add_tail(&seg->link, &e->section.segments);
+	atomic_fetch_add_explicit(&e->section.nsegments, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&e->section.lock);
+	return seg;
+}
+
+void ntmm__clone_segment_put(ntmm__segment_t *seg)
+{
+	segment_put(seg);
+}
+
 /* ------------------------------------------------------------ sections */
 
 static int section_check(const ntmm_section_t *s)

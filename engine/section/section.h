@@ -194,6 +194,11 @@ typedef struct ntmm__sfault {
 int ntmm__section_fault(ntmm_process_t *p, const struct ntmm__vad *v, uint64_t page,
                         _Atomic uint64_t *pte, uint64_t old, bool write, uint64_t flags,
                         ntmm__sfault_t *c);
+/* The same for private memory of a cloned process: its PTE is a prototype
+   PTE naming a clone prototype (or valid, shared and copy-on-write, for a
+   write). Writes copy. */
+int ntmm__clone_fault(ntmm_process_t *p, uint64_t page, _Atomic uint64_t *pte, uint64_t old,
+                      bool write, uint64_t flags, ntmm__sfault_t *c);
 /* Reads the pages of c (no lock held): 0 or NTMM_EIO. */
 int ntmm__section_fault_read(ntmm_engine_t *e, ntmm__sfault_t *c);
 /* Finishes the prototypes after the read (ok: it succeeded). The faulting
@@ -221,6 +226,15 @@ int ntmm__segment_pwrite(ntmm__segment_t *seg, void **pages, unsigned n, uint64_
    I/O is the paging files', injected through the io layer's fault driver.
    Errors: NTMM_EINVAL (not a live file section). */
 int ntmm__section_fail_io(ntmm_section_t *s, uint64_t read_in, uint64_t write_in);
+
+/* clone.c / section.c: clone segments */
+/* A paging-file segment of npages for a clone's pages, with one reference
+   (the caller's); NULL if host memory ran out. */
+ntmm__segment_t *ntmm__clone_segment_new(ntmm_engine_t *e, uint64_t npages);
+void ntmm__clone_segment_put(ntmm__segment_t *seg);
+/* p references seg's prototypes (once per segment; dropped at p's
+   teardown). NTMM_ENOMEM. */
+int ntmm__clone_link(ntmm_process_t *p, ntmm__segment_t *seg);
 
 /* views (section.c), for vm.c and process.c */
 /* The references a view holds go when the view is freed (unmap, process

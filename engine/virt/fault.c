@@ -416,6 +416,31 @@ static int dispatch(ntmm_process_t *p, uint64_t va, bool write, fault_ctx_t *c)
 			}
 			if (shared_valid && vad->view->cow) /* read-only until copied */
 				flags &= ~(uint64_t)(NTMM__PTE_WRITE | NTMM__PTE_DIRTY);
+		} else if (ntmm__pte_is_prototype(old) ||
+		           (ntmm__pte_is_valid(old) && (old & NTMM__PTE_COW))) {
+			/* private memory shared with a clone: a prototype PTE, or a
+			   shared copy-on-write page (read-only until a write copies) */
+			if (ntmm__pte_is_prototype(old) || write) {
+				int r = ntmm__clone_fault(p, page, pte, old, write, flags, &c->sec);
+				if (r == NTMM__SFAULT_RETRY) {
+					collided = true;
+					ntmm__backoff(&b);
+					continue;
+				}
+				if (r == NTMM__SFAULT_IO)
+					return FAULT_SECIO;
+				if (r == NTMM__SFAULT_WAIT) {
+					c->wait_pfn = c->sec.pfn[0];
+					c->wait_pte = c->sec.first;
+					return FAULT_WAIT;
+				}
+				if (r == NTMM__SFAULT_NOFRAME)
+					return FAULT_NOFRAME;
+				if (r == 0 && collided)
+					NTMM__STAT_ADD(&e->stats, collided_faults, 1);
+				return r;
+			}
+			flags &= ~(uint64_t)(NTMM__PTE_WRITE | NTMM__PTE_DIRTY);
 		}
 		if (ntmm__pte_is_valid(old)) {
 			uint64_t want = old | flags;
@@ -429,9 +454,6 @@ static int dispatch(ntmm_process_t *p, uint64_t va, bool write, fault_ctx_t *c)
 			}
 			continue;
 		}
-		if (ntmm__pte_is_prototype(old))
-			return ntmm__error(NTMM_ENOTSUP, "prototype PTE at %#llx (sections)",
-			                   (unsigned long long)page);
 		if (ntmm__pte_is_software(old) && !ntmm__pte_is_demand_zero(old)) {
 			if (!ntmm__pte_is_pagefile(old))
 				return ntmm__error(NTMM_EINVAL, "bad software PTE %#llx at %#llx",

@@ -261,6 +261,9 @@ static void reprotect_leaf(ntmm_process_t *p, uint64_t va, _Atomic uint64_t *pte
 		if (!ntmm__pte_is_valid(old))
 			return;
 		want = (old & ~(NTMM__PTE_READ | NTMM__PTE_WRITE)) | r->bits;
+		/* a shared copy-on-write page stays read-only: a write copies */
+		if (old & NTMM__PTE_COW)
+			want &= ~(uint64_t)NTMM__PTE_WRITE;
 		if (want == old)
 			return;
 		/* relaxed: the ws_lock release and the caller's grace period order it */

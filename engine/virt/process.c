@@ -131,6 +131,9 @@ static void process_teardown(ntmm_process_t *p)
 	for (size_t i = 0; m && i < m->n; i++)
 		if (m->vads[i]->view)
 			ntmm__view_free(e, m->vads[i]->view);
+	for (size_t i = 0; i < p->nclones; i++)
+		ntmm__clone_segment_put(p->clones[i]);
+	free(p->clones);
 	ntmm__vad_map_free_now(m);
 	ntmm__wsm_process_fini(p); /* the out-swap's record, if never used */
 	ntmm__wsl_fini(&p->wsl);

@@ -185,6 +185,10 @@ struct ntmm_process {
 	_Atomic uint64_t table_commit;
 	_Atomic uint32_t users;
 	ntmm__wsm_proc_t wsm;
+	/* clone segments whose prototypes this process's PTEs reference
+	   (section/clone.c); changed under as_lock exclusive */
+	struct ntmm__segment **clones;
+	size_t nclones;
 
 	struct cds_list_head link;
 };

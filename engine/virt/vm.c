@@ -358,12 +358,12 @@ int ntmm_protect(ntmm_process_t *p, uint64_t base, size_t size, unsigned prot, u
 		count = (uint32_t)((end - start) / PAGE);
 	}
 	/* private memory refuses WRITECOPY whatever the range holds */
-	if ((err = v ? view_prot_check(v, prot)
-	             : writecopy ? ntmm__error(NTMM_EINVAL,
-	                                       "protection %#x: copy-on-write is for views "
-	                                       "of sections, not private memory",
-	                                       prot)
-	                         : 0)) {
+	if ((err = v           ? view_prot_check(v, prot)
+	           : writecopy ? ntmm__error(NTMM_EINVAL,
+	                                     "protection %#x: copy-on-write is for views "
+	                                     "of sections, not private memory",
+	                                     prot)
+	                       : 0)) {
 		ntmm__pushlock_release_exclusive(&p->as_lock);
 		ntmm__rcu_thread_offline();
 		return err;

@@ -237,7 +237,10 @@ size_t ntmm__ws_trim_into(ntmm_process_t *p, size_t max_trim, unsigned min_age,
 		bool shared = ntmm__frame_is_shared(e, pfn, (uint64_t)(uintptr_t)pte);
 		uint64_t want;
 		do {
-			want = shared ? ntmm__pte_make_prototype(0, ntmm__mmprot_from_bits(old))
+			want = shared ? ntmm__pte_make_prototype(
+			                    atomic_load_explicit(&ntmm__vpfn(e, pfn)->pte,
+			                                         memory_order_relaxed),
+			                    ntmm__mmprot_from_bits(old))
 			              : ntmm__pte_make_transition(pfn, ntmm__mmprot_from_bits(old));
 			/* acq_rel: orders against a translate's Accessed/Dirty CAS, so
 			   the Dirty bit we read is the final one */
