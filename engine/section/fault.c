@@ -252,7 +252,7 @@ static int proto_fault(ntmm_process_t *p, const where_t *w, uint64_t page, _Atom
 {
 	ntmm_engine_t *e = p->e;
 	uint64_t pte_addr = (uint64_t)(uintptr_t)pte;
-	ntmm__pfn_t shared;
+	ntmm__pfn_t shared = NTMM__PFN_NONE;
 	bool soft = false, had_share = ntmm__pte_is_valid(old);
 	if (had_share) {
 		/* a write to a shared page of a WRITECOPY view: the share this
