@@ -11,6 +11,9 @@
 
 #include <ntmm/win32.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 static ntmm_engine_t *E;
 static ntmm_process_t *P;
 
@@ -654,6 +657,53 @@ static void create_file_mapping_checks_its_arguments_before_the_section_layer(vo
 	             ERROR_INVALID_HANDLE);
 }
 
+/* An unlinked scratch file of `size` bytes under NTMM_TEST_TMPDIR, opened
+   with `flags` (O_RDWR, O_RDONLY or O_WRONLY). */
+static int scratch_file(size_t size, int flags)
+{
+	const char *base = getenv("NTMM_TEST_TMPDIR");
+	char path[600];
+	snprintf(path, sizeof(path), "%s/ntmm-win32-XXXXXX", base && *base ? base : "/tmp");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	int other = open(path, flags);
+	assert_true(other >= 0);
+	unlink(path);
+	close(fd);
+	return other;
+}
+
+static void create_file_mapping_checks_the_file_before_the_section_layer(void **s)
+{
+	(void)s;
+	int empty = scratch_file(0, O_RDWR);
+	EXPECT_ERROR(CreateFileMapping(empty, NULL, PAGE_READWRITE, 0, 0, NULL),
+	             ERROR_FILE_INVALID);
+	close(empty);
+	int ro = scratch_file(8192, O_RDONLY);
+	EXPECT_ERROR(CreateFileMapping(ro, NULL, PAGE_READWRITE, 0, 4096, NULL),
+	             ERROR_ACCESS_DENIED);
+	/* a read-only or copy-on-write mapping may not grow the file */
+	EXPECT_ERROR(CreateFileMapping(ro, NULL, PAGE_READONLY, 0, 8193, NULL),
+	             ERROR_NOT_ENOUGH_MEMORY);
+	EXPECT_ERROR(CreateFileMapping(ro, NULL, PAGE_WRITECOPY, 0, 65536, NULL),
+	             ERROR_NOT_ENOUGH_MEMORY);
+	close(ro);
+	int wo = scratch_file(8192, O_WRONLY);
+	EXPECT_ERROR(CreateFileMapping(wo, NULL, PAGE_READONLY, 0, 4096, NULL),
+	             ERROR_ACCESS_DENIED);
+	EXPECT_ERROR(CreateFileMapping(wo, NULL, PAGE_READWRITE, 0, 4096, NULL),
+	             ERROR_ACCESS_DENIED);
+	close(wo);
+	const char *base = getenv("NTMM_TEST_TMPDIR");
+	int dir = open(base && *base ? base : "/tmp", O_RDONLY | O_DIRECTORY);
+	assert_true(dir >= 0);
+	EXPECT_ERROR(CreateFileMapping(dir, NULL, PAGE_READONLY, 0, 4096, NULL),
+	             ERROR_ACCESS_DENIED);
+	close(dir);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -694,6 +744,7 @@ int main(void)
 	    T(flush_of_private_memory_succeeds_and_of_free_memory_fails),
 	    T(made_up_mapping_handles_are_invalid_handle),
 	    T(create_file_mapping_checks_its_arguments_before_the_section_layer),
+	    T(create_file_mapping_checks_the_file_before_the_section_layer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
