@@ -431,6 +431,73 @@ static void a_process_of_another_engine_is_invalid_handle(void **s)
 	virt_engine_done(e2);
 }
 
+struct worker {
+	ntmm_process_t *p;
+	HANDLE shared;
+	int id;
+};
+
+/* Each worker makes the process current for its own thread, maps the shared
+   handle and mappings of its own, and checks what it reads. */
+static void *mapping_worker(void *arg)
+{
+	struct worker *w = arg;
+	ntmm_win32_set_process(w->p);
+	for (int i = 0; i < 100; i++) {
+		HANDLE own = CreateFileMapping(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE, 0,
+		                               64 * KiB, NULL);
+		WORKER_CHECK(own != NULL);
+		char *v = own ? MapViewOfFile(own, FILE_MAP_WRITE, 0, 0, 0) : NULL;
+		char *sv = MapViewOfFile(w->shared, FILE_MAP_READ, 0, 0, 0);
+		WORKER_CHECK(v != NULL && sv != NULL);
+		if (v) {
+			uint32_t x = (uint32_t)(w->id * 1000 + i), y = 0;
+			WORKER_CHECK(ntmm_write(w->p, ntmm_win32_va(v) + 4 * (uint64_t)i, &x, 4) ==
+			             0);
+			WORKER_CHECK(ntmm_read(w->p, ntmm_win32_va(v) + 4 * (uint64_t)i, &y, 4) ==
+			             0);
+			WORKER_CHECK(y == x);
+			WORKER_CHECK(UnmapViewOfFile(v));
+		}
+		if (sv) {
+			uint32_t y = 0;
+			WORKER_CHECK(ntmm_read(w->p, ntmm_win32_va(sv), &y, 4) == 0);
+			WORKER_CHECK(y == 0xfeedf00d);
+			WORKER_CHECK(UnmapViewOfFile(sv));
+		}
+		if (own)
+			WORKER_CHECK(CloseHandle(own));
+		WORKER_CHECK(!CloseHandle(own) && GetLastError() == ERROR_INVALID_HANDLE);
+	}
+	ntmm_win32_set_process(NULL);
+	return NULL;
+}
+
+static void handles_are_used_and_closed_from_many_threads_at_once(void **s)
+{
+	(void)s;
+	enum { N = 4 };
+	HANDLE shared = mapping_of(INVALID_HANDLE_VALUE, PAGE_READWRITE, 64 * KiB);
+	char *v = MapViewOfFile(shared, FILE_MAP_WRITE, 0, 0, 0);
+	assert_non_null(v);
+	uint32_t magic = 0xfeedf00d;
+	write_at(P, v, &magic, 4);
+	struct worker w[N];
+	ntmm_process_t *procs[N];
+	for (int i = 0; i < N; i++) {
+		procs[i] = virt_process(E);
+		w[i] = (struct worker){procs[i], shared, i};
+	}
+	atomic_store(&test_failures, 0);
+	run_threads(N, mapping_worker, w, sizeof(w[0]));
+	assert_int_equal(atomic_load(&test_failures), 0);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(ntmm_process_destroy(procs[i]), 0);
+	assert_true(UnmapViewOfFile(v));
+	assert_true(CloseHandle(shared));
+	assert_int_equal(ntmm_audit(E), 0);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -449,6 +516,7 @@ int main(void)
 	    T(a_closed_handle_is_invalid_handle),
 	    T(unmapping_twice_or_flushing_an_unmapped_view_is_invalid_address),
 	    T(a_process_of_another_engine_is_invalid_handle),
+	    T(handles_are_used_and_closed_from_many_threads_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
