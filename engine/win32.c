@@ -23,12 +23,14 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 _Static_assert(sizeof(void *) == 8, "engine virtual addresses are carried in pointers");
 _Static_assert(sizeof(MEMORY_BASIC_INFORMATION) == 48, "the x64 MEMORY_BASIC_INFORMATION");
 
 #define W32_GRANULE   ((uint64_t)NTMM_ALLOCATION_GRANULARITY)
 #define W32_PAGE_SIZE ((uint64_t)NTMM_PAGE_SIZE)
+#define W32_USER_END  0x7fffffff0000ull /* end of the user address space (ntmm.h) */
 
 static _Thread_local ntmm_process_t *tl_process;
 static _Thread_local DWORD tl_last_error;
@@ -75,6 +77,8 @@ DWORD ntmm_win32_error_from_ntmm(int err)
 		return ERROR_NOACCESS;
 	case NTMM_ECONFLICT:
 		return ERROR_INVALID_ADDRESS;
+	case NTMM_EGUARD:
+		return STATUS_GUARD_PAGE_VIOLATION;
 	case NTMM_EIO:
 		return ERROR_SWAPERROR;
 	case NTMM_EBUSY:
@@ -475,7 +479,9 @@ HANDLE ntmm_win32_CreateFileMapping(int fd, LPSECURITY_ATTRIBUTES security, DWOR
 	uint64_t size = ((uint64_t)size_high << 32) | size_low;
 	/* A READONLY mapping still allows FILE_MAP_COPY views (as on Windows),
 	   so its section is WRITECOPY: that gives READONLY and WRITECOPY views
-	   and refuses READWRITE ones, which is what READONLY allows. */
+	   and refuses READWRITE ones (to MapViewOfFile and to VirtualProtect
+	   inside a view alike), which is what Windows allows a READONLY
+	   section; and a WRITECOPY section never writes to its file. */
 	unsigned nprot = page == PAGE_READONLY ? NTMM_PAGE_WRITECOPY : page;
 	unsigned flags = 0;
 	int native_fd = -1;
@@ -685,4 +691,32 @@ BOOL ntmm_win32_FlushViewOfFile(LPCVOID addr, SIZE_T size)
 	if (err)
 		return native_fail(err, 0, ERROR_INVALID_ADDRESS, ERROR_IO_DEVICE);
 	return TRUE;
+}
+
+/* ------------------------------------------------------------ system */
+
+void ntmm_win32_GetSystemInfo(LPSYSTEM_INFO si)
+{
+	if (!si)
+		return;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	si->dwOemId = 0;
+#if defined(__aarch64__)
+	si->wProcessorArchitecture = PROCESSOR_ARCHITECTURE_ARM64;
+	si->dwProcessorType = 0;
+#else
+	si->wProcessorArchitecture = PROCESSOR_ARCHITECTURE_AMD64;
+	si->dwProcessorType = PROCESSOR_AMD_X8664;
+#endif
+	si->wReserved = 0;
+	si->dwPageSize = NTMM_PAGE_SIZE;
+	si->lpMinimumApplicationAddress = ntmm_win32_ptr(W32_GRANULE);
+	si->lpMaximumApplicationAddress = ntmm_win32_ptr(W32_USER_END - 1);
+	si->dwNumberOfProcessors = (DWORD)n;
+	si->dwActiveProcessorMask = n >= 64 ? ~(DWORD_PTR)0 : ((DWORD_PTR)1 << n) - 1;
+	si->dwAllocationGranularity = NTMM_ALLOCATION_GRANULARITY;
+	si->wProcessorLevel = 0;
+	si->wProcessorRevision = 0;
 }

@@ -553,6 +553,26 @@ static void failures_name_the_cause_in_the_error_detail(void **s)
 	assert_true(VirtualFree(a, 0, MEM_RELEASE));
 }
 
+static void system_info_gives_the_engines_page_granularity_and_address_space(void **s)
+{
+	(void)s;
+	SYSTEM_INFO si;
+	memset(&si, 0xee, sizeof(si));
+	GetSystemInfo(&si);
+	assert_int_equal(si.dwPageSize, 4096);
+	assert_int_equal(si.dwAllocationGranularity, 65536);
+	assert_int_equal(ntmm_win32_va(si.lpMinimumApplicationAddress), 0x10000);
+	assert_int_equal(ntmm_win32_va(si.lpMaximumApplicationAddress), 0x7ffffffeffffull);
+	assert_true(si.dwNumberOfProcessors >= 1);
+	assert_int_not_equal(si.dwActiveProcessorMask, 0);
+	/* the highest address VirtualAlloc can place is below the maximum */
+	char *a = VirtualAlloc(NULL, 0x1000, MEM_COMMIT | MEM_TOP_DOWN, PAGE_READWRITE);
+	assert_non_null(a);
+	assert_true(ntmm_win32_va(a) + 0xfff <= ntmm_win32_va(si.lpMaximumApplicationAddress));
+	assert_true(VirtualFree(a, 0, MEM_RELEASE));
+	GetSystemInfo(NULL);
+}
+
 static void error_codes_have_their_windows_values(void **s)
 {
 	(void)s;
@@ -572,6 +592,7 @@ static void error_codes_have_their_windows_values(void **s)
 	assert_int_equal(ntmm_win32_error_from_ntmm(NTMM_ECONFLICT), ERROR_INVALID_ADDRESS);
 	assert_int_equal(ntmm_win32_error_from_ntmm(NTMM_ECOMMIT), ERROR_COMMITMENT_LIMIT);
 	assert_int_equal(ntmm_win32_error_from_ntmm(0), ERROR_SUCCESS);
+	assert_int_equal(ntmm_win32_error_from_ntmm(NTMM_EGUARD), STATUS_GUARD_PAGE_VIOLATION);
 }
 
 /* ----------------------------------- views and handles: what is not one */
@@ -739,6 +760,7 @@ int main(void)
 	    T(current_process_and_last_error_are_per_thread),
 	    T(success_leaves_the_last_error_alone),
 	    T(failures_name_the_cause_in_the_error_detail),
+	    T(system_info_gives_the_engines_page_granularity_and_address_space),
 	    T(error_codes_have_their_windows_values),
 	    T(unmap_of_private_or_free_memory_is_invalid_address),
 	    T(flush_of_private_memory_succeeds_and_of_free_memory_fails),

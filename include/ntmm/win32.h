@@ -2,9 +2,10 @@
  * Win32-shaped memory API over ntmm, for code ported from Windows:
  * VirtualAlloc/Free/Protect/Query (and their Ex forms), CreateFileMapping,
  * MapViewOfFile(Ex, 2), UnmapViewOfFile(2), FlushViewOfFile, CloseHandle,
- * GetLastError/SetLastError, with Windows' types, constants, semantics and
- * error codes (the ones RtlNtStatusToDosError gives for the NTSTATUS that
- * Windows' memory manager returns in each case).
+ * GetLastError/SetLastError and GetSystemInfo, with Windows' types,
+ * constants, semantics and error codes (the ones RtlNtStatusToDosError
+ * gives for the NTSTATUS that Windows' memory manager returns in each
+ * case).
  *
  * ADDRESSES ARE ENGINE VIRTUAL ADDRESSES, NOT HOST POINTERS. An LPVOID that
  * these functions return or take is an address in an ntmm process's own
@@ -74,6 +75,7 @@ typedef void *PVOID;
 typedef void *LPVOID;
 typedef const void *LPCVOID;
 typedef void *HANDLE;
+typedef uintptr_t DWORD_PTR;
 typedef DWORD *PDWORD;
 typedef SIZE_T *PSIZE_T;
 typedef const char *LPCSTR;
@@ -96,6 +98,30 @@ typedef struct _MEMORY_BASIC_INFORMATION {
 	DWORD Protect;           /* committed: now; reserved: 0; free: PAGE_NOACCESS */
 	DWORD Type;              /* MEM_PRIVATE or MEM_MAPPED; 0 when free */
 } MEMORY_BASIC_INFORMATION, *PMEMORY_BASIC_INFORMATION;
+
+/* GetSystemInfo's answer. */
+typedef struct _SYSTEM_INFO {
+	union {
+		DWORD dwOemId;
+		struct {
+			WORD wProcessorArchitecture;
+			WORD wReserved;
+		};
+	};
+	DWORD dwPageSize;
+	LPVOID lpMinimumApplicationAddress; /* engine virtual addresses */
+	LPVOID lpMaximumApplicationAddress;
+	DWORD_PTR dwActiveProcessorMask;
+	DWORD dwNumberOfProcessors;
+	DWORD dwProcessorType;
+	DWORD dwAllocationGranularity;
+	WORD wProcessorLevel;
+	WORD wProcessorRevision;
+} SYSTEM_INFO, *LPSYSTEM_INFO;
+
+#define PROCESSOR_ARCHITECTURE_AMD64 9
+#define PROCESSOR_ARCHITECTURE_ARM64 12
+#define PROCESSOR_AMD_X8664          8664
 
 #ifndef TRUE
 #define TRUE 1
@@ -171,6 +197,9 @@ typedef struct _MEMORY_BASIC_INFORMATION {
 #define ERROR_IO_DEVICE         1117u
 #define ERROR_MAPPED_ALIGNMENT  1132u
 #define ERROR_COMMITMENT_LIMIT  1455u
+/* What RtlNtStatusToDosError leaves of a guard-page violation (the status
+   itself); no function here sets it. */
+#define STATUS_GUARD_PAGE_VIOLATION 0x80000001u
 
 /* ------------------------------------------------- process, last error */
 
@@ -191,7 +220,8 @@ NTMM_API void ntmm_win32_SetLastError(DWORD err);
    (0 → ERROR_SUCCESS, NTMM_EINVAL → ERROR_INVALID_PARAMETER, NTMM_ECONFLICT
    → ERROR_INVALID_ADDRESS, NTMM_ENOMEM → ERROR_NOT_ENOUGH_MEMORY,
    NTMM_ECOMMIT → ERROR_COMMITMENT_LIMIT, NTMM_EACCESS → ERROR_NOACCESS,
-   NTMM_EIO → ERROR_SWAPERROR, NTMM_EBUSY → ERROR_BUSY, NTMM_ENOTSUP →
+   NTMM_EGUARD → STATUS_GUARD_PAGE_VIOLATION, NTMM_EIO → ERROR_SWAPERROR,
+   NTMM_EBUSY → ERROR_BUSY, NTMM_ENOTSUP →
    ERROR_NOT_SUPPORTED). Individual functions refine it where Windows does
    (each function's comment says how). */
 NTMM_API DWORD ntmm_win32_error_from_ntmm(int err);
@@ -347,8 +377,14 @@ NTMM_API BOOL ntmm_win32_FlushViewOfFile(LPCVOID addr, SIZE_T size);
    (not a live mapping handle: NULL, closed already, made up). */
 NTMM_API BOOL ntmm_win32_CloseHandle(HANDLE h);
 
+/* GetSystemInfo: the engine's page size (4 KiB) and allocation granularity
+   (64 KiB), its user address space ([0x10000, 0x7FFF'FFFE'FFFF], the same
+   as x64 Windows'), and this machine's online CPUs. NULL is ignored. */
+NTMM_API void ntmm_win32_GetSystemInfo(LPSYSTEM_INFO si);
+
 #ifndef NTMM_WIN32_NO_ALIASES
 #define GetCurrentProcess  ntmm_win32_GetCurrentProcess
+#define GetSystemInfo      ntmm_win32_GetSystemInfo
 #define GetLastError       ntmm_win32_GetLastError
 #define SetLastError       ntmm_win32_SetLastError
 #define VirtualAlloc       ntmm_win32_VirtualAlloc
