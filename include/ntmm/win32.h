@@ -39,6 +39,8 @@
  * engine the mapping belongs to, until CloseHandle. A closed or made-up
  * handle is ERROR_INVALID_HANDLE (handles carry a generation, so a stale
  * one is caught even when its slot was reused). Views outlive the handle.
+ * Close every mapping handle before destroying its engine (the handle
+ * holds a reference on a section of that engine).
  *
  * Threads: every function may be called from any thread, beside any other;
  * each takes the locks of the native call it wraps (see ntmm.h), and the
