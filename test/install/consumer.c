@@ -1,7 +1,9 @@
 /* Install test: a program that only sees the installed ntmm (public headers
-   and library) creates an engine with an 8 MiB frame pool and destroys it. */
+   and library) creates an engine with an 8 MiB frame pool, a process and,
+   through <ntmm/win32.h>, a VirtualAlloc'ed region, and destroys them. */
 #include <ntmm.h>
 #include <ntmm/stats.h>
+#include <ntmm/win32.h>
 #include <stdio.h>
 
 int main(void)
@@ -23,6 +25,22 @@ int main(void)
 		ntmm_engine_destroy(e);
 		return 1;
 	}
+	ntmm_process_t *p = NULL;
+	err = ntmm_process_create(e, &p);
+	if (err) {
+		fprintf(stderr, "ntmm_process_create: %s\n", ntmm_strerror(err));
+		ntmm_engine_destroy(e);
+		return 1;
+	}
+	ntmm_win32_set_process(p);
+	LPVOID va = VirtualAlloc(NULL, 65536, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+	if (!va || !VirtualFree(va, 0, MEM_RELEASE)) {
+		fprintf(stderr, "VirtualAlloc/VirtualFree: error %u\n", GetLastError());
+		ntmm_engine_destroy(e);
+		return 1;
+	}
+	ntmm_win32_set_process(NULL);
+	ntmm_process_destroy(p);
 	err = ntmm_audit(e);
 	ntmm_engine_destroy(e);
 	if (err) {

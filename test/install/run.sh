@@ -22,6 +22,7 @@ echo "== cmake --install $build --prefix $prefix"
 libdir=$(dirname "$(find "$prefix" -name ntmmConfig.cmake -print -quit)")
 libdir=${libdir%/cmake/ntmm}
 test -f "$prefix/include/ntmm.h"
+test -f "$prefix/include/ntmm/win32.h"
 test -f "$libdir/pkgconfig/ntmm.pc"
 # engine-internal headers are never installed
 if find "$prefix/include" -name 'engine.h' -o -name 'thread.h' | grep -q .; then
