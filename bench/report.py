@@ -77,13 +77,17 @@ def main():
                          "ok" if good else "SHORT"))
             continue
         ma, mb = med.get(canonical(a)), med.get(canonical(b))
-        if not ma or not mb or ma[ka] is None or mb[kb] is None or ma["error"] or mb["error"]:
-            rows.append((issue, what, "-", "-", "-", f"{op} {k}", "not run"))
+        show = (lambda v: fmt_rate(v)) if ka == "rate" else (lambda v: f"{v:.1f}ns")
+        # a side that ran is shown even when the other did not (or was skipped)
+        va = ma[ka] if ma and not ma["error"] else None
+        vb = mb[kb] if mb and not mb["error"] else None
+        if va is None or not vb:
+            why = "skipped" if (ma and ma["error"]) or (mb and mb["error"]) else "not run"
+            rows.append((issue, what, "-" if va is None else show(va), "-" if vb is None else show(vb),
+                         "-", f"{op} {k}", why))
             continue
-        va, vb = ma[ka], mb[kb]
         ratio = va / vb
         good = ratio <= float(k) if op == "<=" else ratio >= float(k)
-        show = (lambda v: fmt_rate(v)) if ka == "rate" else (lambda v: f"{v:.1f}ns")
         rows.append((issue, what, show(va), show(vb), f"{ratio:.3g}x", f"{op} {k}", "ok" if good else "SHORT"))
     hdr = ("issue", "ntmm vs peer", "ntmm", "peer", "ratio", "target", "")
     widths = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
