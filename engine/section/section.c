@@ -206,6 +206,25 @@ int ntmm__view_commit(ntmm_engine_t *e, const ntmm__view_t *view, uint64_t first
 	return 0;
 }
 
+uint64_t ntmm__view_run(const ntmm__view_t *view, uint64_t idx, uint64_t max, bool *committed)
+{
+	ntmm__segment_t *seg = view->seg;
+	if (seg->fd >= 0 || seg->commit_all) {
+		*committed = true;
+		return max;
+	}
+	uint64_t n = 0;
+	for (; n < max; n++) {
+		_Atomic uint64_t *q = ntmm__proto(seg, idx + n, false);
+		bool c = q && atomic_load_explicit(q, memory_order_acquire) != 0;
+		if (n == 0)
+			*committed = c;
+		else if (c != *committed)
+			break;
+	}
+	return n;
+}
+
 /* ------------------------------------------------------------ segments */
 
 static ntmm__segment_t *segment_new(ntmm_engine_t *e, int fd)

@@ -227,6 +227,11 @@ int ntmm__segment_pwrite(ntmm__segment_t *seg, void **pages, unsigned n, uint64_
    Errors: NTMM_EINVAL (not a live file section). */
 int ntmm__section_fail_io(ntmm_section_t *s, uint64_t read_in, uint64_t write_in);
 
+/* ntmm_query of a view: whether segment page idx is committed (file and
+   SEC_COMMIT sections: always; SEC_RESERVE: once committed in a view) and
+   how many pages from it, up to max, share that state. */
+uint64_t ntmm__view_run(const ntmm__view_t *view, uint64_t idx, uint64_t max, bool *committed);
+
 /* clone.c / section.c: clone segments */
 /* A paging-file segment of npages for a clone's pages, with one reference
    (the caller's); NULL if host memory ran out. */

@@ -437,6 +437,17 @@ int ntmm_query(ntmm_process_t *p, uint64_t va, ntmm_region_info_t *info)
 		info->state = r->committed ? NTMM_MEM_COMMIT : NTMM_MEM_RESERVE;
 		info->prot = r->committed ? r->prot : 0;
 		info->type = v->view ? NTMM_MEM_MAPPED : NTMM_MEM_PRIVATE;
+		if (v->view) {
+			/* a SEC_RESERVE section's pages are committed in the section */
+			bool committed;
+			uint64_t n = ntmm__view_run(v->view, v->view->first + pg, info->size / PAGE,
+			                            &committed);
+			info->size = n * PAGE;
+			if (!committed) {
+				info->state = NTMM_MEM_RESERVE;
+				info->prot = 0;
+			}
+		}
 	}
 	ntmm__pushlock_release_shared(&p->as_lock);
 	return 0;
