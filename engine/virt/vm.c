@@ -92,8 +92,6 @@ static int reserve(ntmm_process_t *p, uint64_t *base, size_t size, unsigned type
 			return ntmm__error(NTMM_ECONFLICT, "%#llx..%#llx overlaps a reservation",
 			                   (unsigned long long)start, (unsigned long long)end);
 	}
-	if ((end - start) / PAGE > UINT32_MAX)
-		return ntmm__error(NTMM_EINVAL, "reservation larger than 16 TiB");
 	bool commit = (type & NTMM_MEM_COMMIT) != 0;
 	uint64_t npages = commit ? (end - start) / PAGE : 0;
 	ntmm__vad_t *v = ntmm__vad_new(start, end, prot, commit, prot);
@@ -135,8 +133,7 @@ static int commit(ntmm_process_t *p, uint64_t *base, size_t size, unsigned prot,
 		return ntmm__error(NTMM_ECONFLICT, "%#llx..%#llx is not inside one reservation",
 		                   (unsigned long long)start, (unsigned long long)end);
 	ntmm__vad_t *v = m->vads[vi];
-	uint32_t first = (uint32_t)((start - v->start) / PAGE),
-	         count = (uint32_t)((end - start) / PAGE);
+	uint64_t first = (start - v->start) / PAGE, count = (end - start) / PAGE;
 	uint64_t need = count - ntmm__vad_count_committed(v, first, count);
 	bool reprotect = ntmm__vad_count_reprotected(v, first, count, prot) != 0;
 	/* a protection change may need a grace period, which the caller's own
@@ -247,8 +244,7 @@ int ntmm_free(ntmm_process_t *p, uint64_t base, size_t size, unsigned type)
 			goto out;
 		}
 	}
-	uint32_t first = (uint32_t)((start - v->start) / PAGE),
-	         count = (uint32_t)((end - start) / PAGE);
+	uint64_t first = (start - v->start) / PAGE, count = (end - start) / PAGE;
 	uncharge = ntmm__vad_count_committed(v, first, count);
 	if (type == NTMM_MEM_RELEASE) {
 		nm = ntmm__vad_map_replace(m, (size_t)vi, NULL);
@@ -312,10 +308,10 @@ int ntmm_protect(ntmm_process_t *p, uint64_t base, size_t size, unsigned prot, u
 	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
 	long vi = ntmm__vad_find(m, start);
 	ntmm__vad_t *v = vi >= 0 ? m->vads[vi] : NULL;
-	uint32_t first = 0, count = 0;
+	uint64_t first = 0, count = 0;
 	if (v) {
-		first = (uint32_t)((start - v->start) / PAGE);
-		count = (uint32_t)((end - start) / PAGE);
+		first = (start - v->start) / PAGE;
+		count = (end - start) / PAGE;
 	}
 	if (!v || end > v->end || !ntmm__vad_all_committed(v, first, count)) {
 		ntmm__pushlock_release_exclusive(&p->as_lock);
@@ -373,10 +369,10 @@ int ntmm_query(ntmm_process_t *p, uint64_t va, ntmm_region_info_t *info)
 		info->prot = NTMM_PAGE_NOACCESS;
 	} else {
 		const ntmm__vad_t *v = m->vads[vi];
-		uint32_t pg = (uint32_t)((page - v->start) / PAGE);
+		uint64_t pg = (page - v->start) / PAGE;
 		const ntmm__vad_run_t *r = ntmm__vad_run_of(v, pg);
-		uint32_t rend = r + 1 < v->runs + v->nruns ? r[1].first : v->npages;
-		info->size = (uint64_t)(rend - pg) * PAGE;
+		uint64_t rend = r + 1 < v->runs + v->nruns ? r[1].first : v->npages;
+		info->size = (rend - pg) * PAGE;
 		info->allocation_base = v->start;
 		info->allocation_prot = v->alloc_prot;
 		info->state = r->committed ? NTMM_MEM_COMMIT : NTMM_MEM_RESERVE;
