@@ -71,12 +71,16 @@ static int reserve(ntmm_process_t *p, uint64_t *base, size_t size, unsigned type
 	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
 	uint64_t start, end;
 	if (*base == 0) {
-		if (size == 0 || size > NTMM__VA_END)
-			return ntmm__error(NTMM_EINVAL, "size %zu", size);
+		if (size == 0 || size > NTMM__VA_END - NTMM__VA_START)
+			return ntmm__error(
+			    NTMM_EINVAL,
+			    "size %zu: larger than the user address space (%llu bytes)", size,
+			    (unsigned long long)(NTMM__VA_END - NTMM__VA_START));
 		uint64_t bytes = ((uint64_t)size + PAGE - 1) & ~(PAGE - 1);
 		start = ntmm__vad_place(p, m, bytes, (type & NTMM_MEM_TOP_DOWN) != 0);
 		if (!start)
-			return ntmm__error(NTMM_ENOMEM, "no free range of %llu bytes",
+			return ntmm__error(NTMM_ENOMEM,
+			                   "no free range of %llu bytes in the user address space",
 			                   (unsigned long long)bytes);
 		end = start + bytes;
 	} else {
