@@ -365,7 +365,12 @@ NTMM_API int ntmm_process_destroy(ntmm_process_t *p);
    the reservation covers every page holding a byte of [*base, *base +
    size) — a one-page reservation is one page, and the rest of its 64 KiB
    granule stays unusable. prot becomes the region's allocation_prot; with
-   COMMIT every page is committed with it.
+   COMMIT every page is committed with it. A reservation may be as large as
+   the whole user address space (128 TiB less 128 KiB); reserving costs no
+   frame and no commit charge, only host memory for its VAD (a word per
+   run of pages with equal state), so a sparse reservation costs what its
+   committed pages and their page-table pages cost (see the commit charge
+   above).
    Commit alone (*base != 0): every page holding a byte of [*base, *base +
    size) must lie in one existing reservation. Pages not yet committed are
    charged to the commit limit and read as zeros (a frame is taken at the
@@ -379,13 +384,14 @@ NTMM_API int ntmm_process_destroy(ntmm_process_t *p);
    first page committed). On failure nothing changes and *base is as given.
    Errors: NTMM_EINVAL (base NULL; size 0; type with other bits or with
    neither RESERVE nor COMMIT; a protection Windows refuses, WRITECOPY
-   included; a range past the user address space or below 64 KiB; a
-   reservation above 16 TiB), NTMM_ENOTSUP (an EXECUTE, NOCACHE or
+   included; a range past the user address space or below 64 KiB; with
+   *base == 0, a size larger than the user address space), NTMM_ENOTSUP (an EXECUTE, NOCACHE or
    WRITECOMBINE protection), NTMM_ECONFLICT (a reservation overlapping
    another after rounding; a commit not wholly inside one reservation),
    NTMM_ECOMMIT (the new pages do not fit the commit limit, even with the
    paging files grown to their maximum), NTMM_ENOMEM (no free range of
-   that size for an engine-chosen base; host memory), NTMM_EBUSY
+   that size for an engine-chosen base, though the size fits the user
+   address space; host memory), NTMM_EBUSY
    (recommitting pages with another protection inside an access section;
    reserving and committing new pages there is fine). A commit also
    charges the page-table pages the new pages need (see the commit charge

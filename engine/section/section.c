@@ -616,8 +616,6 @@ int ntmm_map_view(ntmm_section_t *s, ntmm_process_t *p, uint64_t *base, uint64_t
 	    (*base < NTMM__VA_START || *base > NTMM__VA_END || bytes > NTMM__VA_END - *base))
 		return ntmm__error(NTMM_EINVAL, "view base %#llx + %llu outside user space",
 		                   (unsigned long long)*base, (unsigned long long)bytes);
-	if (bytes / PAGE > UINT32_MAX)
-		return ntmm__error(NTMM_EINVAL, "view larger than the VAD can describe");
 
 	ntmm__view_t *view = malloc(sizeof(*view));
 	if (!view)

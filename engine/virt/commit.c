@@ -218,7 +218,7 @@ void ntmm__commit_uncharge_shared(ntmm_engine_t *e, uint64_t pages)
    table page of that level maps: 2 MiB (leaf tables), 1 GiB, 512 GiB. */
 static const unsigned table_shift[NTMM__PT_LEVELS - 1] = {21, 30, 39};
 
-static uint32_t run_end(const ntmm__vad_t *x, uint32_t i)
+static uint64_t run_end(const ntmm__vad_t *x, uint32_t i)
 {
 	return i + 1 < x->nruns ? x->runs[i + 1].first : x->npages;
 }
@@ -232,8 +232,8 @@ static bool committed_in(const ntmm__vad_t *x, uint64_t lo, uint64_t hi)
 		lo = x->start;
 	if (hi > x->end)
 		hi = x->end;
-	return lo < hi && ntmm__vad_count_committed(x, (uint32_t)((lo - x->start) / PAGE),
-	                                            (uint32_t)((hi - lo) / PAGE)) > 0;
+	return lo < hi &&
+	       ntmm__vad_count_committed(x, (lo - x->start) / PAGE, (hi - lo) / PAGE) > 0;
 }
 
 /* The spans of 2^shift bytes that hold a committed page of x within

@@ -200,7 +200,7 @@ static unsigned vad_prot_now(ntmm_process_t *p, uint64_t page)
 	if (vi >= 0) {
 		const ntmm__vad_t *v = m->vads[vi];
 		const ntmm__vad_run_t *r =
-		    ntmm__vad_run_of(v, (uint32_t)((page - v->start) >> NTMM__PAGE_SHIFT));
+		    ntmm__vad_run_of(v, (page - v->start) >> NTMM__PAGE_SHIFT);
 		prot = r->committed ? r->prot : 0;
 	}
 	ntmm__rcu_read_unlock();
@@ -306,7 +306,7 @@ static int guard_fault(ntmm_process_t *p, uint64_t page)
 	int ret = FAULT_RETRY;
 	if (vi >= 0) {
 		ntmm__vad_t *v = m->vads[vi];
-		uint32_t pg = (uint32_t)((page - v->start) >> NTMM__PAGE_SHIFT);
+		uint64_t pg = (page - v->start) >> NTMM__PAGE_SHIFT;
 		const ntmm__vad_run_t *r = ntmm__vad_run_of(v, pg);
 		if (r->committed && (r->prot & NTMM_PAGE_GUARD)) {
 			ntmm__vad_t *nv = ntmm__vad_apply(v, pg, 1, NTMM__VAD_CLEAR_GUARD, 0);
@@ -353,7 +353,7 @@ static int dispatch(ntmm_process_t *p, uint64_t va, bool write, fault_ctx_t *c)
 	if (vi >= 0) {
 		const ntmm__vad_t *v = m->vads[vi];
 		const ntmm__vad_run_t *r =
-		    ntmm__vad_run_of(v, (uint32_t)((page - v->start) >> NTMM__PAGE_SHIFT));
+		    ntmm__vad_run_of(v, (page - v->start) >> NTMM__PAGE_SHIFT);
 		found = true;
 		vad = v;
 		vad_start = v->start;

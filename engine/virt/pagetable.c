@@ -284,19 +284,31 @@ uint64_t ntmm__pt_next_present(ntmm_process_t *p, uint64_t va, uint64_t end)
 {
 	while (va < end) {
 		_Atomic uint64_t *t = p->root_host;
+		uint64_t next = end;
 		int lvl;
 		for (lvl = NTMM__PT_LEVELS - 1; lvl > 0; lvl--) {
+			unsigned i = ntmm__pt_index(va, lvl);
 			/* acquire: pairs with the release CAS that linked the table */
-			uint64_t ent =
-			    atomic_load_explicit(&t[ntmm__pt_index(va, lvl)], memory_order_acquire);
-			if (!(ent & NTMM__PTE_VALID))
-				break;
-			t = table_of(p->e, ntmm__pte_pfn(ent));
+			uint64_t ent = atomic_load_explicit(&t[i], memory_order_acquire);
+			if (ent & NTMM__PTE_VALID) {
+				t = table_of(p->e, ntmm__pte_pfn(ent));
+				continue;
+			}
+			/* the rest of this table: the next linked entry, or the
+			   end of the span the table maps (a table scan, not a
+			   restart from the root for every absent entry) */
+			unsigned shift = NTMM__PAGE_SHIFT + 9u * (unsigned)lvl;
+			while (
+			    ++i < NTMM__PT_ENTRIES &&
+			    !(atomic_load_explicit(&t[i], memory_order_relaxed) & NTMM__PTE_VALID))
+				;
+			uint64_t table_base =
+			    shift + 9 < 64 ? va & ~((1ull << (shift + 9)) - 1) : 0;
+			next = table_base + ((uint64_t)i << shift);
+			break;
 		}
 		if (lvl == 0)
 			return va;
-		uint64_t span = 1ull << (NTMM__PAGE_SHIFT + 9u * (unsigned)lvl);
-		uint64_t next = (va + span) & ~(span - 1);
 		if (next <= va)
 			return end;
 		va = next;

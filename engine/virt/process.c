@@ -277,7 +277,7 @@ static int audit_vads(ntmm_process_t *p, uint64_t *committed)
 		   charged to the process (its private copies) */
 		bool charged = ntmm__vad_charged(v);
 		for (uint32_t r = 0; r < v->nruns; r++) {
-			uint32_t end = r + 1 < v->nruns ? v->runs[r + 1].first : v->npages;
+			uint64_t end = r + 1 < v->nruns ? v->runs[r + 1].first : v->npages;
 			if (end <= v->runs[r].first)
 				bad++;
 			if (r && v->runs[r].prot == v->runs[r - 1].prot &&

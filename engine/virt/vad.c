@@ -35,7 +35,7 @@ size_t ntmm__vad_lower_bound(const ntmm__vad_map_t *m, uint64_t va)
 	return lo;
 }
 
-const ntmm__vad_run_t *ntmm__vad_run_of(const ntmm__vad_t *v, uint32_t pg)
+const ntmm__vad_run_t *ntmm__vad_run_of(const ntmm__vad_t *v, uint64_t pg)
 {
 	uint32_t lo = 0, hi = v->nruns;
 	while (hi - lo > 1) { /* last run with first <= pg */
@@ -63,15 +63,14 @@ ntmm__vad_t *ntmm__vad_new(uint64_t start, uint64_t end, unsigned alloc_prot, bo
 	v->end = end;
 	v->alloc_prot = alloc_prot;
 	v->view = NULL;
-	v->npages = (uint32_t)((end - start) >> NTMM__PAGE_SHIFT);
+	v->npages = (end - start) >> NTMM__PAGE_SHIFT;
 	v->ncommitted = commit ? v->npages : 0;
 	v->nruns = 1;
-	v->runs[0] =
-	    (ntmm__vad_run_t){.first = 0, .prot = commit ? (uint16_t)prot : 0, .committed = commit};
+	v->runs[0] = (ntmm__vad_run_t){.first = 0, .committed = commit, .prot = commit ? prot : 0};
 	return v;
 }
 
-static uint32_t run_end(const ntmm__vad_t *v, uint32_t i)
+static uint64_t run_end(const ntmm__vad_t *v, uint32_t i)
 {
 	return i + 1 < v->nruns ? v->runs[i + 1].first : v->npages;
 }
@@ -80,25 +79,25 @@ static ntmm__vad_run_t transform(ntmm__vad_run_t r, enum ntmm__vad_op op, unsign
 {
 	switch (op) {
 	case NTMM__VAD_COMMIT: /* committed pages take the new protection too */
-		r.committed = 1, r.prot = (uint16_t)prot;
+		r.committed = 1, r.prot = prot & 0xffffu;
 		break;
 	case NTMM__VAD_DECOMMIT:
 		r.committed = 0, r.prot = 0;
 		break;
 	case NTMM__VAD_PROTECT:
 		if (r.committed)
-			r.prot = (uint16_t)prot;
+			r.prot = prot & 0xffffu;
 		break;
 	case NTMM__VAD_CLEAR_GUARD:
 		if (r.committed)
-			r.prot &= (uint16_t)~NTMM_PAGE_GUARD;
+			r.prot &= ~NTMM_PAGE_GUARD & 0xffffu;
 		break;
 	}
 	return r;
 }
 
 /* appends [first, end) with the state of r, merging with an equal neighbour */
-static void push_run(ntmm__vad_t *n, ntmm__vad_run_t r, uint32_t first, uint32_t end)
+static void push_run(ntmm__vad_t *n, ntmm__vad_run_t r, uint64_t first, uint64_t end)
 {
 	if (first >= end)
 		return;
@@ -111,13 +110,13 @@ static void push_run(ntmm__vad_t *n, ntmm__vad_run_t r, uint32_t first, uint32_t
 	n->runs[n->nruns++] = r;
 }
 
-ntmm__vad_t *ntmm__vad_apply(const ntmm__vad_t *v, uint32_t first, uint32_t count,
+ntmm__vad_t *ntmm__vad_apply(const ntmm__vad_t *v, uint64_t first, uint64_t count,
                              enum ntmm__vad_op op, unsigned prot)
 {
 	ntmm__vad_t *n = vad_alloc(v->nruns + 2);
 	if (!n)
 		return NULL;
-	uint32_t last = first + count;
+	uint64_t last = first + count;
 	n->start = v->start;
 	n->end = v->end;
 	n->alloc_prot = v->alloc_prot;
@@ -126,8 +125,8 @@ ntmm__vad_t *ntmm__vad_apply(const ntmm__vad_t *v, uint32_t first, uint32_t coun
 	n->ncommitted = 0;
 	n->nruns = 0;
 	for (uint32_t i = 0; i < v->nruns; i++) {
-		uint32_t rs = v->runs[i].first, re = run_end(v, i);
-		uint32_t ms = rs > first ? rs : first, me = re < last ? re : last;
+		uint64_t rs = v->runs[i].first, re = run_end(v, i);
+		uint64_t ms = rs > first ? rs : first, me = re < last ? re : last;
 		push_run(n, v->runs[i], rs, ms < re ? ms : re);
 		if (ms < me)
 			push_run(n, transform(v->runs[i], op, prot), ms, me);
@@ -137,34 +136,39 @@ ntmm__vad_t *ntmm__vad_apply(const ntmm__vad_t *v, uint32_t first, uint32_t coun
 }
 
 /* Committed pages of [first, first + count) whose protection is not
-   `other_than` (NO_PROT: every committed page). */
+   `other_than` (NO_PROT: every committed page). Starts at the run holding
+   `first` (binary search) and stops past the range, so a query on a few
+   pages of a VAD with many runs costs the runs it overlaps. */
 #define NO_PROT UINT_MAX
-static uint32_t count_committed_runs(const ntmm__vad_t *v, uint32_t first, uint32_t count,
+static uint64_t count_committed_runs(const ntmm__vad_t *v, uint64_t first, uint64_t count,
                                      unsigned other_than)
 {
-	uint32_t last = first + count, sum = 0;
-	for (uint32_t i = 0; i < v->nruns; i++) {
+	uint64_t last = first + count, sum = 0;
+	if (count == 0 || first >= v->npages)
+		return 0;
+	for (uint32_t i = (uint32_t)(ntmm__vad_run_of(v, first) - v->runs);
+	     i < v->nruns && v->runs[i].first < last; i++) {
 		if (!v->runs[i].committed || v->runs[i].prot == other_than)
 			continue;
-		uint32_t rs = v->runs[i].first, re = run_end(v, i);
-		uint32_t ms = rs > first ? rs : first, me = re < last ? re : last;
+		uint64_t rs = v->runs[i].first, re = run_end(v, i);
+		uint64_t ms = rs > first ? rs : first, me = re < last ? re : last;
 		if (ms < me)
 			sum += me - ms;
 	}
 	return sum;
 }
 
-uint32_t ntmm__vad_count_committed(const ntmm__vad_t *v, uint32_t first, uint32_t count)
+uint64_t ntmm__vad_count_committed(const ntmm__vad_t *v, uint64_t first, uint64_t count)
 {
 	return count_committed_runs(v, first, count, NO_PROT);
 }
 
-bool ntmm__vad_all_committed(const ntmm__vad_t *v, uint32_t first, uint32_t count)
+bool ntmm__vad_all_committed(const ntmm__vad_t *v, uint64_t first, uint64_t count)
 {
 	return ntmm__vad_count_committed(v, first, count) == count;
 }
 
-uint32_t ntmm__vad_count_reprotected(const ntmm__vad_t *v, uint32_t first, uint32_t count,
+uint64_t ntmm__vad_count_reprotected(const ntmm__vad_t *v, uint64_t first, uint64_t count,
                                      unsigned prot)
 {
 	return count_committed_runs(v, first, count, prot);

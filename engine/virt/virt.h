@@ -52,12 +52,18 @@ typedef struct ntmm__virt_process ntmm__virt_process_t;
 /* ------------------------------------------------------------------ VADs */
 
 /* A run of pages of one VAD with the same commit state and protection.
-   Runs are sorted, contiguous and maximal (two neighbours always differ). */
+   Runs are sorted, contiguous and maximal (two neighbours always differ).
+   One word: a page index of the user address space needs 35 bits
+   (NTMM__VA_END / 4 KiB), so `first` has room to spare and a VAD of
+   a few runs stays a few cache lines however large its range. */
 typedef struct ntmm__vad_run {
-	uint32_t first;     /* page index in the VAD where the run starts */
-	uint16_t prot;      /* NTMM_PAGE_* (| GUARD) when committed, else 0 */
-	uint16_t committed; /* 1 = committed */
+	uint64_t first : 47;    /* page index in the VAD where the run starts */
+	uint64_t committed : 1; /* 1 = committed */
+	uint64_t prot : 16;     /* NTMM_PAGE_* (| GUARD) when committed, else 0 */
 } ntmm__vad_run_t;
+_Static_assert(sizeof(ntmm__vad_run_t) == 8, "a VAD run is one word");
+_Static_assert((NTMM__VA_END >> NTMM__PAGE_SHIFT) < (1ull << 47),
+               "a run's first page index fits its bits");
 
 /* A reservation (NtAllocateVirtualMemory MEM_RESERVE). Immutable once
    published in a VAD map: a change builds a new VAD (copy-on-update). */
@@ -69,8 +75,8 @@ typedef struct ntmm__vad {
 	/* NULL: private memory; else the mapped view this VAD is (section/
 	   section.h): its pages are described by the section's prototype PTEs */
 	struct ntmm__view *view;
-	uint32_t npages;     /* (end - start) / 4 KiB */
-	uint32_t ncommitted; /* committed pages (sum over runs) */
+	uint64_t npages;     /* (end - start) / 4 KiB: up to the whole user space */
+	uint64_t ncommitted; /* committed pages (sum over runs) */
 	uint32_t nruns;
 	ntmm__vad_run_t runs[]; /* nruns, runs[0].first == 0 */
 } ntmm__vad_t;
@@ -254,7 +260,7 @@ long ntmm__vad_find(const ntmm__vad_map_t *m, uint64_t va);
 /* index of the first VAD with end > va (m->n if none) */
 size_t ntmm__vad_lower_bound(const ntmm__vad_map_t *m, uint64_t va);
 /* the run holding page index pg of v */
-const ntmm__vad_run_t *ntmm__vad_run_of(const ntmm__vad_t *v, uint32_t pg);
+const ntmm__vad_run_t *ntmm__vad_run_of(const ntmm__vad_t *v, uint64_t pg);
 ntmm__vad_t *ntmm__vad_new(uint64_t start, uint64_t end, unsigned alloc_prot, bool commit,
                            unsigned prot);
 enum ntmm__vad_op {
@@ -266,14 +272,14 @@ enum ntmm__vad_op {
 	NTMM__VAD_CLEAR_GUARD /* committed pages lose GUARD */
 };
 /* A copy of v with op applied to pages [first, first + count). */
-ntmm__vad_t *ntmm__vad_apply(const ntmm__vad_t *v, uint32_t first, uint32_t count,
+ntmm__vad_t *ntmm__vad_apply(const ntmm__vad_t *v, uint64_t first, uint64_t count,
                              enum ntmm__vad_op op, unsigned prot);
 /* pages of [first, first+count) that are committed */
-uint32_t ntmm__vad_count_committed(const ntmm__vad_t *v, uint32_t first, uint32_t count);
+uint64_t ntmm__vad_count_committed(const ntmm__vad_t *v, uint64_t first, uint64_t count);
 /* true if every page of [first, first+count) is committed */
-bool ntmm__vad_all_committed(const ntmm__vad_t *v, uint32_t first, uint32_t count);
+bool ntmm__vad_all_committed(const ntmm__vad_t *v, uint64_t first, uint64_t count);
 /* committed pages of [first, first+count) whose protection is not prot */
-uint32_t ntmm__vad_count_reprotected(const ntmm__vad_t *v, uint32_t first, uint32_t count,
+uint64_t ntmm__vad_count_reprotected(const ntmm__vad_t *v, uint64_t first, uint64_t count,
                                      unsigned prot);
 /* New maps: insert v / replace index i by v (v NULL = remove). */
 ntmm__vad_map_t *ntmm__vad_map_insert(const ntmm__vad_map_t *m, ntmm__vad_t *v);

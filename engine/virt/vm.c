@@ -72,12 +72,16 @@ static int reserve(ntmm_process_t *p, uint64_t *base, size_t size, unsigned type
 	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
 	uint64_t start, end;
 	if (*base == 0) {
-		if (size == 0 || size > NTMM__VA_END)
-			return ntmm__error(NTMM_EINVAL, "size %zu", size);
+		if (size == 0 || size > NTMM__VA_END - NTMM__VA_START)
+			return ntmm__error(
+			    NTMM_EINVAL,
+			    "size %zu: larger than the user address space (%llu bytes)", size,
+			    (unsigned long long)(NTMM__VA_END - NTMM__VA_START));
 		uint64_t bytes = ((uint64_t)size + PAGE - 1) & ~(PAGE - 1);
 		start = ntmm__vad_place(p, m, bytes, (type & NTMM_MEM_TOP_DOWN) != 0);
 		if (!start)
-			return ntmm__error(NTMM_ENOMEM, "no free range of %llu bytes",
+			return ntmm__error(NTMM_ENOMEM,
+			                   "no free range of %llu bytes in the user address space",
 			                   (unsigned long long)bytes);
 		end = start + bytes;
 	} else {
@@ -93,8 +97,6 @@ static int reserve(ntmm_process_t *p, uint64_t *base, size_t size, unsigned type
 			return ntmm__error(NTMM_ECONFLICT, "%#llx..%#llx overlaps a reservation",
 			                   (unsigned long long)start, (unsigned long long)end);
 	}
-	if ((end - start) / PAGE > UINT32_MAX)
-		return ntmm__error(NTMM_EINVAL, "reservation larger than 16 TiB");
 	bool commit = (type & NTMM_MEM_COMMIT) != 0;
 	uint64_t npages = commit ? (end - start) / PAGE : 0;
 	ntmm__vad_t *v = ntmm__vad_new(start, end, prot, commit, prot);
@@ -136,8 +138,7 @@ static int commit(ntmm_process_t *p, uint64_t *base, size_t size, unsigned prot,
 		return ntmm__error(NTMM_ECONFLICT, "%#llx..%#llx is not inside one reservation",
 		                   (unsigned long long)start, (unsigned long long)end);
 	ntmm__vad_t *v = m->vads[vi];
-	uint32_t first = (uint32_t)((start - v->start) / PAGE),
-	         count = (uint32_t)((end - start) / PAGE);
+	uint64_t first = (start - v->start) / PAGE, count = (end - start) / PAGE;
 	if (v->view) {
 		/* a view: its pages are the section's, committed in the section
 		   (SEC_RESERVE) and charged to it; the VAD stays as it is */
@@ -261,8 +262,7 @@ int ntmm_free(ntmm_process_t *p, uint64_t base, size_t size, unsigned type)
 			goto out;
 		}
 	}
-	uint32_t first = (uint32_t)((start - v->start) / PAGE),
-	         count = (uint32_t)((end - start) / PAGE);
+	uint64_t first = (start - v->start) / PAGE, count = (end - start) / PAGE;
 	uncharge = ntmm__vad_count_committed(v, first, count);
 	if (type == NTMM_MEM_RELEASE) {
 		nm = ntmm__vad_map_replace(m, (size_t)vi, NULL);
@@ -352,10 +352,10 @@ int ntmm_protect(ntmm_process_t *p, uint64_t base, size_t size, unsigned prot, u
 	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
 	long vi = ntmm__vad_find(m, start);
 	ntmm__vad_t *v = vi >= 0 ? m->vads[vi] : NULL;
-	uint32_t first = 0, count = 0;
+	uint64_t first = 0, count = 0;
 	if (v) {
-		first = (uint32_t)((start - v->start) / PAGE);
-		count = (uint32_t)((end - start) / PAGE);
+		first = (start - v->start) / PAGE;
+		count = (end - start) / PAGE;
 	}
 	/* private memory refuses WRITECOPY whatever the range holds */
 	if ((err = v           ? view_prot_check(v, prot)
@@ -428,10 +428,10 @@ int ntmm_query(ntmm_process_t *p, uint64_t va, ntmm_region_info_t *info)
 		info->prot = NTMM_PAGE_NOACCESS;
 	} else {
 		const ntmm__vad_t *v = m->vads[vi];
-		uint32_t pg = (uint32_t)((page - v->start) / PAGE);
+		uint64_t pg = (page - v->start) / PAGE;
 		const ntmm__vad_run_t *r = ntmm__vad_run_of(v, pg);
-		uint32_t rend = r + 1 < v->runs + v->nruns ? r[1].first : v->npages;
-		info->size = (uint64_t)(rend - pg) * PAGE;
+		uint64_t rend = r + 1 < v->runs + v->nruns ? r[1].first : v->npages;
+		info->size = (rend - pg) * PAGE;
 		info->allocation_base = v->start;
 		info->allocation_prot = v->alloc_prot;
 		info->state = r->committed ? NTMM_MEM_COMMIT : NTMM_MEM_RESERVE;

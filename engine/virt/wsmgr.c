@@ -584,8 +584,7 @@ static bool page_allowed(ntmm_process_t *p, uint64_t va)
 	if (vi < 0)
 		return false;
 	const ntmm__vad_t *v = m->vads[vi];
-	const ntmm__vad_run_t *r =
-	    ntmm__vad_run_of(v, (uint32_t)((va - v->start) >> NTMM__PAGE_SHIFT));
+	const ntmm__vad_run_t *r = ntmm__vad_run_of(v, (va - v->start) >> NTMM__PAGE_SHIFT);
 	return r->committed && !(r->prot & NTMM_PAGE_GUARD) &&
 	       (ntmm__pte_bits_for(r->prot) & NTMM__PTE_READ);
 }
