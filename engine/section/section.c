@@ -136,6 +136,7 @@ static void release_after_grace(struct rcu_head *h)
 	ntmm__page_release_batch(d->e, &d->pfn, 1);
 	ntmm__event_signal(&d->e->virt.paging.avail);
 	free(d);
+	ntmm__rcu_tsan_cb_done();
 }
 
 void ntmm__section_unshare_deferred(ntmm_engine_t *e, ntmm__pfn_t pfn)

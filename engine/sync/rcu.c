@@ -9,7 +9,8 @@
 __thread ntmm__rcu_thread_t ntmm__rcu_self __attribute__((tls_model("initial-exec")));
 
 #ifdef NTMM_TSAN
-char ntmm__rcu_tsan_token; /* an address for TSan annotations only; never written */
+char ntmm__rcu_tsan_token;    /* an address for TSan annotations only; never written */
+char ntmm__rcu_tsan_cb_token; /* the same, for callbacks before a barrier */
 #endif
 
 static void become_reader(ntmm__rcu_thread_t *s)

@@ -45,6 +45,11 @@
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
 extern char ntmm__rcu_tsan_token;
+/* ... and a callback's end releases a second token that a barrier (which
+   waits for every callback) acquires */
+extern char ntmm__rcu_tsan_cb_token;
+#define ntmm__rcu_tsan_cb_done()  __tsan_release(&ntmm__rcu_tsan_cb_token)
+#define ntmm__rcu_barrier()       (urcu_memb_barrier(), __tsan_acquire(&ntmm__rcu_tsan_cb_token))
 #define ntmm__rcu_read_unlock()   (__tsan_release(&ntmm__rcu_tsan_token), urcu_memb_read_unlock())
 #define ntmm__rcu_synchronize()   (urcu_memb_synchronize_rcu(), __tsan_acquire(&ntmm__rcu_tsan_token))
 #define ntmm__rcu_tsan_after_gp() __tsan_acquire(&ntmm__rcu_tsan_token)
@@ -55,8 +60,9 @@ extern char ntmm__rcu_tsan_token;
 #define ntmm__rcu_read_unlock()   urcu_memb_read_unlock()
 #define ntmm__rcu_synchronize()   urcu_memb_synchronize_rcu()
 #define ntmm__rcu_tsan_after_gp() ((void)0)
+#define ntmm__rcu_tsan_cb_done()  ((void)0)
+#define ntmm__rcu_barrier()       urcu_memb_barrier()
 #endif
-#define ntmm__rcu_barrier() urcu_memb_barrier()
 
 /*
  * The calling thread's registration (thread-local; only its thread touches it):
