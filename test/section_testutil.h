@@ -222,7 +222,8 @@ static inline bool sec_file_is(int fd, uint64_t off, uint64_t len, uint64_t tag)
 		size_t n = len < cap ? (size_t)len : cap;
 		long d = -1;
 		if (pread(fd, buf, n, (off_t)off) != (ssize_t)n) {
-			fprintf(stderr, "pread at %llu: short or failed\n", (unsigned long long)off);
+			fprintf(stderr, "pread at %llu: short or failed\n",
+			        (unsigned long long)off);
 			same = false;
 		} else if ((d = sec_diff(buf, off, n, tag)) >= 0) {
 			fprintf(stderr, "file byte %llu is not pattern %llu\n",
@@ -317,9 +318,9 @@ static inline void sec_push_out(ntmm_engine_t *e, size_t pages)
 {
 	ntmm_process_t *q = sec_process(e);
 	uint64_t a = 0;
-	assert_int_equal(
-	    ntmm_allocate(q, &a, pages * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
-	    0);
+	assert_int_equal(ntmm_allocate(q, &a, pages * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT,
+	                               NTMM_PAGE_READWRITE),
+	                 0);
 	for (size_t i = 0; i < pages; i++) {
 		uint64_t w = i + 1;
 		assert_int_equal(ntmm_write(q, a + i * PG, &w, sizeof(w)), 0);
@@ -328,13 +329,13 @@ static inline void sec_push_out(ntmm_engine_t *e, size_t pages)
 }
 
 /* r == code, and the thread's error detail says something. */
-#define assert_refused(call, code)                                                        \
-	do {                                                                              \
-		int r_ = (call);                                                          \
-		if (r_ != (code))                                                         \
-			fail_msg("%s: %s (%s), expected %s", #call, ntmm_strerror(r_),    \
-			         ntmm_error_detail(), ntmm_strerror(code));               \
-		assert_true(ntmm_error_detail()[0] != '\0');                              \
+#define assert_refused(call, code)                                                     \
+	do {                                                                           \
+		int r_ = (call);                                                       \
+		if (r_ != (code))                                                      \
+			fail_msg("%s: %s (%s), expected %s", #call, ntmm_strerror(r_), \
+			         ntmm_error_detail(), ntmm_strerror(code));            \
+		assert_true(ntmm_error_detail()[0] != '\0');                           \
 	} while (0)
 
 #endif

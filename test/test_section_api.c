@@ -47,9 +47,8 @@ static void readonly_file_section_larger_than_the_file_is_einval(void **st)
 {
 	(void)st;
 	ntmm_section_t *s = (ntmm_section_t *)1;
-	assert_refused(
-	    ntmm_section_create(V.e, FD, FILE_BYTES + PG, NTMM_PAGE_READONLY, 0, &s),
-	    NTMM_EINVAL);
+	assert_refused(ntmm_section_create(V.e, FD, FILE_BYTES + PG, NTMM_PAGE_READONLY, 0, &s),
+	               NTMM_EINVAL);
 	assert_null(s);
 	assert_int_equal(sec_fsize(FD), FILE_BYTES); /* not grown */
 	/* a size within the file is fine */
@@ -95,8 +94,7 @@ static void a_directory_descriptor_is_einval(void **st)
 	ntmm_section_t *s = (ntmm_section_t *)1;
 	assert_refused(ntmm_section_create(V.e, fd, 0, NTMM_PAGE_READONLY, 0, &s), NTMM_EINVAL);
 	assert_null(s);
-	assert_refused(ntmm_section_create(V.e, fd, GRAN, NTMM_PAGE_READWRITE, 0, &s),
-	               NTMM_EINVAL);
+	assert_refused(ntmm_section_create(V.e, fd, GRAN, NTMM_PAGE_READWRITE, 0, &s), NTMM_EINVAL);
 	close(fd);
 }
 
@@ -140,9 +138,8 @@ static void paging_file_section_of_size_0_is_einval(void **st)
 	ntmm_section_t *s = (ntmm_section_t *)1;
 	assert_refused(ntmm_section_create(V.e, -1, 0, NTMM_PAGE_READWRITE, 0, &s), NTMM_EINVAL);
 	assert_null(s);
-	assert_refused(
-	    ntmm_section_create(V.e, -1, 0, NTMM_PAGE_READWRITE, NTMM_SEC_RESERVE, &s),
-	    NTMM_EINVAL);
+	assert_refused(ntmm_section_create(V.e, -1, 0, NTMM_PAGE_READWRITE, NTMM_SEC_RESERVE, &s),
+	               NTMM_EINVAL);
 }
 
 /* fd < 0 means the paging files, whatever the negative value. */
@@ -169,14 +166,10 @@ static void bad_section_arguments_are_einval(void **st)
 	assert_refused(ntmm_section_create(V.e, -1, GRAN, NTMM_PAGE_READWRITE, 0, NULL),
 	               NTMM_EINVAL);
 	/* a section's protection is READONLY, READWRITE or WRITECOPY */
-	const unsigned bad_prot[] = {0,
-	                             NTMM_PAGE_NOACCESS,
-	                             NTMM_PAGE_READWRITE | NTMM_PAGE_GUARD,
-	                             NTMM_PAGE_READONLY | NTMM_PAGE_READWRITE,
-	                             0x80000000u};
+	const unsigned bad_prot[] = {0, NTMM_PAGE_NOACCESS, NTMM_PAGE_READWRITE | NTMM_PAGE_GUARD,
+	                             NTMM_PAGE_READONLY | NTMM_PAGE_READWRITE, 0x80000000u};
 	for (size_t i = 0; i < sizeof(bad_prot) / sizeof(bad_prot[0]); i++) {
-		assert_refused(ntmm_section_create(V.e, -1, GRAN, bad_prot[i], 0, &s),
-		               NTMM_EINVAL);
+		assert_refused(ntmm_section_create(V.e, -1, GRAN, bad_prot[i], 0, &s), NTMM_EINVAL);
 		assert_refused(ntmm_section_create(V.e, FD, 0, bad_prot[i], 0, &s), NTMM_EINVAL);
 	}
 	/* flags: COMMIT or RESERVE for paging-file sections, 0 for files */
@@ -205,15 +198,14 @@ static void sec_commit_past_the_commit_limit_is_ecommit(void **st)
 	uint64_t limit = SEC_STAT(V.e, commit_limit_pages), charge = SEC_STAT(V.e, commit_pages);
 	uint64_t room = limit - charge;
 	ntmm_section_t *s = (ntmm_section_t *)1;
-	assert_refused(ntmm_section_create(V.e, -1, (room + 1) * PG, NTMM_PAGE_READWRITE,
-	                                   NTMM_SEC_COMMIT, &s),
-	               NTMM_ECOMMIT);
+	assert_refused(
+	    ntmm_section_create(V.e, -1, (room + 1) * PG, NTMM_PAGE_READWRITE, NTMM_SEC_COMMIT, &s),
+	    NTMM_ECOMMIT);
 	assert_null(s);
 	assert_int_equal(SEC_STAT(V.e, commit_pages), charge);
 	/* the default flags are SEC_COMMIT */
-	assert_refused(
-	    ntmm_section_create(V.e, -1, (room + 1) * PG, NTMM_PAGE_READWRITE, 0, &s),
-	    NTMM_ECOMMIT);
+	assert_refused(ntmm_section_create(V.e, -1, (room + 1) * PG, NTMM_PAGE_READWRITE, 0, &s),
+	               NTMM_ECOMMIT);
 	assert_int_equal(SEC_STAT(V.e, commit_pages), charge);
 
 	s = sec_create(V.e, -1, (room / 2) * PG, NTMM_PAGE_READWRITE, NTMM_SEC_COMMIT);
@@ -267,8 +259,7 @@ static void view_past_the_sections_end_is_einval(void **st)
 	assert_refused(ntmm_map_view(s, P, &b, 3 * GRAN, 2 * GRAN, NTMM_PAGE_READWRITE),
 	               NTMM_EINVAL);
 	/* an offset at or past the end, with a size or to the end */
-	assert_refused(ntmm_map_view(s, P, &b, FILE_BYTES, PG, NTMM_PAGE_READWRITE),
-	               NTMM_EINVAL);
+	assert_refused(ntmm_map_view(s, P, &b, FILE_BYTES, PG, NTMM_PAGE_READWRITE), NTMM_EINVAL);
 	assert_refused(ntmm_map_view(s, P, &b, FILE_BYTES, 0, NTMM_PAGE_READWRITE), NTMM_EINVAL);
 	assert_refused(ntmm_map_view(s, P, &b, FILE_BYTES + GRAN, 0, NTMM_PAGE_READONLY),
 	               NTMM_EINVAL);
@@ -460,9 +451,9 @@ static void unmapping_what_is_not_a_view_is_einval(void **st)
 {
 	(void)st;
 	uint64_t r = 0;
-	assert_int_equal(ntmm_allocate(P, &r, 4 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT,
-	                               NTMM_PAGE_READWRITE),
-	                 0);
+	assert_int_equal(
+	    ntmm_allocate(P, &r, 4 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
+	    0);
 	char c = 9;
 	assert_int_equal(ntmm_write(P, r, &c, 1), 0);
 	/* private memory, free space, an address inside a view but not its base */
@@ -552,9 +543,9 @@ static void flush_outside_a_view_is_einval(void **st)
 {
 	(void)st;
 	uint64_t r = 0;
-	assert_int_equal(ntmm_allocate(P, &r, 4 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT,
-	                               NTMM_PAGE_READWRITE),
-	                 0);
+	assert_int_equal(
+	    ntmm_allocate(P, &r, 4 * PG, NTMM_MEM_RESERVE | NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
+	    0);
 	char c = 1;
 	assert_int_equal(ntmm_write(P, r, &c, 1), 0);
 	ntmm_section_t *s = file_section(NTMM_PAGE_READWRITE);
@@ -626,8 +617,7 @@ static void protect_inside_a_view_beyond_the_section_is_eaccess(void **st)
 	unsigned old = 12345;
 	assert_refused(ntmm_protect(P, b, PG, NTMM_PAGE_READWRITE, &old), NTMM_EACCESS);
 	assert_int_equal(old, 12345);
-	assert_refused(ntmm_protect(P, b + GRAN, 2 * PG, NTMM_PAGE_READWRITE, &old),
-	               NTMM_EACCESS);
+	assert_refused(ntmm_protect(P, b + GRAN, 2 * PG, NTMM_PAGE_READWRITE, &old), NTMM_EACCESS);
 	ntmm_region_info_t i = sec_query(P, b);
 	assert_int_equal(i.prot, NTMM_PAGE_READONLY);
 	assert_int_equal(i.size, FILE_BYTES);

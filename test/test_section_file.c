@@ -89,8 +89,8 @@ static void writes_reach_the_file_after_flush(void **st)
 	for (uint64_t off = GRAN / 2; off < 1 * MiB; off += 2 * GRAN)
 		for (uint64_t k = 0; k < GRAN / 2; k += PG) {
 			void *h;
-			assert_int_equal(
-			    ntmm_translate(p, m.base + off + k, NTMM_ACCESS_WRITE, &h), 0);
+			assert_int_equal(ntmm_translate(p, m.base + off + k, NTMM_ACCESS_WRITE, &h),
+			                 0);
 			sec_fill(h, off + k, PG, 12);
 		}
 	ntmm_access_end(v.e);

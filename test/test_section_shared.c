@@ -76,7 +76,8 @@ static void several_processes_see_one_anothers_writes(void **st)
 		assert_int_equal(sec_write(p[k], b[k] + k * GRAN, k * GRAN, GRAN, 110 + k), 0);
 	for (int k = 0; k < N; k++)
 		for (int j = k % 2 ? k : 0; j < N; j++)
-			assert_int_equal(sec_check(p[k], b[k] + j * GRAN, j * GRAN, GRAN, 110 + j), 0);
+			assert_int_equal(sec_check(p[k], b[k] + j * GRAN, j * GRAN, GRAN, 110 + j),
+			                 0);
 	/* the section stays while any view maps it */
 	assert_int_equal(ntmm_section_close(s), 0);
 	for (int k = 0; k < N - 1; k++)
@@ -118,8 +119,7 @@ static void sec_reserve_pages_are_committed_in_a_view(void **st)
 	sec_env_t v = sec_env(8, 16, false);
 	uint64_t charge0 = SEC_STAT(v.e, commit_pages);
 	ntmm_process_t *p = sec_process(v.e), *q = sec_process(v.e);
-	ntmm_section_t *s =
-	    sec_create(v.e, -1, 16 * GRAN, NTMM_PAGE_READWRITE, NTMM_SEC_RESERVE);
+	ntmm_section_t *s = sec_create(v.e, -1, 16 * GRAN, NTMM_PAGE_READWRITE, NTMM_SEC_RESERVE);
 	uint64_t bp = sec_map(s, p, 0, 0, NTMM_PAGE_READWRITE);
 	uint64_t bq = sec_map(s, q, 0, 0, NTMM_PAGE_READWRITE);
 	/* reserved: no access, queried as RESERVE */
@@ -136,8 +136,7 @@ static void sec_reserve_pages_are_committed_in_a_view(void **st)
 	uint64_t charge1 = SEC_STAT(v.e, commit_pages);
 	/* four pages committed through p's view */
 	uint64_t a = bp + 2 * GRAN + 1;
-	assert_int_equal(ntmm_allocate(p, &a, 4 * PG - 1, NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE),
-	                 0);
+	assert_int_equal(ntmm_allocate(p, &a, 4 * PG - 1, NTMM_MEM_COMMIT, NTMM_PAGE_READWRITE), 0);
 	assert_int_equal(a, bp + 2 * GRAN);
 	assert_true(SEC_STAT(v.e, commit_pages) >= charge1 + 4);
 	i = sec_query(p, bp + 2 * GRAN);
@@ -269,9 +268,9 @@ static void shared_pages_survive_trims_and_the_paging_file(void **st)
 typedef struct hammer {
 	ntmm_engine_t *e;
 	ntmm_process_t *p;
-	uint64_t base;      /* the view's base in p */
-	unsigned slot;      /* this thread's word in each page */
-	unsigned npages;    /* pages hammered: i % npages */
+	uint64_t base;   /* the view's base in p */
+	unsigned slot;   /* this thread's word in each page */
+	unsigned npages; /* pages hammered: i % npages */
 	long iters;
 	long trim_every;    /* ntmm_ws_empty(p) after this many accesses */
 	uint64_t count[16]; /* per page: what this thread's word must hold */
@@ -391,7 +390,8 @@ static void hammer_shared(bool threads, unsigned npages, bool pressure)
 	sec_push_out(v.e, 2 * pool_mib * MiB / PG);
 	for (unsigned pg = 0; pg < npages; pg++) {
 		uint64_t w[NTHR];
-		assert_int_equal(ntmm_read(p[pg % NPROC], b[pg % NPROC] + pg * PG, w, sizeof(w)), 0);
+		assert_int_equal(ntmm_read(p[pg % NPROC], b[pg % NPROC] + pg * PG, w, sizeof(w)),
+		                 0);
 		for (int t = 0; t < NTHR; t++)
 			assert_int_equal(w[t], h[t].count[pg]);
 	}
@@ -469,8 +469,7 @@ static void stress_with_the_system_threads_on(void **st)
 	(void)st;
 	const size_t pool_mib = 8, npages = 2 * pool_mib * MiB / PG;
 	sec_env_t v = sec_env(pool_mib, 64, true);
-	ntmm_section_t *s =
-	    sec_create(v.e, -1, npages * PG, NTMM_PAGE_READWRITE, NTMM_SEC_COMMIT);
+	ntmm_section_t *s = sec_create(v.e, -1, npages * PG, NTMM_PAGE_READWRITE, NTMM_SEC_COMMIT);
 	ntmm_process_t *p[NPROC];
 	uint64_t b[NPROC];
 	for (int k = 0; k < NPROC; k++) {
