@@ -23,6 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine.h" /* ntmm__error: the sentinel detail of assert_refused */
+
 #define KiB  (1024ull)
 #define MiB  (1024ull * 1024)
 #define PG   4096ull
@@ -328,14 +330,21 @@ static inline void sec_push_out(ntmm_engine_t *e, size_t pages)
 	assert_int_equal(ntmm_process_destroy(q), 0);
 }
 
-/* r == code, and the thread's error detail says something. */
+/* r == code, and the call wrote an error detail of its own: the detail is
+   set to a sentinel before the call (as test_error_detail does) and must
+   be neither empty nor the sentinel after it. */
+#define SEC_SENTINEL "sentinel: detail of an earlier call"
 #define assert_refused(call, code)                                                     \
 	do {                                                                           \
+		ntmm__error(0, SEC_SENTINEL);                                          \
 		int r_ = (call);                                                       \
 		if (r_ != (code))                                                      \
 			fail_msg("%s: %s (%s), expected %s", #call, ntmm_strerror(r_), \
 			         ntmm_error_detail(), ntmm_strerror(code));            \
 		assert_true(ntmm_error_detail()[0] != '\0');                           \
+		if (!strcmp(ntmm_error_detail(), SEC_SENTINEL))                        \
+			fail_msg("%s: %s without a detail of its own", #call,          \
+			         ntmm_strerror(code));                                 \
 	} while (0)
 
 #endif
