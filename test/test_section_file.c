@@ -101,6 +101,11 @@ static void writes_reach_the_file_after_flush(void **st)
 	assert_int_equal(sec_write(p, m.base + 3 * GRAN + PG, 3 * GRAN + PG, 2 * PG, 13), 0);
 	assert_int_equal(ntmm_flush_view(p, m.base + 3 * GRAN + PG, 2 * PG), 0);
 	assert_true(sec_file_is(m.fd, 3 * GRAN + PG, 2 * PG, 13));
+	/* len 0 from inside the view: from there to the view's end */
+	assert_int_equal(
+	    sec_write(p, m.base + 1 * MiB - 2 * GRAN, 1 * MiB - 2 * GRAN, 2 * GRAN, 14), 0);
+	assert_int_equal(ntmm_flush_view(p, m.base + 1 * MiB - 2 * GRAN, 0), 0);
+	assert_true(sec_file_is(m.fd, 1 * MiB - 2 * GRAN, 2 * GRAN, 14));
 	/* and the view reads its writes back */
 	assert_int_equal(sec_check(p, m.base, 0, GRAN, 12), 0);
 	assert_int_equal(sec_check(p, m.base + GRAN, GRAN, GRAN, 11), 0);
