@@ -193,12 +193,13 @@ static ntmm__vad_t *vad_copy(ntmm_engine_t *e, const ntmm__vad_t *v)
 
 int ntmm_process_clone(ntmm_process_t *p, ntmm_process_t **child)
 {
+	if (child)
+		*child = NULL;
 	int err = ntmm__process_check(p);
 	if (err)
 		return err;
 	if (!child)
 		return ntmm__error(NTMM_EINVAL, "child is NULL");
-	*child = NULL;
 	if (urcu_memb_read_ongoing())
 		return ntmm__error(NTMM_EBUSY, "ntmm_process_clone inside an access section");
 	ntmm_engine_t *e = p->e;

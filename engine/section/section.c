@@ -14,8 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PAGE    NTMM_PAGE_SIZE
-#define GRANULE NTMM_ALLOCATION_GRANULARITY
+#define PAGE                NTMM_PAGE_SIZE
+#define SEGMENT_WRITE_TRIES 8u /* writes of a deleted segment's dirty pages */
+#define GRANULE             NTMM_ALLOCATION_GRANULARITY
 
 /* ------------------------------------------------------ prototype PTEs */
 
@@ -272,9 +273,21 @@ static void purge_one(ntmm__segment_t *seg, uint64_t idx, _Atomic uint64_t *prot
 static void segment_delete(ntmm__segment_t *seg)
 {
 	ntmm_engine_t *e = seg->e;
-	if (seg->fd >= 0)
-		ntmm__segment_flush(
+	/* a failed write is tried again: the data has no other way to the
+	   file now; a disk that keeps failing loses it, and says so */
+	for (unsigned tries = 0; seg->fd >= 0; tries++) {
+		int err = ntmm__segment_flush(
 		    seg, 0, atomic_load_explicit(&seg->npages, memory_order_relaxed), false);
+		if (!err)
+			break;
+		if (tries == SEGMENT_WRITE_TRIES) {
+			fprintf(stderr,
+			        "ntmm: a mapped file's dirty pages could not be written when its "
+			        "last section went (%s): they are lost\n",
+			        ntmm_error_detail());
+			break;
+		}
+	}
 	pthread_mutex_lock(&e->section.write_lock); /* no mapped write in flight */
 	proto_each(seg, purge_one, NULL);
 	pthread_mutex_unlock(&e->section.write_lock);
@@ -482,12 +495,12 @@ int ntmm_section_create(ntmm_engine_t *e, int fd, uint64_t size, unsigned prot, 
 		int acc = fl & O_ACCMODE;
 		if (acc == O_WRONLY) {
 			free(s);
-			return ntmm__error(NTMM_EACCESS, "fd %d is open for writing only", fd);
+			return ntmm__error(NTMM_EINVAL, "fd %d is open for writing only", fd);
 		}
 		bool writable = acc == O_RDWR;
 		if (prot == NTMM_PAGE_READWRITE && !writable) {
 			free(s);
-			return ntmm__error(NTMM_EACCESS,
+			return ntmm__error(NTMM_EINVAL,
 			                   "READWRITE section over fd %d, which is open read-only",
 			                   fd);
 		}

@@ -238,7 +238,12 @@ static bool hold_dirty(ntmm__segment_t *seg, uint64_t idx, _Atomic uint64_t *pro
 	} else if (ntmm__pte_is_transition(v)) {
 		ntmm__pfn_t pfn = ntmm__pte_pfn(v);
 		uint64_t s = atomic_load_explicit(&ntmm__vpfn(e, pfn)->state, memory_order_acquire);
-		if (ntmm__pfn_loc(s) == NTMM__LOC_MODIFIED &&
+		/* on the mapped Modified list, or on its way there (a share just
+		   dropped, awaiting its grace period) */
+		unsigned loc = ntmm__pfn_loc(s);
+		if ((loc == NTMM__LOC_MODIFIED ||
+		     (loc == NTMM__LOC_TRANSITION && (s & NTMM__PFN_MODIFIED) &&
+		      !(s & (NTMM__PFN_READ_IN_PROGRESS | NTMM__PFN_WRITE_IN_PROGRESS)))) &&
 		    ntmm__page_reclaim(e, pfn, (uint64_t)(uintptr_t)proto, false) == 0) {
 			atomic_store_explicit(proto, ntmm__pte_make_valid(pfn, 0, 0),
 			                      memory_order_release);
