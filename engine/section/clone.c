@@ -14,9 +14,10 @@
  * touched (demand-zero) stay demand-zero on both sides.
  *
  * Views are mapped again in the child at the same addresses with the same
- * protection (shared views share the pages; a WRITECOPY view starts with
- * the section's pages: copies the parent had made of its pages are not
- * carried over). Reservations, protections and guard pages are copied
+ * protection: shared views share the section's pages; in a WRITECOPY view
+ * the pages the parent had copied are cloned like private memory (the
+ * child sees the parent's copy, and either side's write copies again), the
+ * others stay the section's. Reservations, protections and guard pages are copied
  * with the VAD map. The child is charged the parent's commit up front.
  *
  * The clone segment lives while either process does (each holds a
@@ -41,6 +42,9 @@
 typedef struct conv {
 	ntmm_process_t *parent, *child;
 	ntmm__segment_t *seg;
+	/* walking a WRITECOPY view: its section's segment (its pages are
+	   the section's and the child faults them from there), else NULL */
+	ntmm__segment_t *view_seg;
 	uint64_t next; /* next free index of the clone segment */
 	int err;
 	ntmm__shootdown_t *s; /* frames a conversion left unshared */
@@ -74,7 +78,9 @@ static void convert_leaf(ntmm_process_t *p, uint64_t va, _Atomic uint64_t *pte, 
 			/* already a clone page (an earlier clone): the child
 			   references the same prototype */
 			uint64_t addr = ntmm__pte_proto_addr(old);
-			ntmm__segment_t *seg = ntmm__proto_segment(addr, NULL);
+			ntmm__segment_t *seg = addr ? ntmm__proto_segment(addr, NULL) : NULL;
+			if (!seg || seg == c->view_seg)
+				return; /* the view's own page: the child faults it */
 			if (seg != c->seg)
 				c->err = ntmm__clone_link(c->child, seg);
 			if (!c->err)
@@ -87,6 +93,8 @@ static void convert_leaf(ntmm_process_t *p, uint64_t va, _Atomic uint64_t *pte, 
 			uint64_t addr = atomic_load_explicit(
 			    &ntmm__vpfn(e, ntmm__pte_pfn(old))->pte, memory_order_relaxed);
 			ntmm__segment_t *seg = ntmm__proto_segment(addr, NULL);
+			if (seg == c->view_seg)
+				return; /* the view's own page: the child faults it */
 			if (seg != c->seg)
 				c->err = ntmm__clone_link(c->child, seg);
 			if (!c->err)
@@ -243,7 +251,7 @@ int ntmm_process_clone(ntmm_process_t *p, ntmm_process_t **child)
 	/* the clone segment, sized for every page of private memory */
 	uint64_t npages = 0;
 	for (size_t i = 0; i < m->n; i++)
-		if (!m->vads[i]->view)
+		if (!m->vads[i]->view || m->vads[i]->view->cow)
 			npages += m->vads[i]->npages;
 	conv_t cv = {.parent = p, .child = c};
 	if (npages) {
@@ -262,8 +270,10 @@ int ntmm_process_clone(ntmm_process_t *p, ntmm_process_t **child)
 		ntmm__ws_lock_exclusive(p);
 		for (size_t i = 0; i < m->n && !cv.err; i++) {
 			const ntmm__vad_t *v = m->vads[i];
-			if (v->view)
+			/* private memory, and the private copies of WRITECOPY views */
+			if (v->view && !v->view->cow)
 				continue;
+			cv.view_seg = v->view ? v->view->seg : NULL;
 			for (uint64_t va = ntmm__pt_next_present(p, v->start, v->end);
 			     va < v->end && !cv.err;) {
 				uint64_t stop =

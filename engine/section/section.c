@@ -747,6 +747,53 @@ int ntmm_unmap_view(ntmm_process_t *p, uint64_t base)
 	return 0;
 }
 
+/* The Dirty bits of every process PTE that maps a page of segment pages
+   [first, first + n) through a shared view move into the frames (MODIFIED),
+   so a flush writes what any process wrote there. A write through a
+   pointer translated before sets Dirty again by CAS. */
+static void harvest_dirty(ntmm_engine_t *e, ntmm__segment_t *seg, uint64_t first, uint64_t n)
+{
+	pthread_mutex_lock(&e->virt.lock);
+	for (struct cds_list_head *it = e->virt.processes.next; it != &e->virt.processes;
+	     it = it->next) {
+		ntmm_process_t *q = caa_container_of(it, ntmm_process_t, link);
+		ntmm__pushlock_acquire_shared(&q->as_lock);
+		ntmm__vad_map_t *m = atomic_load_explicit(&q->vads, memory_order_relaxed);
+		for (size_t i = 0; m && i < m->n; i++) {
+			const ntmm__vad_t *v = m->vads[i];
+			const ntmm__view_t *w = v->view;
+			if (!w || w->seg != seg || w->cow)
+				continue;
+			uint64_t lo = first > w->first ? first : w->first;
+			uint64_t hi =
+			    first + n < w->first + w->npages ? first + n : w->first + w->npages;
+			if (lo >= hi)
+				continue;
+			ntmm__ws_lock_exclusive(q);
+			for (uint64_t a = v->start + (lo - w->first) * PAGE,
+			              end = v->start + (hi - w->first) * PAGE;
+			     a < end; a += PAGE) {
+				_Atomic uint64_t *pte = ntmm__pt_lookup(q, a);
+				if (!pte) { /* no leaf table: on to the next one */
+					a = (a | (NTMM__PT_LEAF_SPAN - 1)) + 1 - PAGE;
+					continue;
+				}
+				uint64_t old = atomic_load_explicit(pte, memory_order_acquire);
+				if (!ntmm__pte_is_valid(old) || !(old & NTMM__PTE_DIRTY) ||
+				    !ntmm__frame_is_shared(e, ntmm__pte_pfn(old),
+				                           (uint64_t)(uintptr_t)pte))
+					continue;
+				old = atomic_fetch_and_explicit(pte, ~NTMM__PTE_DIRTY,
+				                                memory_order_acq_rel);
+				ntmm__page_set_modified(e, ntmm__pte_pfn(old));
+			}
+			ntmm__ws_unlock_exclusive(q);
+		}
+		ntmm__pushlock_release_shared(&q->as_lock);
+	}
+	pthread_mutex_unlock(&e->virt.lock);
+}
+
 int ntmm_flush_view(ntmm_process_t *p, uint64_t va, size_t len)
 {
 	int err = ntmm__process_check(p);
@@ -774,29 +821,20 @@ int ntmm_flush_view(ntmm_process_t *p, uint64_t va, size_t len)
 	ntmm__view_t *view = v->view;
 	ntmm__segment_t *seg = view->seg;
 	uint64_t first = view->first + (page - v->start) / PAGE, n = (end - page) / PAGE;
-	/* the dirty bits of the process PTEs move into the frames first, so
-	   the write sees every page written through this view */
-	if (seg->fd >= 0 && !view->cow) {
-		ntmm__ws_lock_exclusive(p);
-		for (uint64_t a = page; a < end; a += PAGE) {
-			_Atomic uint64_t *pte = ntmm__pt_lookup(p, a);
-			if (!pte)
-				continue;
-			uint64_t old = atomic_load_explicit(pte, memory_order_acquire);
-			if (!ntmm__pte_is_valid(old) || !(old & NTMM__PTE_DIRTY))
-				continue;
-			/* clear Dirty; a write through a translated pointer from
-			   before sets it again by CAS (or wrote before the flush) */
-			old =
-			    atomic_fetch_and_explicit(pte, ~NTMM__PTE_DIRTY, memory_order_acq_rel);
-			ntmm__page_set_modified(p->e, ntmm__pte_pfn(old));
-		}
-		ntmm__ws_unlock_exclusive(p);
+	if (seg->fd < 0 || view->cow) { /* nothing of it goes to a file */
+		ntmm__pushlock_release_shared(&p->as_lock);
+		ntmm__rcu_thread_offline();
+		return 0;
 	}
-	/* the view (and its segment) stays while as_lock is held shared:
-	   unmap takes it exclusive */
-	err = seg->fd >= 0 && !view->cow ? ntmm__segment_flush(seg, first, n, true) : 0;
+	/* a reference keeps the segment once as_lock goes (another
+	   process's locks are taken next, never with ours held) */
+	pthread_mutex_lock(&p->e->section.lock);
+	seg->refs++;
+	pthread_mutex_unlock(&p->e->section.lock);
 	ntmm__pushlock_release_shared(&p->as_lock);
+	harvest_dirty(p->e, seg, first, n);
+	err = ntmm__segment_flush(seg, first, n, true);
+	segment_put(seg);
 	ntmm__rcu_thread_offline();
 	return err;
 }

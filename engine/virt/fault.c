@@ -392,10 +392,16 @@ static int dispatch(ntmm_process_t *p, uint64_t va, bool write, fault_ctx_t *c)
 			   names this PTE) */
 			bool shared_valid = ntmm__pte_is_valid(old) &&
 			                    ntmm__frame_is_shared(e, ntmm__pte_pfn(old), pte_addr);
+			/* a prototype PTE naming another segment's prototype: a
+			   clone's copy of a page the parent had copied */
+			uint64_t pa = ntmm__pte_is_prototype(old) ? ntmm__pte_proto_addr(old) : 0;
+			bool cloned = pa && ntmm__proto_segment(pa, NULL) != vad->view->seg;
 			if (old == 0 || ntmm__pte_is_prototype(old) ||
 			    (shared_valid && write && vad->view->cow)) {
-				int r = ntmm__section_fault(p, vad, page, pte, old, write, flags,
-				                            &c->sec);
+				int r = cloned ? ntmm__clone_fault(p, page, pte, old, write, flags,
+				                                   &c->sec)
+				               : ntmm__section_fault(p, vad, page, pte, old, write,
+				                                     flags, &c->sec);
 				if (r == NTMM__SFAULT_RETRY) {
 					collided = true;
 					ntmm__backoff(&b);
