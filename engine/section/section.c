@@ -288,6 +288,12 @@ static void segment_delete(ntmm__segment_t *seg)
 			break;
 		}
 	}
+	/* frames of it whose last share went from a fault wait for their
+	   grace period in call_rcu: let them reach their lists first, so
+	   what they hold (a paging-file slot) goes back before this returns
+	   (not inside a read-side section, which the barrier would wait for) */
+	if (!urcu_memb_read_ongoing())
+		ntmm__rcu_barrier();
 	pthread_mutex_lock(&e->section.write_lock); /* no mapped write in flight */
 	proto_each(seg, purge_one, NULL);
 	pthread_mutex_unlock(&e->section.write_lock);
