@@ -380,9 +380,10 @@ static void pte_formats_round_trip(void **s)
 	assert_int_equal(ntmm__mmprot_from_page(NTMM_PAGE_NOACCESS), NTMM__MM_NOACCESS);
 }
 
-/* Prototype PTEs have their dispatch slot; until sections exist the fault
-   says NTMM_ENOTSUP. */
-static void prototype_and_pagefile_ptes_are_enotsup_for_now(void **s)
+/* A prototype PTE in private memory names a clone's prototype; one that
+   names none (never written by the engine) is refused with NTMM_EINVAL,
+   not followed. */
+static void a_prototype_pte_naming_no_prototype_is_einval(void **s)
 {
 	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
 	ntmm_process_t *p = virt_process(e);
@@ -392,7 +393,7 @@ static void prototype_and_pagefile_ptes_are_enotsup_for_now(void **s)
 	_Atomic uint64_t *pte = ntmm__pt_lookup(p, a + PG);
 	atomic_store(pte, ntmm__pte_make_prototype(0, NTMM__MM_READWRITE));
 	ntmm__pt_note_fill(p, pte);
-	assert_int_equal(ntmm_read(p, a + PG, &c, 1), NTMM_ENOTSUP);
+	assert_int_equal(ntmm_read(p, a + PG, &c, 1), NTMM_EINVAL);
 	/* pagefile PTEs are hard faults now: test/test_paging_*.c */
 	assert_int_equal(ntmm_process_destroy(p), 0);
 	virt_engine_done(e);
@@ -522,7 +523,7 @@ int main(void)
 	    cmocka_unit_test(frames_reach_a_new_owner_zeroed),
 	    cmocka_unit_test(processes_never_see_each_others_pages),
 	    cmocka_unit_test(calls_that_need_a_grace_period_refuse_inside_an_access_section),
-	    cmocka_unit_test(prototype_and_pagefile_ptes_are_enotsup_for_now),
+	    cmocka_unit_test(a_prototype_pte_naming_no_prototype_is_einval),
 	    cmocka_unit_test(tlb_entries_die_with_their_access_section),
 	    cmocka_unit_test(working_set_manager_pass_trims_to_the_limits),
 	    cmocka_unit_test(engine_destroy_frees_live_processes),
