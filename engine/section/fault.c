@@ -33,7 +33,8 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#define PAGE NTMM_PAGE_SIZE
+#define PAGE         NTMM_PAGE_SIZE
+#define FAULT_AROUND 15u /* following pages a soft fault maps with it */
 
 /* Share +1 on an ACTIVE frame whose prototype is valid (stripe lock held:
    the share cannot reach 0 meanwhile). */
@@ -75,7 +76,64 @@ typedef struct where {
 	bool cow;             /* writes copy (a WRITECOPY view, a clone) */
 	unsigned mmprot;      /* protection code for a new page's OriginalPte */
 	uint64_t cluster_end; /* segment pages a file read may cluster up to */
+	unsigned around;      /* following pages a soft fault may map too */
 } where_t;
+
+/* Fault-around: after a fault through a prototype, the following pages of
+   the same view, protection run, leaf table and prototype chunk whose
+   prototypes are valid (resident in another working set) are mapped too,
+   read-only unless the view writes, without Accessed (they were not used).
+   The kernel maps page-cache neighbours of a file fault the same way; it
+   turns the first pass over a shared resident range into one fault per 16
+   pages. One stripe lock covers 16 aligned prototypes. */
+static void fault_around(ntmm_process_t *p, const where_t *w, uint64_t page, _Atomic uint64_t *pte,
+                         uint64_t bits)
+{
+	ntmm_engine_t *e = p->e;
+	pthread_mutex_t *held = NULL;
+	bits &= ~(uint64_t)(NTMM__PTE_ACCESSED | NTMM__PTE_DIRTY);
+	for (unsigned i = 1; i <= w->around; i++) {
+		uint64_t j = w->idx + i;
+		if (j % NTMM__PROTO_PER_CHUNK == 0)
+			break; /* the next chunk's prototypes are elsewhere */
+		_Atomic uint64_t *q = pte + i;
+		uint64_t o = atomic_load_explicit(q, memory_order_acquire);
+		if (o != 0 && !ntmm__pte_is_prototype(o))
+			continue;
+		pthread_mutex_t *lk = ntmm__proto_stripe(w->seg, j);
+		if (lk != held) {
+			if (held)
+				pthread_mutex_unlock(held);
+			pthread_mutex_lock(lk);
+			held = lk;
+		}
+		uint64_t v = atomic_load_explicit(w->proto + i, memory_order_acquire);
+		if (!ntmm__pte_is_valid(v))
+			continue;
+		ntmm__pfn_t pfn = ntmm__pte_pfn(v);
+		uint32_t slot;
+		if (ntmm__wsl_reserve(p, &slot))
+			break;
+		add_share(e, pfn);
+		/* release: pairs with translate's acquire load */
+		if (atomic_compare_exchange_strong_explicit(
+		        q, &o, ntmm__pte_make_valid(pfn, slot, bits), memory_order_release,
+		        memory_order_relaxed)) {
+			if (o == 0)
+				ntmm__pt_note_fill(p, q);
+			ntmm__wsl_fill(p, slot, page + (uint64_t)i * NTMM_PAGE_SIZE);
+			continue;
+		}
+		/* a fault of another thread got there first: our share goes (the
+		   prototype is valid, so it is not the last) */
+		ntmm__wsl_hole(p, slot);
+		bool last = ntmm__page_unmap(e, pfn, false, false);
+		ntmm__assert(!last);
+		(void)last;
+	}
+	if (held)
+		pthread_mutex_unlock(held);
+}
 
 /* The prototype resolved to a frame with one share for the caller: 0
    (*pfn), or a code for the caller. */
@@ -323,6 +381,8 @@ static int proto_fault(ntmm_process_t *p, const where_t *w, uint64_t page, _Atom
 	if (old == 0)
 		ntmm__pt_note_fill(p, pte);
 	ntmm__wsl_fill(p, slot, page);
+	if (w->around)
+		fault_around(p, w, page, pte, bits);
 	if (soft) {
 		NTMM__STAT_ADD(&e->stats, soft_faults, 1);
 		ntmm__fault_kind = NTMM_FAULT_SOFT;
@@ -342,6 +402,15 @@ int ntmm__section_fault(ntmm_process_t *p, const ntmm__vad_t *v, uint64_t page,
 	                                                  ? NTMM_PAGE_READWRITE
 	                                                  : NTMM_PAGE_READONLY),
 	             .cluster_end = view->first + view->npages};
+	/* fault-around stays in the page's protection run and leaf table */
+	uint64_t pg = (page - v->start) / PAGE;
+	const ntmm__vad_run_t *r = ntmm__vad_run_of(v, pg);
+	uint64_t run_end = r + 1 < v->runs + v->nruns ? r[1].first : v->npages;
+	uint64_t leaf_left = (NTMM__PT_LEAF_SPAN - (page & (NTMM__PT_LEAF_SPAN - 1))) / PAGE - 1;
+	uint64_t around = run_end - pg - 1;
+	if (around > leaf_left)
+		around = leaf_left;
+	w.around = around < FAULT_AROUND ? (unsigned)around : FAULT_AROUND;
 	w.proto = ntmm__proto(w.seg, w.idx, true);
 	if (!w.proto)
 		return ntmm__error(NTMM_ENOMEM, "host memory for prototype PTEs");

@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #define PAGE      NTMM_PAGE_SIZE
-#define RUN_PAGES 64u /* pages one write request carries at most */
+#define RUN_PAGES 256u /* pages one write request carries at most */
 
 /* true when the countdown *c says this request fails (and counts it) */
 static bool inject(_Atomic uint64_t *c)
