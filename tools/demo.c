@@ -32,6 +32,7 @@
 #include "tools.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -121,6 +122,8 @@ typedef struct demo_opts {
 	double zipf_s;
 	unsigned patterns; /* bit mask of enum pattern */
 	const char *dir;   /* paging file directory (NULL: mkdtemp under TMPDIR) */
+	size_t mapped;     /* bytes of the shared mapped file (0: none) */
+	bool mapped_set;   /* --mapped given (else a share of the pool) */
 	bool json, quiet;
 } demo_opts_t;
 
@@ -132,7 +135,12 @@ typedef struct worker {
 	uint64_t base;
 	size_t pages;
 	uint32_t *version; /* per page: 0 = never written */
-	double *zipf_cdf;  /* shared, read-only */
+	/* the mapped file, shared by every process: this worker's view, and
+	   the file pages it owns (k × processes + id), each with its version */
+	uint64_t mbase;
+	size_t mpages;
+	uint32_t *mversion;
+	double *zipf_cdf; /* shared, read-only */
 	size_t zipf_n;
 	hist_t hist[NTMM_FAULT_KINDS];
 	uint64_t accesses, writes, errors, mismatches;
@@ -234,6 +242,39 @@ static void access_page(worker_t *w, size_t page, bool write)
 	w->accesses++;
 }
 
+/* One access to the mapped file's k-th page of this worker (a shared page
+   of the section, in every process's view). */
+static void access_mapped(worker_t *w, size_t k, bool write)
+{
+	size_t fpage = k * (size_t)w->o->processes + (size_t)w->id;
+	uint64_t va = w->mbase + fpage * NTMM_PAGE_SIZE;
+	void *host;
+	ntmm_access_begin(w->e);
+	uint64_t t0 = now_ns();
+	int err = ntmm_translate(w->p, va, write ? NTMM_ACCESS_WRITE : NTMM_ACCESS_READ, &host);
+	uint64_t dt = now_ns() - t0;
+	unsigned kind = ntmm_last_fault_kind();
+	if (err) {
+		if (!w->errors++) {
+			w->first_error = err;
+			snprintf(w->first_error_detail, sizeof(w->first_error_detail),
+			         "mapped file: %s", ntmm_error_detail());
+		}
+		ntmm_access_end(w->e);
+		return;
+	}
+	if (kind < NTMM_FAULT_KINDS)
+		hist_add(&w->hist[kind], dt);
+	if (write) {
+		fill_page(host, w->id, fpage, ++w->mversion[k]);
+		w->writes++;
+	} else if (!check_page(host, w->id, fpage, w->mversion[k])) {
+		w->mismatches++;
+	}
+	ntmm_access_end(w->e);
+	w->accesses++;
+}
+
 static void *worker_main(void *arg)
 {
 	worker_t *w = arg;
@@ -262,7 +303,11 @@ static void *worker_main(void *arg)
 				    (zipf_pick(w->zipf_cdf, w->zipf_n, u) * 2654435761u) % w->pages;
 			bool write = (double)(splitmix(&rng) >> 11) / 9007199254740992.0 <
 			             w->o->write_fraction;
-			access_page(w, page, write);
+			/* one access in four goes to the shared mapped file */
+			if (w->mpages && (splitmix(&rng) & 3) == 0)
+				access_mapped(w, page % w->mpages, write);
+			else
+				access_page(w, page, write);
 		}
 		atomic_store_explicit(&w->progress, w->accesses, memory_order_relaxed);
 	}
@@ -303,6 +348,8 @@ static void usage(FILE *out)
 	    "  --zipf=S              Zipf exponent, in [0, 10] (default 0.99)\n"
 	    "  --dir=PATH            directory for the paging file (default: a new temp dir\n"
 	    "                        under TMPDIR, removed at the end)\n"
+	    "  --mapped=SIZE         a file of SIZE mapped shared by every process, a quarter\n"
+	    "                        of the accesses (default: half the pool; 0: none)\n"
 	    "  --json                one JSON object on stdout (errors too)\n"
 	    "  --quiet               no progress line\n"
 	    "Other engine settings come from the NTMM_* environment variables.\n"
@@ -319,6 +366,7 @@ static const struct option demo_longs[] = {{"physical", required_argument, 0, 'm
                                            {"patterns", required_argument, 0, 'P'},
                                            {"zipf", required_argument, 0, 'z'},
                                            {"dir", required_argument, 0, 'd'},
+                                           {"mapped", required_argument, 0, 'M'},
                                            {"json", no_argument, 0, 'j'},
                                            {"quiet", no_argument, 0, 'q'},
                                            {"help", no_argument, 0, 'h'},
@@ -367,23 +415,27 @@ static int positive(const ntmm__tool_t *t, const char *opt, const char *v, doubl
 typedef struct demo {
 	ntmm__tool_t tool;
 	demo_opts_t o;
-	ntmm_config_t cfg;    /* ntmm_config_init, then the options */
-	sigset_t stop_sigs;   /* SIGINT, SIGTERM (those not ignored at start) */
-	int stopped_by;       /* the stop signal taken, 0: none */
-	char dir[4096];       /* the paging file's directory */
-	bool made_dir;        /* dir came from mkdtemp: removed at the end */
-	char pf[4200];        /* the paging file */
-	size_t per_proc;      /* bytes committed per process */
-	size_t pages;         /* pages per process */
-	ntmm_engine_t *e;     /* NULL until created */
-	worker_t *w;          /* o.processes of them */
-	double *zipf_cdf;     /* shared by the workers */
-	size_t zipf_n;        /* its entries */
-	_Atomic int stop;     /* workers stop at their next check */
-	char io_backend[512]; /* paging I/O at the start */
-	ntmm_stats_t s0, s1;  /* before and after the timed run */
-	double secs;          /* the run's length */
-	long rss;             /* KiB, after the run */
+	ntmm_config_t cfg;        /* ntmm_config_init, then the options */
+	sigset_t stop_sigs;       /* SIGINT, SIGTERM (those not ignored at start) */
+	int stopped_by;           /* the stop signal taken, 0: none */
+	char dir[4096];           /* the paging file's directory */
+	bool made_dir;            /* dir came from mkdtemp: removed at the end */
+	char pf[4200];            /* the paging file */
+	char mf[4200];            /* the mapped file ("" if none) */
+	int mfd;                  /* its descriptor, -1 if none */
+	ntmm_section_t *sec;      /* its section */
+	uint64_t mverified, mbad; /* mapped pages checked in the file after the flush */
+	size_t per_proc;          /* bytes committed per process */
+	size_t pages;             /* pages per process */
+	ntmm_engine_t *e;         /* NULL until created */
+	worker_t *w;              /* o.processes of them */
+	double *zipf_cdf;         /* shared by the workers */
+	size_t zipf_n;            /* its entries */
+	_Atomic int stop;         /* workers stop at their next check */
+	char io_backend[512];     /* paging I/O at the start */
+	ntmm_stats_t s0, s1;      /* before and after the timed run */
+	double secs;              /* the run's length */
+	long rss;                 /* KiB, after the run */
 	uint64_t verified, bad, verify_errors;
 	int audit; /* ntmm_audit after the verification */
 } demo_t;
@@ -395,8 +447,9 @@ typedef struct summary {
 	uint64_t accesses, writes, errors, mismatches;
 	const worker_t *first_err; /* the lowest-numbered worker with an error */
 	uint64_t hard, written;    /* during the run */
+	uint64_t mapped_written;   /* mapped-file pages written to the file */
 	bool ok;
-	const char *failures[5];
+	const char *failures[8];
 	unsigned nfail;
 	char io_backend_end[512]; /* a ring the kernel refused is retired mid-run */
 	bool io_changed;
@@ -427,6 +480,9 @@ static int apply_option(void *ctx, int opt, const char *v)
 	case 'd':
 		o->dir = v;
 		return 0;
+	case 'M':
+		o->mapped_set = true;
+		return ntmm__tool_parse_size(t, "mapped", v, &o->mapped);
 	case 'q':
 		o->quiet = true;
 		return 0;
@@ -483,6 +539,42 @@ static bool stop_signal_taken(demo_t *d, uint64_t ns)
 	if (sig > 0)
 		d->stopped_by = sig;
 	return d->stopped_by != 0;
+}
+
+/* The mapped file (a zero-filled file of o.mapped bytes beside the paging
+   file), its section and one shared view of it in every process. */
+static int demo_setup_mapped(demo_t *d)
+{
+	demo_opts_t *o = &d->o;
+	if (!o->mapped_set)
+		o->mapped = o->physical / 2;
+	o->mapped &= ~(size_t)(NTMM_ALLOCATION_GRANULARITY - 1);
+	size_t fpages = o->mapped / NTMM_PAGE_SIZE;
+	if (fpages < (size_t)o->processes)
+		return 0; /* too small to share out: none */
+	snprintf(d->mf, sizeof(d->mf), "%s/mapped.dat", d->dir);
+	d->mfd = open(d->mf, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (d->mfd < 0 || ftruncate(d->mfd, (off_t)o->mapped)) {
+		int en = errno;
+		return ntmm__tool_fail(&d->tool, 1, "system", "mapped file %s: %s", d->mf,
+		                       strerror(en));
+	}
+	int err = ntmm_section_create(d->e, d->mfd, 0, NTMM_PAGE_READWRITE, 0, &d->sec);
+	if (err)
+		return ntmm__tool_engine_error(&d->tool, "mapped file section", err);
+	for (int i = 0; i < o->processes; i++) {
+		worker_t *w = &d->w[i];
+		w->mpages = (fpages - (size_t)i + (size_t)o->processes - 1) / (size_t)o->processes;
+		w->mversion = calloc(w->mpages ? w->mpages : 1, sizeof(uint32_t));
+		if (!w->mversion)
+			return ntmm__tool_fail(&d->tool, 1, "system", "out of memory");
+		if ((err = ntmm_map_view(d->sec, w->p, &w->mbase, 0, 0, NTMM_PAGE_READWRITE))) {
+			char what[48];
+			snprintf(what, sizeof(what), "view of the mapped file in process %d", i);
+			return ntmm__tool_engine_error(&d->tool, what, err);
+		}
+	}
+	return 0;
 }
 
 /* The directory (--dir, or a new one under TMPDIR), the engine and the
@@ -543,7 +635,7 @@ static int demo_setup(demo_t *d)
 			return ntmm__tool_engine_error(&d->tool, what, err);
 		}
 	}
-	return 0;
+	return demo_setup_mapped(d);
 }
 
 /* The progress line: accesses so far and the page lists. */
@@ -603,6 +695,36 @@ static int demo_run_workers(demo_t *d)
 	return rc;
 }
 
+/* The mapped file: flushed through one view, then every page each worker
+   owns read back with pread and checked against its last version. */
+static void demo_verify_mapped(demo_t *d)
+{
+	if (!d->sec)
+		return;
+	const worker_t *w0 = &d->w[0];
+	int err = ntmm_flush_view(w0->p, w0->mbase, 0);
+	if (err) {
+		d->verify_errors++;
+		if (!d->o.json)
+			fprintf(stderr, "verify: flush of the mapped file: %s (%s)\n",
+			        ntmm_strerror(err), ntmm_error_detail());
+		return;
+	}
+	uint64_t buf[NTMM_PAGE_SIZE / 8];
+	for (int i = 0; i < d->o.processes; i++) {
+		const worker_t *w = &d->w[i];
+		for (size_t k = 0; k < w->mpages; k++) {
+			size_t fpage = k * (size_t)d->o.processes + (size_t)i;
+			if (pread(d->mfd, buf, sizeof(buf), (off_t)(fpage * NTMM_PAGE_SIZE)) !=
+			        (ssize_t)sizeof(buf) ||
+			    !check_page(buf, i, fpage, w->mversion[k]))
+				d->mbad++;
+			else
+				d->mverified++;
+		}
+	}
+}
+
 /* Every page of every process against the version its worker last wrote:
    the whole point. Then the audit. */
 static void demo_verify(demo_t *d)
@@ -630,6 +752,8 @@ static void demo_verify(demo_t *d)
 		}
 	}
 	ntmm_thread_unregister(d->e);
+	if (!d->stopped_by)
+		demo_verify_mapped(d);
 	if (!d->stopped_by)
 		d->audit = ntmm_audit(d->e);
 }
@@ -664,6 +788,9 @@ static void demo_summarise(demo_t *d, summary_t *m)
 		m->failures[m->nfail++] = "read_mismatches";
 	if (d->audit)
 		m->failures[m->nfail++] = "audit";
+	if (d->mbad)
+		m->failures[m->nfail++] = "mapped_bad_pages";
+	m->mapped_written = d->s1.mapped_pages_written - d->s0.mapped_pages_written;
 	m->ok = m->nfail == 0;
 	ntmm_engine_io_backend(d->e, m->io_backend_end, sizeof(m->io_backend_end));
 	m->io_changed = strcmp(d->io_backend, m->io_backend_end) != 0;
@@ -733,6 +860,12 @@ static void report_json(demo_t *d, const summary_t *m)
 	add_u64(o, "bad_pages", d->bad);
 	add_u64(o, "verify_errors", d->verify_errors);
 	add_u64(o, "read_mismatches", m->mismatches);
+	json_object *mp = json_object_new_object();
+	add_u64(mp, "bytes", d->sec ? d->o.mapped : 0);
+	add_u64(mp, "pages_written", m->mapped_written);
+	add_u64(mp, "verified_pages", d->mverified);
+	add_u64(mp, "bad_pages", d->mbad);
+	json_object_object_add(o, "mapped_file", mp);
 	json_object_object_add(o, "audit", json_object_new_int(d->audit));
 	json_object *fl = json_object_new_array();
 	for (unsigned i = 0; i < m->nfail; i++)
@@ -778,6 +911,11 @@ static void report_text(demo_t *d, const summary_t *m)
 	       (unsigned long long)d->verified, (unsigned long long)d->bad,
 	       (unsigned long long)d->verify_errors, (unsigned long long)m->mismatches,
 	       (unsigned long long)m->errors, d->audit ? "FAILED" : "ok");
+	if (d->sec)
+		printf("mapped file: %zu MiB shared by %d processes, %llu pages written to it, "
+		       "%llu of its pages checked against the file, %llu wrong\n",
+		       d->o.mapped >> 20, d->o.processes, (unsigned long long)m->mapped_written,
+		       (unsigned long long)d->mverified, (unsigned long long)d->mbad);
 	if (m->ok) {
 		printf("OK: nothing lost, no access errors\n");
 	} else {
@@ -798,11 +936,18 @@ static void demo_teardown(demo_t *d)
 		if (d->w[i].p)
 			ntmm_process_destroy(d->w[i].p);
 		free(d->w[i].version);
+		free(d->w[i].mversion);
 	}
 	free(d->w);
 	free(d->zipf_cdf);
+	if (d->sec)
+		ntmm_section_close(d->sec);
 	if (d->e)
 		ntmm_engine_destroy(d->e);
+	if (d->mfd >= 0)
+		close(d->mfd);
+	if (d->mf[0])
+		unlink(d->mf);
 	if (d->pf[0])
 		unlink(d->pf);
 	if (d->made_dir)
@@ -865,6 +1010,7 @@ int ntmm__tool_demo(int argc, char **argv)
 {
 	static demo_t d; /* one demo per process; its workers point into it */
 	memset(&d, 0, sizeof(d));
+	d.mfd = -1;
 	int rc = demo_parse(&d, argc, argv);
 	if (rc)
 		return rc < 0 ? 0 : rc;
