@@ -64,28 +64,20 @@ static unsigned add_file(fixture_t *f, const char *name, size_t initial, size_t 
 
 /* ----------------------------------------------------------- locations */
 
-static void location_encoding_round_trips_through_pte_bits(void **state)
+static void location_encoding_round_trips_file_and_slot(void **state)
 {
-	for (unsigned file = 0; file < 16; file++) {
+	for (unsigned file = 0; file < NTMM__PF_MAX_FILES; file++) {
 		uint64_t slots[] = {1, 2, 63, 64, 65, 12345, 0xffffffffull};
 		for (unsigned i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
 			ntmm__pfloc_t loc = ntmm__pfloc_make(file, slots[i]);
 			assert_true(ntmm__pfloc_valid(loc));
 			assert_int_equal(ntmm__pfloc_file(loc), file);
 			assert_int_equal(ntmm__pfloc_slot(loc), slots[i]);
-			uint64_t pte = ntmm__pfloc_to_pte(loc);
-			/* only the PageFileLow/High fields are used: Valid, Protection,
-			   Prototype and Transition stay 0 */
-			assert_int_equal(pte & ~NTMM__PTE_PAGEFILE_MASK, 0);
-			assert_int_equal(pte & 0xfe1ull, 0);
-			assert_int_equal((pte >> 1) & 0xf, file);
-			assert_int_equal(pte >> 32, slots[i]);
-			/* other PTE bits do not disturb the decode */
-			assert_int_equal(ntmm__pfloc_from_pte(pte | 0x3e0 | 0x800), loc);
 		}
 	}
 	assert_false(ntmm__pfloc_valid(NTMM__PFLOC_NONE));
-	assert_false(ntmm__pfloc_valid(ntmm__pfloc_from_pte(0x80))); /* demand zero: offset 0 */
+	assert_false(ntmm__pfloc_valid(ntmm__pfloc_make(5, 0))); /* slot 0 is reserved */
+	assert_false(ntmm__pfloc_valid(ntmm__pfloc_make(0, NTMM__PF_MAX_SLOTS)));
 	assert_int_equal(ntmm__pfloc_slot(ntmm__pfloc_add(ntmm__pfloc_make(3, 10), 5)), 15);
 }
 
@@ -1013,7 +1005,7 @@ int main(void)
 #define TS(fn) cmocka_unit_test_setup_teardown(fn, setup_sync, teardown)
 #define TU(fn) cmocka_unit_test_setup_teardown(fn, setup_uring_all, teardown)
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(location_encoding_round_trips_through_pte_bits),
+	    cmocka_unit_test(location_encoding_round_trips_file_and_slot),
 	    T(single_pages_round_trip),
 	    T(clusters_round_trip),
 	    T(largest_clusters_round_trip),
