@@ -536,15 +536,16 @@ static void growth_and_shrink_race_allocators_safely(void **state)
 
 /* ------------------------------------------------------- add and remove */
 
-static void sixteen_files_at_most(void **state)
+static void a_file_beyond_the_maximum_is_ebusy(void **state)
 {
 	fixture_t *f = *state;
-	for (unsigned i = 0; i < 16; i++) {
-		char name[16];
+	char name[16];
+	for (unsigned i = 0; i < NTMM__PF_MAX_FILES; i++) {
 		snprintf(name, sizeof(name), "pf%u", i);
 		assert_int_equal(add_file(f, name, 8192, 8192), i);
 	}
-	char *p = io_path(f->dir, "pf16");
+	snprintf(name, sizeof(name), "pf%u", NTMM__PF_MAX_FILES);
+	char *p = io_path(f->dir, name);
 	assert_int_equal(ntmm__pagefile_add(&f->io, p, 8192, 8192, NULL, NULL), NTMM_EBUSY);
 	free(p);
 	p = io_path(f->dir, "pf3");
@@ -1022,7 +1023,7 @@ int main(void)
 	    T(grows_to_maximum_then_refuses_with_ecommit),
 	    T(shrinks_free_tail_down_to_initial),
 	    T(growth_and_shrink_race_allocators_safely),
-	    T(sixteen_files_at_most),
+	    T(a_file_beyond_the_maximum_is_ebusy),
 	    T(remove_refuses_while_slots_are_held),
 	    T(add_and_remove_while_others_do_io),
 	    T(totals_are_readable_inside_rcu_sections_during_removal),

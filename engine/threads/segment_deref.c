@@ -85,7 +85,7 @@ bool ntmm__segderef_running(ntmm_engine_t *e)
 void ntmm__segderef_request_grow(ntmm_engine_t *e, unsigned index, uint64_t pages)
 {
 	ntmm__segderef_thread_t *s = &e->systhreads.segderef;
-	if (index >= 16 || !pages)
+	if (index >= NTMM__PF_MAX_FILES || !pages)
 		return;
 	atomic_fetch_add_explicit(&s->grow_req[index], pages, memory_order_relaxed);
 	/* acquire: pairs with the release in ntmm__systhreads_start */
@@ -124,7 +124,7 @@ void ntmm__segderef_pass(ntmm__segderef_thread_t *s, bool from_thread)
 
 	pthread_mutex_lock(&e->systhreads.quiet);
 	bool grew = false;
-	for (unsigned i = 0; i < 16; i++) {
+	for (unsigned i = 0; i < NTMM__PF_MAX_FILES; i++) {
 		/* relaxed: the count is all that passes between the threads */
 		uint64_t want = atomic_exchange_explicit(&s->grow_req[i], 0, memory_order_relaxed);
 		if (!want)

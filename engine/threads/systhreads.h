@@ -11,6 +11,7 @@
 
 #include <ntmm.h>
 
+#include "io/pfloc.h"
 #include "threads/thread.h"
 #include "threads/writers.h"
 
@@ -82,7 +83,7 @@ typedef struct ntmm__segderef_thread {
 	ntmm__thread_t t;
 	ntmm_engine_t *e;
 	_Atomic bool started; /* release after start, acquire by wakers */
-	_Atomic uint64_t grow_req[16];
+	_Atomic uint64_t grow_req[NTMM__PF_MAX_FILES];
 	unsigned free_streak;
 	uint64_t last_grow_pass;
 	uint64_t seen_grows; /* the io layer's growth count at the last pass (thread only) */
