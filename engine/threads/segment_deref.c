@@ -1,9 +1,8 @@
 /*
  * The segment dereference thread: the engine's housekeeping at priority 18.
  * Each pass (every cfg.balance_tick_ms, or at once when work is posted):
- *   - runs deferred cleanup items other layers posted (section/segment
- *     teardown in later issues; anything that must not run in the
- *     poster's context);
+ *   - runs deferred cleanup items other layers posted (anything that must
+ *     not run in the poster's context);
  *   - grows paging files that callers who must not block in fallocate
  *     asked to grow (ntmm__segderef_request_grow: the modified page writer
  *     when every file is full), then wakes the modified page writer;

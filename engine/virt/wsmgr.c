@@ -279,10 +279,12 @@ void ntmm__wsm_run(ntmm_engine_t *e, ntmm__wsm_result_t *out)
 
 /* --------------------------------------------------------- inline reclaim */
 
-/* Pages one inline reclaim aims to make available: a write batch, or 1/64
-   of the pool when that is more. */
+/* How long a reclaim that cannot take the reclaim lock (its caller is in a
+   read-side section) waits for frames on the paging layer's event. */
 #define RECLAIM_WAIT_NS (10 * 1000 * 1000)
 
+/* Pages one inline reclaim aims to make available: a write batch, or 1/64
+   of the pool when that is more. */
 static size_t reclaim_want(ntmm_engine_t *e)
 {
 	size_t n = e->phys.nframes / 64;
