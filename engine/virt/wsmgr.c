@@ -68,16 +68,9 @@
  */
 #include "virt/virt.h"
 #include "engine.h"
+#include "sync/clock.h"
 
 #include <stdlib.h>
-#include <time.h>
-
-uint64_t ntmm__wsm_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 void ntmm__wsm_process_init(ntmm_process_t *p)
 {
@@ -85,7 +78,7 @@ void ntmm__wsm_process_init(ntmm_process_t *p)
 	atomic_store_explicit(&p->wsm.swapped_out, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->wsm.swap_outs, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->wsm.swap_ins, 0, memory_order_relaxed);
-	atomic_store_explicit(&p->wsm.active_ns, ntmm__wsm_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&p->wsm.active_ns, ntmm__now_ns(), memory_order_relaxed);
 	p->wsm.seen_faults = 0;
 	atomic_store_explicit(&p->wsm.rec, NULL, memory_order_relaxed);
 	atomic_store_explicit(&p->wsm.swap_in_pages, 0, memory_order_relaxed);
@@ -129,7 +122,7 @@ size_t ntmm__wsm_age(ntmm_process_t *p, size_t hist[8])
 {
 	size_t accessed = ntmm__ws_age_hist(p, hist);
 	if (accessed)
-		atomic_store_explicit(&p->wsm.active_ns, ntmm__wsm_now_ns(), memory_order_relaxed);
+		atomic_store_explicit(&p->wsm.active_ns, ntmm__now_ns(), memory_order_relaxed);
 	return accessed;
 }
 
@@ -496,7 +489,7 @@ void ntmm__wsm_swap_in(ntmm_process_t *p)
 	if (!atomic_exchange_explicit(&p->wsm.swapped_out, 0, memory_order_acquire))
 		return;
 	atomic_fetch_add_explicit(&p->wsm.swap_ins, 1, memory_order_relaxed);
-	atomic_store_explicit(&p->wsm.active_ns, ntmm__wsm_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&p->wsm.active_ns, ntmm__now_ns(), memory_order_relaxed);
 	NTMM__STAT_ADD(&p->e->stats, swap_ins, 1);
 	/* relaxed: a hint; the claimer takes the record by exchange */
 	if (!atomic_load_explicit(&p->wsm.rec, memory_order_relaxed))
