@@ -379,7 +379,7 @@ static inline uint64_t ntmm__pfn_listed(uint64_t s, unsigned loc)
 	return gen | keep | loc;
 }
 
-/* pagelist.c (caller holds the owning node lock) */
+/* pagelist.c (caller holds the owning node lock; asserted in debug builds) */
 void ntmm__plist_push_head(ntmm__phys_t *ph, ntmm__plist_t *l, ntmm__pfn_t pfn);
 void ntmm__plist_push_tail(ntmm__phys_t *ph, ntmm__plist_t *l, ntmm__pfn_t pfn);
 void ntmm__plist_unlink(ntmm__phys_t *ph, ntmm__plist_t *l, ntmm__pfn_t pfn);

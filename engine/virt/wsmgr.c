@@ -126,7 +126,8 @@ size_t ntmm__wsm_age(ntmm_process_t *p, size_t hist[8])
 	return accessed;
 }
 
-/* One trim: its own episode, or into the caller's batch (trim_lock held). */
+/* One trim: its own episode, or into the caller's batch (trim_lock held,
+   which ntmm__ws_trim_into asserts). */
 static size_t trim(ntmm_process_t *p, size_t pages, unsigned min_age, ntmm__shootdown_t *s)
 {
 	return s ? ntmm__ws_trim_into(p, pages, min_age, s) : ntmm__ws_trim(p, pages, min_age);
@@ -135,6 +136,8 @@ static size_t trim(ntmm_process_t *p, size_t pages, unsigned min_age, ntmm__shoo
 size_t ntmm__wsm_trim_oldest(ntmm_process_t *p, const size_t hist[8], size_t pages,
                              unsigned min_age, ntmm__shootdown_t *s)
 {
+	if (s) /* into the caller's batch: its trim_lock */
+		ntmm__assert_mutex_held(&p->trim_lock);
 	if (!pages || min_age > 7)
 		return 0;
 	/* cut-off age a: the pages older than a are fewer than `pages` */
@@ -443,9 +446,10 @@ static ntmm__wsm_rec_t *record_take(ntmm_process_t *p)
 	return atomic_exchange_explicit(&p->wsm.rec, NULL, memory_order_acq_rel);
 }
 
-/* Off the queue (q->lock held). */
+/* Off the queue (q->lock held exclusive). */
 static void unqueue_locked(ntmm__wsm_inswap_t *q, ntmm_process_t *p)
 {
+	ntmm__assert_pushlock_held(&q->lock, NTMM__HELD_EXCLUSIVE);
 	ntmm__wsm_proc_t *w = &p->wsm;
 	if (!w->queued)
 		return;
