@@ -1,5 +1,5 @@
 /*
- * Paging-file I/O benchmarks and their peers (issue 5). ntmm's io path —
+ * Paging-file I/O benchmarks and their peers. ntmm's io path —
  * BM_pagefile_read_4k (one 4 KiB slot read by location) and
  * BM_pagefile_write_cluster (allocate 16 contiguous slots, write 64 KiB in
  * one vectored request, free) — beside what a user would otherwise do:

@@ -1,5 +1,5 @@
 /*
- * Paging benchmarks (issue 5) beside the peers in bench_io.c:
+ * Paging benchmarks beside the peers in bench_io.c:
  *   BM_hard_fault       — a page that lives only in the paging file, faulted
  *                         in by a 1-byte ntmm_read: frame allocation, the
  *                         in-page transition, one 4 KiB read, the valid PTE

@@ -1,10 +1,10 @@
 /*
  * Synchronization benchmarks: the pushlock and the cache-aware pushlock
  * beside the locks a C programmer would otherwise pick (pthread mutex and
- * rwlock), measured in the same run. Names are fixed (issue 2) so results
- * compare over time. Threaded variants share one lock object made by
- * .setup; the protected datum sits on its own cache line, read-mostly, so
- * the figures measure the lock, not the data. In threaded runs thread i is
+ * rwlock), measured in the same run. The names are fixed (bench/targets.txt
+ * refers to them) so results compare over time. Threaded variants share
+ * one lock object made by .setup; the protected datum sits on its own
+ * cache line, read-mostly, so the figures measure the lock, not the data. In threaded runs thread i is
  * pinned to CPU i (mod the CPUs it may use), for every lock alike: "two
  * threads" then means two cores contending for the lock, not two threads
  * taking turns on one core, which would hide the cost of sharing a line.

@@ -3,10 +3,10 @@
 
 Prints every benchmark's median (time per iteration and items/s), then one
 row per target in TARGETS.txt: the ntmm figure, the peer's, their ratio and
-whether the issue's target holds. A target line reads
-    issue N | what | time(A) <= 1.2 * time(B)      (or rate(A) >= 2 * rate(B))
+whether the target holds. A target line reads
+    area | what | time(A) <= 1.2 * time(B)      (or rate(A) >= 2 * rate(B))
 with names as benchmark prints them without the /real_time decoration, or
-    issue N | what | demo(a.b) <= 5 * demo(c.d)
+    area | what | demo(a.b) <= 5 * demo(c.d)
 for a figure of `ntmm demo --json` (DEMO.json), named by its JSON path in
 nanoseconds. Exit status is 0 even when a target falls short: this is a
 report."""
@@ -60,20 +60,20 @@ def main():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        issue, what, cond = [x.strip() for x in line.split("|", 2)]
+        area, what, cond = [x.strip() for x in line.split("|", 2)]
         m = re.fullmatch(r"(time|rate|demo)\(([^)]+)\)\s*(<=|>=)\s*([0-9.]+)\s*\*\s*(time|rate|demo)\(([^)]+)\)", cond)
         if not m or (m.group(1) == "demo") != (m.group(5) == "demo"):
-            rows.append((issue, what, "-", "-", "-", cond, "BAD TARGET"))
+            rows.append((area, what, "-", "-", "-", cond, "BAD TARGET"))
             continue
         ka, a, op, k, kb, b = m.groups()
         if ka == "demo":
             va, vb = (demo_value(demo, a), demo_value(demo, b)) if demo else (None, None)
             if va is None or not vb:
-                rows.append((issue, what, "-", "-", "-", f"{op} {k}", "not run"))
+                rows.append((area, what, "-", "-", "-", f"{op} {k}", "not run"))
                 continue
             ratio = va / vb
             good = ratio <= float(k) if op == "<=" else ratio >= float(k)
-            rows.append((issue, what, f"{va:.0f}ns", f"{vb:.0f}ns", f"{ratio:.3g}x", f"{op} {k}",
+            rows.append((area, what, f"{va:.0f}ns", f"{vb:.0f}ns", f"{ratio:.3g}x", f"{op} {k}",
                          "ok" if good else "SHORT"))
             continue
         ma, mb = med.get(canonical(a)), med.get(canonical(b))
@@ -83,13 +83,13 @@ def main():
         vb = mb[kb] if mb and not mb["error"] else None
         if va is None or not vb:
             why = "skipped" if (ma and ma["error"]) or (mb and mb["error"]) else "not run"
-            rows.append((issue, what, "-" if va is None else show(va), "-" if vb is None else show(vb),
+            rows.append((area, what, "-" if va is None else show(va), "-" if vb is None else show(vb),
                          "-", f"{op} {k}", why))
             continue
         ratio = va / vb
         good = ratio <= float(k) if op == "<=" else ratio >= float(k)
-        rows.append((issue, what, show(va), show(vb), f"{ratio:.3g}x", f"{op} {k}", "ok" if good else "SHORT"))
-    hdr = ("issue", "ntmm vs peer", "ntmm", "peer", "ratio", "target", "")
+        rows.append((area, what, show(va), show(vb), f"{ratio:.3g}x", f"{op} {k}", "ok" if good else "SHORT"))
+    hdr = ("area", "ntmm vs peer", "ntmm", "peer", "ratio", "target", "")
     widths = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
     line = "  ".join(f"{h:<{w}}" for h, w in zip(hdr, widths))
     print(line)

@@ -4,8 +4,12 @@
  * can live in one process.
  *
  * Layer sub-structs are embedded by value; each layer's header owns its
- * struct and its init/fini. Creation order: options → stats → phys →
- * virt → io → system threads; destruction is the reverse.
+ * struct and its init/fini. Creation (ntmm_engine_create): the options are
+ * validated before anything is allocated, then stats → phys → io (adds the
+ * configured paging file) → virt (sets the hooks phys calls: repurpose,
+ * original_gone) → system threads (systhreads_init always, start only with
+ * cfg.start_threads). A failure unwinds what was built. Destruction is the
+ * reverse, after the pins still held are released.
  */
 #ifndef NTMM_ENGINE_H
 #define NTMM_ENGINE_H

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds the release preset and runs
 # the quick benchmark suite, then `ntmm demo` (10 s at 4x overcommit, every
-# page verified), printing ntmm beside its peers (rates, ratios and the issue
-# targets). Extra arguments go to ntmm-bench (e.g. a filter);
-# NTMM_BENCH_DEMO=0 leaves the demo out.
+# page verified), printing ntmm beside its peers (rates, ratios and the
+# targets in bench/targets.txt). Extra arguments go to ntmm-bench (e.g. a
+# filter); NTMM_BENCH_DEMO=0 leaves the demo out.
 #   scripts/bench.sh [--benchmark_filter=REGEX]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -64,28 +64,20 @@ static unsigned add_file(fixture_t *f, const char *name, size_t initial, size_t 
 
 /* ----------------------------------------------------------- locations */
 
-static void location_encoding_round_trips_through_pte_bits(void **state)
+static void location_encoding_round_trips_file_and_slot(void **state)
 {
-	for (unsigned file = 0; file < 16; file++) {
+	for (unsigned file = 0; file < NTMM__PF_MAX_FILES; file++) {
 		uint64_t slots[] = {1, 2, 63, 64, 65, 12345, 0xffffffffull};
 		for (unsigned i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
 			ntmm__pfloc_t loc = ntmm__pfloc_make(file, slots[i]);
 			assert_true(ntmm__pfloc_valid(loc));
 			assert_int_equal(ntmm__pfloc_file(loc), file);
 			assert_int_equal(ntmm__pfloc_slot(loc), slots[i]);
-			uint64_t pte = ntmm__pfloc_to_pte(loc);
-			/* only the PageFileLow/High fields are used: Valid, Protection,
-			   Prototype and Transition stay 0 */
-			assert_int_equal(pte & ~NTMM__PTE_PAGEFILE_MASK, 0);
-			assert_int_equal(pte & 0xfe1ull, 0);
-			assert_int_equal((pte >> 1) & 0xf, file);
-			assert_int_equal(pte >> 32, slots[i]);
-			/* other PTE bits do not disturb the decode */
-			assert_int_equal(ntmm__pfloc_from_pte(pte | 0x3e0 | 0x800), loc);
 		}
 	}
 	assert_false(ntmm__pfloc_valid(NTMM__PFLOC_NONE));
-	assert_false(ntmm__pfloc_valid(ntmm__pfloc_from_pte(0x80))); /* demand zero: offset 0 */
+	assert_false(ntmm__pfloc_valid(ntmm__pfloc_make(5, 0))); /* slot 0 is reserved */
+	assert_false(ntmm__pfloc_valid(ntmm__pfloc_make(0, NTMM__PF_MAX_SLOTS)));
 	assert_int_equal(ntmm__pfloc_slot(ntmm__pfloc_add(ntmm__pfloc_make(3, 10), 5)), 15);
 }
 
@@ -544,15 +536,16 @@ static void growth_and_shrink_race_allocators_safely(void **state)
 
 /* ------------------------------------------------------- add and remove */
 
-static void sixteen_files_at_most(void **state)
+static void a_file_beyond_the_maximum_is_ebusy(void **state)
 {
 	fixture_t *f = *state;
-	for (unsigned i = 0; i < 16; i++) {
-		char name[16];
+	char name[16];
+	for (unsigned i = 0; i < NTMM__PF_MAX_FILES; i++) {
 		snprintf(name, sizeof(name), "pf%u", i);
 		assert_int_equal(add_file(f, name, 8192, 8192), i);
 	}
-	char *p = io_path(f->dir, "pf16");
+	snprintf(name, sizeof(name), "pf%u", NTMM__PF_MAX_FILES);
+	char *p = io_path(f->dir, name);
 	assert_int_equal(ntmm__pagefile_add(&f->io, p, 8192, 8192, NULL, NULL), NTMM_EBUSY);
 	free(p);
 	p = io_path(f->dir, "pf3");
@@ -1013,7 +1006,7 @@ int main(void)
 #define TS(fn) cmocka_unit_test_setup_teardown(fn, setup_sync, teardown)
 #define TU(fn) cmocka_unit_test_setup_teardown(fn, setup_uring_all, teardown)
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(location_encoding_round_trips_through_pte_bits),
+	    cmocka_unit_test(location_encoding_round_trips_file_and_slot),
 	    T(single_pages_round_trip),
 	    T(clusters_round_trip),
 	    T(largest_clusters_round_trip),
@@ -1030,7 +1023,7 @@ int main(void)
 	    T(grows_to_maximum_then_refuses_with_ecommit),
 	    T(shrinks_free_tail_down_to_initial),
 	    T(growth_and_shrink_race_allocators_safely),
-	    T(sixteen_files_at_most),
+	    T(a_file_beyond_the_maximum_is_ebusy),
 	    T(remove_refuses_while_slots_are_held),
 	    T(add_and_remove_while_others_do_io),
 	    T(totals_are_readable_inside_rcu_sections_during_removal),

@@ -9,6 +9,8 @@
 #include "synctest.h"
 
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "sync/lockdep.h"
 #include "sync/pushlock.h"
@@ -77,12 +79,36 @@ static void another_thread_does_not_hold_our_locks(void **state)
 	ntmm__pushlock_release_exclusive(&pl);
 }
 
+/* The child of a fork is another thread (its own tid): it owns the mutexes
+   it locks, although its parent had checked ownership before the fork. */
+static void a_forked_child_owns_the_mutexes_it_locks(void **state)
+{
+	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&m);
+	assert_true(ntmm__lockdep_mutex_owned(&m)); /* the parent's tid is known */
+	pthread_mutex_unlock(&m);
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		pthread_mutex_lock(&m);
+		bool owned = ntmm__lockdep_mutex_owned(&m);
+		pthread_mutex_unlock(&m);
+		_exit(owned && !ntmm__lockdep_mutex_owned(&m) ? 0 : 1);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(pushlock_is_held_by_its_acquirer_in_its_mode),
 	    cmocka_unit_test(nested_shared_holds_count_each_acquire),
 	    cmocka_unit_test(another_thread_does_not_hold_our_locks),
+	    cmocka_unit_test(a_forked_child_owns_the_mutexes_it_locks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -380,6 +380,33 @@ static void pte_formats_round_trip(void **s)
 	assert_int_equal(ntmm__mmprot_from_page(NTMM_PAGE_NOACCESS), NTMM__MM_NOACCESS);
 }
 
+static void pagefile_locations_round_trip_through_pte_bits(void **s)
+{
+	for (unsigned file = 0; file < NTMM__PF_MAX_FILES; file++) {
+		uint64_t slots[] = {1, 2, 63, 64, 65, 12345, 0xffffffffull};
+		for (unsigned i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
+			ntmm__pfloc_t loc = ntmm__pfloc_make(file, slots[i]);
+			uint64_t pte = ntmm__pfloc_to_pte(loc);
+			/* only the PageFileLow/High fields are used: Valid, Protection,
+			   Prototype and Transition stay 0 */
+			assert_int_equal(pte & ~NTMM__PTE_PF_MASK, 0);
+			assert_int_equal(pte & 0xfe1ull, 0);
+			assert_int_equal((pte >> 1) & 0xf, file);
+			assert_int_equal(pte >> 32, slots[i]);
+			assert_int_equal(ntmm__pte_pf_index(pte), file);
+			assert_int_equal(ntmm__pte_pf_offset(pte), slots[i]);
+			/* other PTE bits do not disturb the decode */
+			assert_int_equal(ntmm__pfloc_from_pte(pte | 0x3e0 | 0x800), loc);
+			/* the same bits as the pagefile PTE constructor's */
+			assert_int_equal(
+			    pte | ntmm__pte_make_demand_zero(NTMM__MM_READWRITE),
+			    ntmm__pte_make_pagefile(file, (uint32_t)slots[i], NTMM__MM_READWRITE));
+		}
+	}
+	/* demand zero (offset 0) holds no location */
+	assert_false(ntmm__pfloc_valid(ntmm__pfloc_from_pte(0x80)));
+}
+
 /* A prototype PTE in private memory names a clone's prototype; one that
    names none (never written by the engine) is refused with NTMM_EINVAL,
    not followed. */
@@ -512,6 +539,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(pte_formats_round_trip),
+	    cmocka_unit_test(pagefile_locations_round_trip_through_pte_bits),
 	    cmocka_unit_test(demand_zero_pages_read_zero_and_keep_writes),
 	    cmocka_unit_test(read_and_write_cross_page_boundaries),
 	    cmocka_unit_test(translate_sets_accessed_and_dirty),

@@ -127,6 +127,9 @@ void ntmm__io_fill_gauges(ntmm_engine_t *e, ntmm_stats_t *out)
 
 /* ------------------------------------------------------------- public API */
 
+/* include/ntmm.h promises users this many paging files */
+_Static_assert(NTMM__PF_MAX_FILES == 16, "ntmm_pagefile_add documents up to 16 paging files");
+
 int ntmm_pagefile_add(ntmm_engine_t *e, const char *path, size_t initial, size_t maximum)
 {
 	if (!e)

@@ -2,7 +2,7 @@
  * The io layer's engine sub-struct: the paging-file list, the driver
  * registry and the I/O ring pool, plus init/fini and the gauges. See
  * pagefile.h (paging files and space), driver.h (backing-store drivers),
- * ioring.h (batched I/O) and pfloc.h (pagefile PTE locations).
+ * ioring.h (batched I/O) and pfloc.h (paging-file locations).
  */
 #ifndef NTMM_IO_IO_H
 #define NTMM_IO_IO_H

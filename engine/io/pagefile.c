@@ -477,9 +477,10 @@ static bool pf_matches(const ntmm__pagefile_t *pf, const pf_name_t *n)
 	       (uint64_t)n->st.st_ino == pf->ino;
 }
 
-/* Called with io->lock held. */
+/* The index of the live file n names, or -1 (io->lock held). */
 static int index_of_locked(ntmm__io_t *io, const pf_name_t *n)
 {
+	ntmm__assert_mutex_held(&io->lock);
 	for (unsigned i = 0; i < NTMM__PF_MAX_FILES; i++) {
 		ntmm__pagefile_t *pf = atomic_load_explicit(&io->files[i], memory_order_relaxed);
 		if (pf && pf_matches(pf, n))
@@ -614,9 +615,12 @@ unlock:
 	return err;
 }
 
-/* Called with io->lock held. */
+/* Removes file idx unless it still holds pages or the commit charge needs
+   its space (NTMM_EBUSY; with NTMM__PF_REMOVE_KEEP_DRAINING it is left
+   draining). io->lock held. */
 static int remove_locked(ntmm__io_t *io, unsigned idx, unsigned flags)
 {
+	ntmm__assert_mutex_held(&io->lock);
 	ntmm__pagefile_t *pf = atomic_load_explicit(&io->files[idx], memory_order_relaxed);
 	/* relaxed: the grace period below orders it before every allocator
 	   that starts later, and waits out every one that started earlier */

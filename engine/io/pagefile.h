@@ -1,5 +1,5 @@
 /*
- * Paging files: up to 16 per engine, added and removed at run time, each a
+ * Paging files: up to NTMM__PF_MAX_FILES per engine, added and removed at run time, each a
  * store opened through a backing-store driver, with a slot allocator, growth
  * from its initial size toward its maximum, and shrink when its tail is
  * free. This is the internal API the modified page writer and the hard-fault
@@ -96,7 +96,7 @@ typedef struct ntmm__pagefile {
    (rounded down to pages; initial at least 2 pages, maximum below 2^32
    pages). driver NULL = "file". *index_out (may be NULL) gets its index.
    Errors: NTMM_EINVAL (bad size, NULL path, unknown driver, path already a
-   paging file here), NTMM_EBUSY (16 files already, or the file at path is
+   paging file here), NTMM_EBUSY (NTMM__PF_MAX_FILES files already, or the file at path is
    locked by another engine), NTMM_EIO (the directory cannot be resolved, or
    the store could not be created, locked or extended to initial, or a file
    that is not a paging file is at path: detail names the path and the

@@ -394,9 +394,9 @@ static int alloc_slow(ntmm_engine_t *e, unsigned flags, unsigned home, uint32_t 
 		/* Standby running low: let the writer refill it. Not on every
 		   repurpose: under pressure this path is every allocation, and a
 		   wake is a futex syscall (and, at the writer's real-time
-		   priority, often a preemption) charged to the faulting thread —
-		   it was most of the demand-zero fault's tail. While the writer
-		   works, the signal is two atomics. */
+		   priority, often a preemption) charged to the faulting thread,
+		   which would dominate the demand-zero fault's tail. While the
+		   writer works, the signal is two atomics. */
 		if (standby_low(ph))
 			ntmm__writer_wake(ph);
 	}

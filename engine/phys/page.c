@@ -62,8 +62,8 @@ static void freed(ntmm_engine_t *e, ntmm__node_t *n, uint64_t orig, bool wake)
    moves on: TRANSITION and DELETED → Free; TRANSITION → Modified (dirty) or
    Standby (front, or tail when `tail`: written pages go repurposed last).
    Pages that go to Standby or Modified are listed with the node's standby
-   lock taken once per run of up to DROP_HOLD pages of that node (the
-   writer's and the trimmer's batches took and published it per page). */
+   lock taken (and the list counts published) once per run of up to
+   DROP_HOLD pages of that node, not once per page. */
 static void drop_refs(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t count, bool tail)
 {
 	ntmm__phys_t *ph = &e->phys;

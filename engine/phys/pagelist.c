@@ -3,12 +3,31 @@
  * PFN entries' next/prev indices, and the per-colour Free/Zeroed lists with
  * their non-empty-colour masks, counts and per-chunk `listed` tallies.
  * Every function here runs with the owning node lock held (phys.h says
- * which); none of them touches the state word.
+ * which; debug builds assert it); none of them touches the state word.
  */
 #include "engine.h"
 
+#if NTMM__LOCKDEP
+/* The lock that guards list l: every list lives in a node, the Free,
+   Zeroed and Bad lists in its free_lock group, the Standby and Modified
+   lists in its standby_lock group (phys.h). */
+static pthread_mutex_t *list_lock(ntmm__phys_t *ph, const ntmm__plist_t *l)
+{
+	for (unsigned i = 0; i < ph->nnodes; i++) {
+		ntmm__node_t *n = &ph->nodes[i];
+		const char *a = (const char *)l;
+		if (a < (const char *)n || a >= (const char *)(n + 1))
+			continue;
+		return a < (const char *)&n->standby_lock ? &n->free_lock : &n->standby_lock;
+	}
+	ntmm__assert(!"a page list outside every node");
+	return NULL;
+}
+#endif
+
 void ntmm__plist_push_head(ntmm__phys_t *ph, ntmm__plist_t *l, ntmm__pfn_t pfn)
 {
+	ntmm__assert_mutex_held(list_lock(ph, l));
 	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
 	p->prev = NTMM__PFN_NONE;
 	p->next = l->head;
@@ -22,6 +41,7 @@ void ntmm__plist_push_head(ntmm__phys_t *ph, ntmm__plist_t *l, ntmm__pfn_t pfn)
 
 void ntmm__plist_push_tail(ntmm__phys_t *ph, ntmm__plist_t *l, ntmm__pfn_t pfn)
 {
+	ntmm__assert_mutex_held(list_lock(ph, l));
 	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
 	p->next = NTMM__PFN_NONE;
 	p->prev = l->tail;
@@ -35,6 +55,7 @@ void ntmm__plist_push_tail(ntmm__phys_t *ph, ntmm__plist_t *l, ntmm__pfn_t pfn)
 
 void ntmm__plist_unlink(ntmm__phys_t *ph, ntmm__plist_t *l, ntmm__pfn_t pfn)
 {
+	ntmm__assert_mutex_held(list_lock(ph, l));
 	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
 	ntmm__assert(l->count > 0);
 	if (p->prev != NTMM__PFN_NONE)
@@ -55,6 +76,7 @@ void ntmm__plist_unlink(ntmm__phys_t *ph, ntmm__plist_t *l, ntmm__pfn_t pfn)
 
 ntmm__pfn_t ntmm__plist_pop_head(ntmm__phys_t *ph, ntmm__plist_t *l)
 {
+	ntmm__assert_mutex_held(list_lock(ph, l));
 	ntmm__pfn_t pfn = l->head;
 	if (pfn != NTMM__PFN_NONE)
 		ntmm__plist_unlink(ph, l, pfn);
@@ -63,6 +85,7 @@ ntmm__pfn_t ntmm__plist_pop_head(ntmm__phys_t *ph, ntmm__plist_t *l)
 
 void ntmm__node_pub_free(ntmm__node_t *n)
 {
+	ntmm__assert_mutex_held(&n->free_lock);
 	/* relaxed: approximate mirrors for unlocked readers (gauges, wake tests) */
 	atomic_store_explicit(&n->zeroed_pub, n->zeroed_count, memory_order_relaxed);
 	atomic_store_explicit(&n->free_pub, n->free_count, memory_order_relaxed);
@@ -71,6 +94,7 @@ void ntmm__node_pub_free(ntmm__node_t *n)
 
 void ntmm__node_pub_standby(ntmm__node_t *n)
 {
+	ntmm__assert_mutex_held(&n->standby_lock);
 	/* relaxed: as above */
 	for (unsigned p = 0; p < NTMM__STANDBY_PRIOS; p++)
 		atomic_store_explicit(&n->standby_pub[p], n->standby[p].count,
@@ -84,6 +108,7 @@ void ntmm__node_pub_standby(ntmm__node_t *n)
 
 void ntmm__freelist_put(ntmm__phys_t *ph, ntmm__node_t *n, bool zeroed, ntmm__pfn_t pfn)
 {
+	ntmm__assert_mutex_held(&n->free_lock);
 	unsigned c = ntmm__pfn_colour(ph, pfn);
 	ntmm__plist_t *l = zeroed ? &n->zeroed[c] : &n->free_[c];
 	/* Last in, first out: a frame freed a moment ago is likely still in
@@ -105,6 +130,7 @@ void ntmm__freelist_put(ntmm__phys_t *ph, ntmm__node_t *n, bool zeroed, ntmm__pf
 
 void ntmm__freelist_remove(ntmm__phys_t *ph, ntmm__node_t *n, bool zeroed, ntmm__pfn_t pfn)
 {
+	ntmm__assert_mutex_held(&n->free_lock);
 	unsigned c = ntmm__pfn_colour(ph, pfn);
 	ntmm__plist_t *l = zeroed ? &n->zeroed[c] : &n->free_[c];
 	ntmm__plist_unlink(ph, l, pfn);
@@ -137,6 +163,7 @@ static unsigned pick_colour(ntmm__phys_t *ph, ntmm__node_t *n, uint64_t mask, un
 
 ntmm__pfn_t ntmm__freelist_take(ntmm__phys_t *ph, ntmm__node_t *n, bool zeroed, unsigned c)
 {
+	ntmm__assert_mutex_held(&n->free_lock);
 	uint64_t mask = zeroed ? n->zeroed_mask : n->free_mask;
 	if (!mask)
 		return NTMM__PFN_NONE;
@@ -148,6 +175,7 @@ ntmm__pfn_t ntmm__freelist_take(ntmm__phys_t *ph, ntmm__node_t *n, bool zeroed, 
 
 ntmm__pfn_t ntmm__freelist_take_cold(ntmm__phys_t *ph, ntmm__node_t *n)
 {
+	ntmm__assert_mutex_held(&n->free_lock);
 	if (!n->free_mask)
 		return NTMM__PFN_NONE;
 	unsigned c = pick_colour(ph, n, n->free_mask, NTMM__MAX_COLOURS);

@@ -235,14 +235,14 @@ typedef struct ntmm__phys {
 	ntmm__node_t *nodes; /* [nnodes] */
 	ntmm__pcpu_t *pcpu;  /* [ncpus] */
 	ntmm__repurpose_fn repurpose;
-	/* issue 5 hooks, set by the layers above (NULL: none):
+	/* paging hooks, set by the layers above (NULL: none):
 	   original_gone — called with a frame's non-zero OriginalPte when the
 	     frame goes to Free because its owner deleted it (the paging-file
 	     slot it names must be released); no phys lock is held
 	   writer_wake — the modified page writer's event: signalled when an
-	     allocation runs short (falls back to Standby or fails) and when a
-	     node's Modified list reaches modified_high (acquire loads; the
-	     event outlives the pointer) */
+	     allocation finds no frame, when a repurpose finds Standby low with
+	     Modified pages waiting, and when a node's Modified list reaches
+	     modified_high (acquire loads; the event outlives the pointer) */
 	void (*original_gone)(ntmm_engine_t *e, uint64_t original_pte);
 	_Atomic(ntmm__event_t *) writer_wake;
 	/* the mapped page writer's event, signalled with writer_wake */
@@ -387,7 +387,7 @@ static inline uint64_t ntmm__pfn_listed(uint64_t s, unsigned loc)
 	return gen | keep | loc;
 }
 
-/* pagelist.c (caller holds the owning node lock) */
+/* pagelist.c (caller holds the owning node lock; asserted in debug builds) */
 void ntmm__plist_push_head(ntmm__phys_t *ph, ntmm__plist_t *l, ntmm__pfn_t pfn);
 void ntmm__plist_push_tail(ntmm__phys_t *ph, ntmm__plist_t *l, ntmm__pfn_t pfn);
 void ntmm__plist_unlink(ntmm__phys_t *ph, ntmm__plist_t *l, ntmm__pfn_t pfn);
@@ -425,8 +425,8 @@ void ntmm__zero_fence(void);
 /* alloc.c */
 void ntmm__free_to_node(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t s);
 void ntmm__zero_wake(ntmm__node_t *n);
-/* Signals phys.writer_wake if set (the allocator is short of frames, or
-   Modified is large). */
+/* Signals phys.writer_wake if set (the allocator is short of frames or of
+   Standby pages, Modified is large, or a paging file grew). */
 void ntmm__writer_wake(ntmm__phys_t *ph);
 
 #endif

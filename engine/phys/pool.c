@@ -246,6 +246,7 @@ int ntmm__pool_init(ntmm_engine_t *e)
    kill at the first store. */
 static int populate_chunk_db(ntmm__phys_t *ph, uint32_t chunk)
 {
+	ntmm__assert_mutex_held(&ph->nodes[ph->chunks[chunk].node].grow_lock);
 	ntmm__pfn_entry_t *first = ph->pfndb + (size_t)chunk * NTMM__CHUNK_FRAMES;
 	if (mprotect(first, CHUNK_DB_BYTES, PROT_READ | PROT_WRITE))
 		return ntmm__error(NTMM_ENOMEM,

@@ -237,9 +237,11 @@ int ntmm_process_clone(ntmm_process_t *p, ntmm_process_t **child)
 	   views) and the page-table pages the map needs */
 	uint64_t pages = atomic_load_explicit(&p->commit_pages, memory_order_relaxed);
 	uint64_t tables = ntmm__commit_tables_of(cm);
-	if ((err = ntmm__commit_charge(c, pages, tables)))
-		goto fail_map;
 	ntmm__pushlock_acquire_exclusive(&c->as_lock);
+	if ((err = ntmm__commit_charge(c, pages, tables))) {
+		ntmm__pushlock_release_exclusive(&c->as_lock);
+		goto fail_map;
+	}
 	ntmm__vad_map_t *old_cm = atomic_load_explicit(&c->vads, memory_order_relaxed);
 	atomic_store_explicit(&c->vads, cm, memory_order_release);
 	ntmm__pushlock_release_exclusive(&c->as_lock);

@@ -144,4 +144,11 @@ void ntmm__cache_pushlock_acquire_exclusive(ntmm__cache_pushlock_t *cpl);
 bool ntmm__cache_pushlock_try_acquire_exclusive(ntmm__cache_pushlock_t *cpl);
 void ntmm__cache_pushlock_release_exclusive(ntmm__cache_pushlock_t *cpl);
 
+/* Debug builds: asserts that the calling thread holds cpl exclusive (a
+   writer holds `central` exclusive, which lockdep records). A shared hold
+   is not recorded — a fast-path reader only claims its CPU's slot, and the
+   hot path stays as it is — so there is no check for "held shared". */
+#define ntmm__assert_cache_pushlock_exclusive(cpl) \
+	ntmm__assert_pushlock_held(&(cpl)->central, NTMM__HELD_EXCLUSIVE)
+
 #endif

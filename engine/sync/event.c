@@ -5,6 +5,7 @@
  */
 #include "sync/event.h"
 #include "sync/backoff.h"
+#include "sync/clock.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -28,13 +29,6 @@ int ntmm__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_
 int ntmm__futex_wake(_Atomic uint32_t *word, int count)
 {
 	return (int)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 void ntmm__event_init(ntmm__event_t *ev)
@@ -73,12 +67,12 @@ void ntmm__event_leave(ntmm__event_t *ev)
 
 bool ntmm__event_wait_entered(ntmm__event_t *ev, uint32_t key, int64_t timeout_ns)
 {
-	int64_t deadline = timeout_ns >= 0 ? now_ns() + timeout_ns : -1;
+	int64_t deadline = timeout_ns >= 0 ? (int64_t)ntmm__now_ns() + timeout_ns : -1;
 	bool signalled = true;
 	while (atomic_load_explicit(&ev->seq, memory_order_seq_cst) == key) {
 		int64_t left = -1;
 		if (deadline >= 0) {
-			left = deadline - now_ns();
+			left = deadline - (int64_t)ntmm__now_ns();
 			if (left <= 0) {
 				signalled = false;
 				break;

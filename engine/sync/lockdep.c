@@ -74,11 +74,29 @@ bool ntmm__lockdep_holds(const void *lock, enum ntmm__held_mode mode)
 	return held.overflow != 0;
 }
 
+/* The calling thread's tid, cached (gettid is a system call). The child
+   of a fork is a new thread with its parent's thread-local copy, so the
+   cache is cleared there; the fork handler is registered before any
+   thread fills its cache. */
+static __thread pid_t tid;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void forget_tid_in_child(void)
+{
+	tid = 0;
+}
+
+static void register_atfork(void)
+{
+	pthread_atfork(NULL, NULL, forget_tid_in_child);
+}
+
 bool ntmm__lockdep_mutex_owned(pthread_mutex_t *m)
 {
-	static __thread pid_t tid;
-	if (!tid)
+	if (!tid) {
+		pthread_once(&atfork_once, register_atfork);
 		tid = gettid();
+	}
 	/* glibc stores the locking thread's tid in __owner for every mutex
 	   type; relaxed-enough for a debug check: only the owner itself can
 	   see its own tid there */

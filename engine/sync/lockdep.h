@@ -13,6 +13,10 @@
  *
  * Mutexes are glibc's: glibc records the owner's thread id in every mutex
  * it locks (all types), and the check reads it.
+ *
+ * A cache-aware pushlock is checked for exclusive holds only, through its
+ * central pushlock (ntmm__assert_cache_pushlock_exclusive); its fast-path
+ * shared holds leave no record.
  */
 #ifndef NTMM_SYNC_LOCKDEP_H
 #define NTMM_SYNC_LOCKDEP_H

@@ -16,6 +16,7 @@
  * old.
  */
 #include "engine.h"
+#include "sync/clock.h"
 
 void ntmm__balance_set_thread(ntmm__thread_t *self, void *arg)
 {
@@ -24,13 +25,13 @@ void ntmm__balance_set_thread(ntmm__thread_t *self, void *arg)
 	ntmm__systhreads_t *st = &e->systhreads;
 	uint64_t tick_ns = (uint64_t)e->cfg.balance_tick_ms * 1000000u;
 	uint64_t gap_ns = tick_ns / 8 > 1000000u ? tick_ns / 8 : 1000000u;
-	uint64_t next = ntmm__wsm_now_ns() + tick_ns;
+	uint64_t next = ntmm__now_ns() + tick_ns;
 	uint64_t rearm_at = 0; /* 0: armed */
 	uint64_t ticks = 0;
 
 	ntmm_thread_register(e);
 	for (;;) {
-		uint64_t now = ntmm__wsm_now_ns();
+		uint64_t now = ntmm__now_ns();
 		if (rearm_at && now >= rearm_at) {
 			ntmm__phys_lowmem_rearm(e);
 			rearm_at = 0;
@@ -42,7 +43,7 @@ void ntmm__balance_set_thread(ntmm__thread_t *self, void *arg)
 			break;
 		bool signalled =
 		    atomic_load_explicit(&self->wakeups, memory_order_relaxed) != before;
-		now = ntmm__wsm_now_ns();
+		now = ntmm__now_ns();
 		bool tick = now >= next;
 		if (tick) {
 			next += tick_ns;
@@ -60,7 +61,7 @@ void ntmm__balance_set_thread(ntmm__thread_t *self, void *arg)
 		pthread_mutex_lock(&st->quiet);
 		ntmm__wsm_run(e, &r);
 		pthread_mutex_unlock(&st->quiet);
-		rearm_at = ntmm__wsm_now_ns() + gap_ns;
+		rearm_at = ntmm__now_ns() + gap_ns;
 		atomic_fetch_add_explicit(&b->wsm_runs, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&b->trimmed, r.trimmed_max + r.trimmed_pressure,
 		                          memory_order_relaxed);

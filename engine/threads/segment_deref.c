@@ -1,9 +1,8 @@
 /*
  * The segment dereference thread: the engine's housekeeping at priority 18.
  * Each pass (every cfg.balance_tick_ms, or at once when work is posted):
- *   - runs deferred cleanup items other layers posted (section/segment
- *     teardown in later issues; anything that must not run in the
- *     poster's context);
+ *   - runs deferred cleanup items other layers posted (anything that must
+ *     not run in the poster's context);
  *   - grows paging files that callers who must not block in fallocate
  *     asked to grow (ntmm__segderef_request_grow: the modified page writer
  *     when every file is full), then wakes the modified page writer;
@@ -85,7 +84,7 @@ bool ntmm__segderef_running(ntmm_engine_t *e)
 void ntmm__segderef_request_grow(ntmm_engine_t *e, unsigned index, uint64_t pages)
 {
 	ntmm__segderef_thread_t *s = &e->systhreads.segderef;
-	if (index >= 16 || !pages)
+	if (index >= NTMM__PF_MAX_FILES || !pages)
 		return;
 	atomic_fetch_add_explicit(&s->grow_req[index], pages, memory_order_relaxed);
 	/* acquire: pairs with the release in ntmm__systhreads_start */
@@ -124,7 +123,7 @@ void ntmm__segderef_pass(ntmm__segderef_thread_t *s, bool from_thread)
 
 	pthread_mutex_lock(&e->systhreads.quiet);
 	bool grew = false;
-	for (unsigned i = 0; i < 16; i++) {
+	for (unsigned i = 0; i < NTMM__PF_MAX_FILES; i++) {
 		/* relaxed: the count is all that passes between the threads */
 		uint64_t want = atomic_exchange_explicit(&s->grow_req[i], 0, memory_order_relaxed);
 		if (!want)

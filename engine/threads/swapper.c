@@ -40,6 +40,7 @@
  * faults count as the process's (it was just active).
  */
 #include "engine.h"
+#include "sync/clock.h"
 
 typedef struct visit {
 	ntmm__swapper_thread_t *s;
@@ -51,7 +52,7 @@ static void visit(ntmm_process_t *p, void *arg)
 	visit_t *v = arg;
 	if (atomic_load_explicit(&p->wsm.swapped_out, memory_order_relaxed))
 		return;
-	uint64_t now = ntmm__wsm_now_ns();
+	uint64_t now = ntmm__now_ns();
 	uint64_t faults = ntmm__wsm_faults(p);
 	if (faults != p->wsm.seen_faults) {
 		p->wsm.seen_faults = faults;

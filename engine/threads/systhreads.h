@@ -1,16 +1,19 @@
 /*
  * The engine's system threads (DESIGN.md §5), started at engine creation
- * when cfg.start_threads is set and stopped at destruction. So far: one
- * zero page thread per NUMA node (zero_page.c), the balance set manager
- * (balance_set.c), the process swapper (swapper.c) and the segment
- * dereference thread (segment_deref.c). The modified and mapped page
- * writers join this struct in their issue.
+ * when cfg.start_threads is set and stopped at destruction: one zero page
+ * thread per NUMA node (zero_page.c), the balance set manager
+ * (balance_set.c), the process swapper (swapper.c), the segment
+ * dereference thread (segment_deref.c), the modified page writer
+ * (modified_writer.c) and the mapped page writer (mapped_writer.c; their
+ * structs are in writers.h). Without them the engine still works: a fault
+ * that finds no frame trims and writes inline (virt/wsmgr.c).
  */
 #ifndef NTMM_THREADS_SYSTHREADS_H
 #define NTMM_THREADS_SYSTHREADS_H
 
 #include <ntmm.h>
 
+#include "io/pfloc.h"
 #include "threads/thread.h"
 #include "threads/writers.h"
 
@@ -82,7 +85,7 @@ typedef struct ntmm__segderef_thread {
 	ntmm__thread_t t;
 	ntmm_engine_t *e;
 	_Atomic bool started; /* release after start, acquire by wakers */
-	_Atomic uint64_t grow_req[16];
+	_Atomic uint64_t grow_req[NTMM__PF_MAX_FILES];
 	unsigned free_streak;
 	uint64_t last_grow_pass;
 	uint64_t seen_grows; /* the io layer's growth count at the last pass (thread only) */

@@ -48,8 +48,7 @@ size_t ntmm__mpw_write_batch(ntmm_engine_t *e, size_t max, int *err);
 bool ntmm__mpw_wanted(ntmm_engine_t *e, bool urgent);
 void ntmm__modified_writer_thread(ntmm__thread_t *self, void *arg);
 
-/* A work item for the mapped page writer (sections issue: dirty pages of a
-   mapped file). fn runs on the writer thread; it may block and fault. */
+/* A work item for the mapped page writer (dirty pages of a mapped file). fn runs on the writer thread; it may block and fault. */
 typedef struct ntmm__mapped_work {
 	struct ntmm__mapped_work *next;
 	void (*fn)(ntmm_engine_t *e, struct ntmm__mapped_work *w);

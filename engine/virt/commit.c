@@ -110,8 +110,9 @@ uint64_t ntmm__commit_pagefile_need(ntmm_engine_t *e)
 /* Grows the paging files by `need` slots toward their maximum. true if a
    file grew or the space obtained rose (a shrink may take it back before
    the caller's retry: it tries again, a bounded number of times). Called
-   with as_lock held (allocate): growth takes only io->lock and a file's
-   resize_lock. */
+   by ntmm__commit_charge, so with the process's as_lock held exclusive
+   (or before the process is published): growth takes only io->lock and a
+   file's resize_lock. */
 static bool obtain(ntmm_engine_t *e, uint64_t need, uint64_t before)
 {
 	uint64_t size, max;
@@ -130,6 +131,14 @@ static bool obtain(ntmm_engine_t *e, uint64_t need, uint64_t before)
 /* Charge attempts that may follow a growth (a concurrent shrink can take
    the space back between the growth and the charge). */
 #define CHARGE_TRIES 16
+
+/* as_lock exclusive, unless p is not published yet (create) or any more
+   (teardown, which holds it anyway) */
+static void assert_charge_locked(ntmm_process_t *p)
+{
+	if (p->magic == NTMM__PROCESS_MAGIC)
+		ntmm__assert_pushlock_held(&p->as_lock, NTMM__HELD_EXCLUSIVE);
+}
 
 /* The system charge alone (the process's share is the caller's). */
 static int charge_system(ntmm_engine_t *e, uint64_t pages, uint64_t tables)
@@ -179,6 +188,7 @@ static int charge_system(ntmm_engine_t *e, uint64_t pages, uint64_t tables)
 
 int ntmm__commit_charge(ntmm_process_t *p, uint64_t pages, uint64_t tables)
 {
+	assert_charge_locked(p);
 	int err = charge_system(p->e, pages, tables);
 	if (err)
 		return err;
@@ -189,6 +199,7 @@ int ntmm__commit_charge(ntmm_process_t *p, uint64_t pages, uint64_t tables)
 
 void ntmm__commit_uncharge(ntmm_process_t *p, uint64_t pages, uint64_t tables)
 {
+	assert_charge_locked(p);
 	ntmm__virt_t *v = &p->e->virt;
 	ntmm__assert(atomic_load_explicit(&p->commit_pages, memory_order_relaxed) >= pages);
 	ntmm__assert(atomic_load_explicit(&p->table_commit, memory_order_relaxed) >= tables);

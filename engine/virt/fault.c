@@ -41,6 +41,7 @@
 #include "virt/tlb.h"
 #include "sync/backoff.h"
 #include "section/section.h"
+#include "sync/clock.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -671,7 +672,7 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 			                   "no frame for %#llx (a prefetch: not waiting)",
 			                   (unsigned long long)page);
 		if (r == FAULT_NOFRAME) {
-			uint64_t now = ntmm__wsm_now_ns();
+			uint64_t now = ntmm__now_ns();
 			if (!noframe_since)
 				noframe_since = now;
 			if (now - noframe_since >= NOFRAME_MAX_NS)

@@ -241,6 +241,7 @@ static void teardown_leaf(ntmm_process_t *p, uint64_t va, _Atomic uint64_t *pte,
 
 void ntmm__pt_teardown(ntmm_process_t *p, uint64_t start, uint64_t end, ntmm__shootdown_t *s)
 {
+	ntmm__assert_ws_exclusive(p);
 	if (start >= end)
 		return;
 	walk_t w = {p, start, end, teardown_leaf, s, s};
@@ -275,6 +276,7 @@ static void reprotect_leaf(ntmm_process_t *p, uint64_t va, _Atomic uint64_t *pte
 
 bool ntmm__pt_reprotect(ntmm_process_t *p, uint64_t start, uint64_t end, unsigned prot)
 {
+	ntmm__assert_ws_exclusive(p);
 	reprot_t r = {ntmm__pte_bits_for(prot), false};
 	ntmm__pt_walk(p, start, end, reprotect_leaf, &r);
 	return r.removed;
@@ -282,6 +284,7 @@ bool ntmm__pt_reprotect(ntmm_process_t *p, uint64_t start, uint64_t end, unsigne
 
 uint64_t ntmm__pt_next_present(ntmm_process_t *p, uint64_t va, uint64_t end)
 {
+	ntmm__assert_mutex_held(&p->trim_lock);
 	while (va < end) {
 		_Atomic uint64_t *t = p->root_host;
 		uint64_t next = end;

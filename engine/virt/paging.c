@@ -144,7 +144,8 @@ typedef struct keyed {
 static void sort_by_pte(ntmm_engine_t *e, ntmm__pfn_t *pfns, size_t n)
 {
 	/* bottom-up merge sort: the list order is trim order, which the
-	   working-set compaction scrambles (insertion sort went quadratic) */
+	   working-set compaction scrambles, so the input is far from sorted
+	   and a quadratic sort would not do */
 	keyed_t a[NTMM__WRITE_BATCH], b[NTMM__WRITE_BATCH];
 	bool sorted = true;
 	for (size_t i = 0; i < n; i++) {

@@ -57,8 +57,9 @@
  * Per engine, inside ntmm__virt_t.
  *   inpage[]   collided-fault waits (see above); signal after the state
  *              word no longer shows the I/O (release in the signal)
- *   avail      signalled by the modified page writer after each batch, for
- *              faults that found no frame and wait for one (bounded)
+ *   avail      signalled after a write batch that wrote pages and after a
+ *              shootdown released trimmed frames (pagetable.c), for faults
+ *              that found no frame and wait for one (bounded)
  *   writer     the modified page writer's wake event, or NULL (no system
  *              threads); set by systhreads start/stop (release/acquire)
  *   writer_lock held across each modified-writer batch (whoever runs it)
@@ -78,7 +79,8 @@ typedef struct ntmm__paging {
 void ntmm__paging_init(ntmm_engine_t *e);
 void ntmm__paging_fini(ntmm_engine_t *e);
 
-/* Bracket one modified-writer batch (threads/modified_writer.c). */
+/* Take and drop writer_lock: around each write batch
+   (ntmm__paging_write_batch) and the slot audit (pfaudit.c). */
 void ntmm__paging_writer_batch_begin(ntmm_engine_t *e);
 void ntmm__paging_writer_batch_end(ntmm_engine_t *e);
 

@@ -264,6 +264,7 @@ void ntmm__virt_fini(ntmm_engine_t *e)
 
 static int audit_vads(ntmm_process_t *p, uint64_t *committed)
 {
+	ntmm__assert_pushlock_held(&p->as_lock, NTMM__HELD_EXCLUSIVE);
 	int bad = 0;
 	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
 	*committed = 0;

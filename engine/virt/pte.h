@@ -16,7 +16,8 @@
  *   Prototype   P(bit 10)=1: bits 16..63 = prototype PTE address >> 3, or
  *               all ones = "look it up through the VAD"
  *   Pagefile    T=0, P=0: paging-file index bits 1..4, page offset bits
- *               32..63 (offset 0 with index 0 is demand-zero)
+ *               32..63 (offset 0 with index 0 is demand-zero); the two
+ *               fields hold an io/pfloc.h location (ntmm__pfloc_to_pte)
  *   Demand-zero the pagefile format with index 0, offset 0, protection ≠ 0
  *   Zero        0: nothing recorded; the VAD decides (reserved, committed)
  *
@@ -30,6 +31,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "io/pfloc.h"
 #include "phys/page.h"
 
 #define NTMM__PTE_VALID           (1ull << 0)
@@ -48,10 +50,18 @@
 #define NTMM__PTE_PROT_SHIFT      5
 #define NTMM__PTE_PROT_MASK       (0x1full << NTMM__PTE_PROT_SHIFT)
 #define NTMM__PTE_PF_INDEX_SHIFT  1
-#define NTMM__PTE_PF_INDEX_MASK   (0xfull << NTMM__PTE_PF_INDEX_SHIFT)
+#define NTMM__PTE_PF_INDEX_MASK   ((uint64_t)(NTMM__PF_MAX_FILES - 1) << NTMM__PTE_PF_INDEX_SHIFT)
 #define NTMM__PTE_PF_OFFSET_SHIFT 32
+#define NTMM__PTE_PF_OFFSET_MASK  (0xffffffffull << NTMM__PTE_PF_OFFSET_SHIFT)
+#define NTMM__PTE_PF_MASK         (NTMM__PTE_PF_INDEX_MASK | NTMM__PTE_PF_OFFSET_MASK)
 #define NTMM__PTE_PROTO_SHIFT     16
 #define NTMM__PTE_PROTO_LOOKUP    (0xffffffffffffull) /* "find it through the VAD" */
+
+/* A location's file index and slot are exactly as wide as the PTE's index
+   (bits 1..4, below the protection) and offset (bits 32..63) fields. */
+_Static_assert(NTMM__PF_FILE_BITS == 4, "paging-file index field is bits 1..4");
+_Static_assert(NTMM__PF_SLOT_BITS == 64 - NTMM__PTE_PF_OFFSET_SHIFT,
+               "paging-file offset field is bits 32..63");
 
 /* NT protection codes (MM_*), 5 bits */
 #define NTMM__MM_ZERO_ACCESS 0u
@@ -138,10 +148,25 @@ static inline uint64_t ntmm__pte_make_demand_zero(unsigned mmprot)
 }
 static inline uint64_t ntmm__pte_make_pagefile(unsigned index, uint32_t offset, unsigned mmprot)
 {
-	return ((uint64_t)(index & 0xf) << NTMM__PTE_PF_INDEX_SHIFT) |
+	return ((uint64_t)(index & (NTMM__PF_MAX_FILES - 1)) << NTMM__PTE_PF_INDEX_SHIFT) |
 	       ((uint64_t)offset << NTMM__PTE_PF_OFFSET_SHIFT) |
 	       ((uint64_t)(mmprot & 0x1f) << NTMM__PTE_PROT_SHIFT);
 }
+/* The pagefile-PTE bits for a paging-file location (all other bits 0): OR
+   them into a software PTE that carries the protection. */
+static inline uint64_t ntmm__pfloc_to_pte(ntmm__pfloc_t loc)
+{
+	return ((uint64_t)ntmm__pfloc_file(loc) << NTMM__PTE_PF_INDEX_SHIFT) |
+	       (ntmm__pfloc_slot(loc) << NTMM__PTE_PF_OFFSET_SHIFT);
+}
+/* The paging-file location in a software PTE's index and offset fields
+   (other bits ignored). A slot of 0 (demand-zero) is no location:
+   ntmm__pfloc_valid says false. */
+static inline ntmm__pfloc_t ntmm__pfloc_from_pte(uint64_t pte)
+{
+	return ntmm__pfloc_make(ntmm__pte_pf_index(pte), ntmm__pte_pf_offset(pte));
+}
+
 /* proto_addr: host address of the prototype PTE (8-byte aligned), or 0 for
    "look it up through the VAD" */
 static inline uint64_t ntmm__pte_make_prototype(uint64_t proto_addr, unsigned mmprot)

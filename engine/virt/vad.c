@@ -221,7 +221,7 @@ static void map_free_rcu(struct rcu_head *h)
 
 void ntmm__vad_publish(ntmm_process_t *p, ntmm__vad_map_t *next, ntmm__vad_t *gone)
 {
-	ntmm__assert(ntmm__pushlock_is_locked(&p->as_lock));
+	ntmm__assert_pushlock_held(&p->as_lock, NTMM__HELD_EXCLUSIVE);
 	/* relaxed: as_lock exclusive, we are the only writer */
 	ntmm__vad_map_t *old = atomic_load_explicit(&p->vads, memory_order_relaxed);
 	/* release: pairs with the acquire load in fault.c, so readers see the

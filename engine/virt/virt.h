@@ -302,9 +302,10 @@ void ntmm__commit_fini(ntmm_engine_t *e);
 /* Frames of the pool the limit leaves out (the resident reserve). */
 uint64_t ntmm__commit_reserve(const ntmm_engine_t *e);
 /* Charges `pages` committed pages and `tables` page-table pages to p and
-   the system (as_lock exclusive held, or p not yet published); grows the
-   paging files toward their maximum when the charge would not fit.
-   NTMM_ECOMMIT (nothing charged) when it still does not. */
+   the system (as_lock exclusive held, or p not yet published: asserted in
+   debug builds); grows the paging files toward their maximum when the
+   charge would not fit. NTMM_ECOMMIT (nothing charged) when it still does
+   not. uncharge gives them back (the same lock rule). */
 int ntmm__commit_charge(ntmm_process_t *p, uint64_t pages, uint64_t tables);
 void ntmm__commit_uncharge(ntmm_process_t *p, uint64_t pages, uint64_t tables);
 /* The charge of paging-file-backed sections (NTMM_SEC_COMMIT at create,
@@ -388,6 +389,9 @@ static inline void ntmm__ws_unlock_shared(ntmm_process_t *p, unsigned slot)
    peak, so the holder may remove and move entries. */
 void ntmm__ws_lock_exclusive(ntmm_process_t *p);
 void ntmm__ws_unlock_exclusive(ntmm_process_t *p);
+/* Debug builds: the calling thread holds p's ws_lock exclusive. (Shared
+   holds cannot be checked: sync/cache_pushlock.h.) */
+#define ntmm__assert_ws_exclusive(p) ntmm__assert_cache_pushlock_exclusive(&(p)->ws_lock)
 uint64_t ntmm__ws_pages(ntmm_process_t *p); /* Σ of the per-CPU deltas */
 int ntmm__wsl_init(ntmm__wsl_t *w, size_t min_pages, size_t max_pages);
 void ntmm__wsl_fini(ntmm__wsl_t *w);

@@ -67,8 +67,11 @@ static bool page_range(uint64_t base, uint64_t size, uint64_t *start, uint64_t *
 	return *start >= NTMM__VA_START;
 }
 
+/* Reserves (and with NTMM_MEM_COMMIT commits) a new region; as_lock
+   exclusive held. */
 static int reserve(ntmm_process_t *p, uint64_t *base, size_t size, unsigned type, unsigned prot)
 {
+	ntmm__assert_pushlock_held(&p->as_lock, NTMM__HELD_EXCLUSIVE);
 	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
 	uint64_t start, end;
 	if (*base == 0) {
@@ -125,9 +128,10 @@ static int reserve(ntmm_process_t *p, uint64_t *base, size_t size, unsigned type
    charged again but take the new protection: their resident PTEs are
    reprotected (ws_lock exclusive), and *removed says whether a permission
    was taken away, so the caller ends with a grace period once as_lock is
-   released. */
+   released. as_lock exclusive held. */
 static int commit(ntmm_process_t *p, uint64_t *base, size_t size, unsigned prot, bool *removed)
 {
+	ntmm__assert_pushlock_held(&p->as_lock, NTMM__HELD_EXCLUSIVE);
 	ntmm__vad_map_t *m = atomic_load_explicit(&p->vads, memory_order_relaxed); /* as_lock */
 	uint64_t start, end;
 	if (!page_range(*base, size, &start, &end))

@@ -151,6 +151,7 @@ static uint32_t trim_tail(ntmm__wsl_t *w, uint32_t n)
 
 void ntmm__wsl_remove(ntmm_process_t *p, uint32_t slot)
 {
+	ntmm__assert_ws_exclusive(p);
 	ntmm__wsl_t *w = &p->wsl;
 	ntmm__assert(slot < atomic_load_explicit(&w->next, memory_order_relaxed));
 	atomic_store_explicit(ntmm__wsl_entry(w, slot), 0, memory_order_relaxed);
@@ -170,6 +171,7 @@ void ntmm__wsl_remove(ntmm_process_t *p, uint32_t slot)
 
 void ntmm__wsl_compact(ntmm_process_t *p)
 {
+	ntmm__assert_ws_exclusive(p);
 	ntmm__wsl_t *w = &p->wsl;
 	uint32_t n = trim_tail(w, atomic_load_explicit(&w->next, memory_order_relaxed));
 	for (uint32_t i = 0; i < n; i++) {
@@ -200,6 +202,7 @@ size_t ntmm__ws_trim(ntmm_process_t *p, size_t max_trim, unsigned min_age)
 size_t ntmm__ws_trim_into(ntmm_process_t *p, size_t max_trim, unsigned min_age,
                           ntmm__shootdown_t *s)
 {
+	ntmm__assert_mutex_held(&p->trim_lock);
 	ntmm_engine_t *e = p->e;
 	ntmm__wsl_t *w = &p->wsl;
 	size_t trimmed = 0;

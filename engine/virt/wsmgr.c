@@ -69,16 +69,9 @@
 #include "virt/virt.h"
 #include "engine.h"
 #include "section/section.h"
+#include "sync/clock.h"
 
 #include <stdlib.h>
-#include <time.h>
-
-uint64_t ntmm__wsm_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 void ntmm__wsm_process_init(ntmm_process_t *p)
 {
@@ -86,7 +79,7 @@ void ntmm__wsm_process_init(ntmm_process_t *p)
 	atomic_store_explicit(&p->wsm.swapped_out, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->wsm.swap_outs, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->wsm.swap_ins, 0, memory_order_relaxed);
-	atomic_store_explicit(&p->wsm.active_ns, ntmm__wsm_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&p->wsm.active_ns, ntmm__now_ns(), memory_order_relaxed);
 	p->wsm.seen_faults = 0;
 	atomic_store_explicit(&p->wsm.rec, NULL, memory_order_relaxed);
 	atomic_store_explicit(&p->wsm.swap_in_pages, 0, memory_order_relaxed);
@@ -130,11 +123,12 @@ size_t ntmm__wsm_age(ntmm_process_t *p, size_t hist[8])
 {
 	size_t accessed = ntmm__ws_age_hist(p, hist);
 	if (accessed)
-		atomic_store_explicit(&p->wsm.active_ns, ntmm__wsm_now_ns(), memory_order_relaxed);
+		atomic_store_explicit(&p->wsm.active_ns, ntmm__now_ns(), memory_order_relaxed);
 	return accessed;
 }
 
-/* One trim: its own episode, or into the caller's batch (trim_lock held). */
+/* One trim: its own episode, or into the caller's batch (trim_lock held,
+   which ntmm__ws_trim_into asserts). */
 static size_t trim(ntmm_process_t *p, size_t pages, unsigned min_age, ntmm__shootdown_t *s)
 {
 	return s ? ntmm__ws_trim_into(p, pages, min_age, s) : ntmm__ws_trim(p, pages, min_age);
@@ -143,6 +137,8 @@ static size_t trim(ntmm_process_t *p, size_t pages, unsigned min_age, ntmm__shoo
 size_t ntmm__wsm_trim_oldest(ntmm_process_t *p, const size_t hist[8], size_t pages,
                              unsigned min_age, ntmm__shootdown_t *s)
 {
+	if (s) /* into the caller's batch: its trim_lock */
+		ntmm__assert_mutex_held(&p->trim_lock);
 	if (!pages || min_age > 7)
 		return 0;
 	/* cut-off age a: the pages older than a are fewer than `pages` */
@@ -280,10 +276,12 @@ void ntmm__wsm_run(ntmm_engine_t *e, ntmm__wsm_result_t *out)
 
 /* --------------------------------------------------------- inline reclaim */
 
-/* Pages one inline reclaim aims to make available: a write batch, or 1/64
-   of the pool when that is more. */
+/* How long a reclaim that cannot take the reclaim lock (its caller is in a
+   read-side section) waits for frames on the paging layer's event. */
 #define RECLAIM_WAIT_NS (10 * 1000 * 1000)
 
+/* Pages one inline reclaim aims to make available: a write batch, or 1/64
+   of the pool when that is more. */
 static size_t reclaim_want(ntmm_engine_t *e)
 {
 	size_t n = e->phys.nframes / 64;
@@ -457,9 +455,10 @@ static ntmm__wsm_rec_t *record_take(ntmm_process_t *p)
 	return atomic_exchange_explicit(&p->wsm.rec, NULL, memory_order_acq_rel);
 }
 
-/* Off the queue (q->lock held). */
+/* Off the queue (q->lock held exclusive). */
 static void unqueue_locked(ntmm__wsm_inswap_t *q, ntmm_process_t *p)
 {
+	ntmm__assert_pushlock_held(&q->lock, NTMM__HELD_EXCLUSIVE);
 	ntmm__wsm_proc_t *w = &p->wsm;
 	if (!w->queued)
 		return;
@@ -503,7 +502,7 @@ void ntmm__wsm_swap_in(ntmm_process_t *p)
 	if (!atomic_exchange_explicit(&p->wsm.swapped_out, 0, memory_order_acquire))
 		return;
 	atomic_fetch_add_explicit(&p->wsm.swap_ins, 1, memory_order_relaxed);
-	atomic_store_explicit(&p->wsm.active_ns, ntmm__wsm_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&p->wsm.active_ns, ntmm__now_ns(), memory_order_relaxed);
 	NTMM__STAT_ADD(&p->e->stats, swap_ins, 1);
 	/* relaxed: a hint; the claimer takes the record by exchange */
 	if (!atomic_load_explicit(&p->wsm.rec, memory_order_relaxed))

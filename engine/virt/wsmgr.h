@@ -50,7 +50,7 @@ typedef struct ntmm__wsm_rec {
  *   swapped_out   — 1 from out-swap until the next fault of the process
  *                   claims it by exchange (exactly one in-swap per out-swap)
  *   swap_outs/ins — counts (relaxed)
- *   active_ns     — monotonic time activity was last seen: a fault count
+ *   active_ns     — ntmm__now_ns (sync/clock.h) when activity was last seen: a fault count
  *                   change or an Accessed bit found by aging (relaxed; the
  *                   balance set and swapper threads store it)
  *   seen_faults   — the fault count the swapper saw last; swapper only
@@ -139,7 +139,6 @@ typedef struct ntmm__wsm_result {
 	size_t trimmed_pressure; /* pages trimmed toward minimums under pressure */
 } ntmm__wsm_result_t;
 
-uint64_t ntmm__wsm_now_ns(void);
 void ntmm__wsm_process_init(ntmm_process_t *p);
 void ntmm__wsm_marks(ntmm_engine_t *e, ntmm__wsm_marks_t *out);
 /* Available frames (ntmm__phys_available: the allocator's definition, the
