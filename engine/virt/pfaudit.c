@@ -18,8 +18,8 @@
  *     as a pagefile PTE. A frame off memory (Free, Zeroed, Bad, offline)
  *     must not name a slot at all: the free path hands its OriginalPte to
  *     original_gone and clears it.
- * Prototype PTEs (sections) do not exist yet; when they do, the section's
- * prototype PTEs become a third kind of owner to walk here.
+ *   - the prototype PTEs of paging-file sections and clone segments own
+ *     the slots they name, as process PTEs do (ntmm__section_each_proto).
  *
  * Slots in flight, and why the audit may ignore them:
  *   - the modified page writer's batch: slots it allocated but has not yet
