@@ -349,7 +349,7 @@ static void usage(FILE *out)
 	    "  --dir=PATH            directory for the paging file (default: a new temp dir\n"
 	    "                        under TMPDIR, removed at the end)\n"
 	    "  --mapped=SIZE         a file of SIZE mapped shared by every process, a quarter\n"
-	    "                        of the accesses (default: half the pool; 0: none)\n"
+	    "                        of the accesses (default: 1/8 of the pool; 0: none)\n"
 	    "  --json                one JSON object on stdout (errors too)\n"
 	    "  --quiet               no progress line\n"
 	    "Other engine settings come from the NTMM_* environment variables.\n"
@@ -482,6 +482,10 @@ static int apply_option(void *ctx, int opt, const char *v)
 		return 0;
 	case 'M':
 		o->mapped_set = true;
+		if (!strcmp(v, "0")) { /* no mapped file */
+			o->mapped = 0;
+			return 0;
+		}
 		return ntmm__tool_parse_size(t, "mapped", v, &o->mapped);
 	case 'q':
 		o->quiet = true;
@@ -547,7 +551,7 @@ static int demo_setup_mapped(demo_t *d)
 {
 	demo_opts_t *o = &d->o;
 	if (!o->mapped_set)
-		o->mapped = o->physical / 2;
+		o->mapped = o->physical / 8;
 	o->mapped &= ~(size_t)(NTMM_ALLOCATION_GRANULARITY - 1);
 	size_t fpages = o->mapped / NTMM_PAGE_SIZE;
 	if (fpages < (size_t)o->processes)

@@ -219,9 +219,17 @@ void ntmm__writer_wake(ntmm__phys_t *ph)
 	ntmm__event_t *ev = atomic_load_explicit(&ph->writer_wake, memory_order_acquire);
 	if (ev)
 		ntmm__event_signal(ev);
+	/* the mapped page writer only when it has something to write: a
+	   real-time thread woken for nothing takes a core from the faults */
 	ev = atomic_load_explicit(&ph->mapped_wake, memory_order_acquire);
-	if (ev)
-		ntmm__event_signal(ev);
+	if (ev) {
+		size_t mapped = 0;
+		for (unsigned n = 0; n < ph->nnodes && !mapped; n++)
+			mapped = atomic_load_explicit(&ph->nodes[n].modified_mapped_pub,
+			                              memory_order_relaxed);
+		if (mapped)
+			ntmm__event_signal(ev);
+	}
 }
 
 static void mag_drain(ntmm__phys_t *ph, ntmm__node_t *n, ntmm__pfn_t *mag, _Atomic uint32_t *cnt,

@@ -183,8 +183,13 @@ size_t ntmm__section_writer_pass(ntmm_engine_t *e)
 {
 	size_t now = mapped_modified(e);
 	/* pages that waited a whole pass are old enough; all of them when
-	   memory is low (the allocator woke us) */
+	   memory is low */
 	size_t want = e->section.aged < now ? e->section.aged : now;
+	/* a list past half the writer mark (the allocator's wake at the
+	   mark) goes down to it: dirty file pages must not fill the frames */
+	size_t half = atomic_load_explicit(&e->phys.modified_high, memory_order_relaxed) / 2;
+	if (now > half && now - half > want)
+		want = now - half;
 	if (ntmm__phys_available(e) < e->phys.nframes / 16)
 		want = now;
 	size_t written = 0;
