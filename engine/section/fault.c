@@ -145,6 +145,17 @@ static int resolve(ntmm_process_t *p, const where_t *w, uint64_t page, bool writ
 	uint64_t idx = w->idx;
 	_Atomic uint64_t *proto = w->proto;
 	uint64_t proto_addr = (uint64_t)(uintptr_t)proto;
+	if (c->ready != NTMM__PFN_NONE) {
+		/* the read this fault did: its share is ours if the prototype
+		   still names it (it does unless the view went meanwhile) */
+		uint64_t v = atomic_load_explicit(proto, memory_order_acquire);
+		if (ntmm__pte_is_valid(v) && ntmm__pte_pfn(v) == c->ready) {
+			*pfnp = c->ready;
+			c->ready = NTMM__PFN_NONE;
+			*soft = false;
+			return 0;
+		}
+	}
 	pthread_mutex_t *lk = ntmm__proto_stripe(seg, idx);
 	pthread_mutex_lock(lk);
 	uint64_t old = atomic_load_explicit(proto, memory_order_acquire);
@@ -255,6 +266,15 @@ static int resolve(ntmm_process_t *p, const where_t *w, uint64_t page, bool writ
 	return NTMM__SFAULT_IO;
 }
 
+void ntmm__section_fault_end(ntmm__sfault_t *c)
+{
+	if (c->ready == NTMM__PFN_NONE)
+		return;
+	/* never mapped by a PTE: no grace period needed */
+	ntmm__section_unshare(c->e, c->ready, false, NULL);
+	c->ready = NTMM__PFN_NONE;
+}
+
 int ntmm__section_fault_read(ntmm_engine_t *e, ntmm__sfault_t *c)
 {
 	void *pages[16];
@@ -297,6 +317,17 @@ void ntmm__section_fault_io_done(ntmm_engine_t *e, ntmm__sfault_t *c, bool ok)
 			continue; /* deleted during the read (the segment went) */
 		if (seg->fd >= 0)
 			ntmm__page_set_mapped(e, pfn);
+		if (i == c->self) {
+			/* the faulting page keeps the share read_done gave, for the
+			   retried dispatch to map without a trip through Standby */
+			pthread_mutex_lock(lk);
+			atomic_store_explicit(proto, ntmm__pte_make_valid(pfn, 0, 0),
+			                      memory_order_release);
+			pthread_mutex_unlock(lk);
+			c->ready = pfn;
+			c->e = e;
+			continue;
+		}
 		/* to Standby: nobody mapped it yet, so no grace period is needed;
 		   the retried fault reclaims the faulting page from there */
 		if (ntmm__page_unmap(e, pfn, false, false))

@@ -142,20 +142,32 @@ static void release_after_grace(struct rcu_head *h)
 
 void ntmm__section_unshare_deferred(ntmm_engine_t *e, ntmm__pfn_t pfn)
 {
-	/* the item is allocated before the share goes, so a failure leaves
-	   the frame mapped by its other users and this PTE's share in place
-	   rather than released early: a lost share is a frame kept, never
-	   bytes shown to a reader who should not see them */
-	deferred_release_t *d = malloc(sizeof(*d));
-	if (!d) {
-		ntmm__error(NTMM_ENOMEM, "host memory for a deferred release: pfn %u kept", pfn);
-		return;
-	}
 	uint64_t proto_addr = atomic_load_explicit(&ntmm__vpfn(e, pfn)->pte, memory_order_relaxed);
 	uint64_t idx;
 	ntmm__segment_t *seg = ntmm__proto_segment(proto_addr, &idx);
 	_Atomic uint64_t *proto = (_Atomic uint64_t *)(uintptr_t)proto_addr;
 	pthread_mutex_t *lk = ntmm__proto_stripe(seg, idx);
+	/* shares only drop under this lock: with others left, this one just
+	   goes (the common case, no allocation) */
+	pthread_mutex_lock(lk);
+	uint64_t s = atomic_load_explicit(&ntmm__vpfn(e, pfn)->state, memory_order_acquire);
+	if (ntmm__pfn_shares(s) > 1) {
+		bool last = ntmm__page_unmap(e, pfn, false, false);
+		ntmm__assert(!last);
+		(void)last;
+		pthread_mutex_unlock(lk);
+		return;
+	}
+	pthread_mutex_unlock(lk);
+	/* the item is allocated before the last share goes, so a failure
+	   leaves the frame mapped by this PTE's share rather than released
+	   early: a lost share is a frame kept, never bytes shown to a reader
+	   who should not see them */
+	deferred_release_t *d = malloc(sizeof(*d));
+	if (!d) {
+		ntmm__error(NTMM_ENOMEM, "host memory for a deferred release: pfn %u kept", pfn);
+		return;
+	}
 	pthread_mutex_lock(lk);
 	bool last = ntmm__page_unmap(e, pfn, false, false);
 	if (last) {

@@ -184,6 +184,12 @@ typedef struct ntmm__sfault {
 	unsigned self;   /* the faulting page's index in pfn[] */
 	uint64_t pf_pte; /* paging-file read: the pagefile PTE */
 	ntmm__pfn_t pfn[16];
+	/* after a read: the faulting page's frame, ACTIVE with one share for
+	   this fault and its prototype valid, for the retried dispatch to map
+	   (NTMM__PFN_NONE: none); a fault that ends without mapping it drops
+	   the share (ntmm__section_fault_end) */
+	ntmm__pfn_t ready;
+	ntmm_engine_t *e;
 	unsigned view_prot;
 	uint64_t flags;
 } ntmm__sfault_t;
@@ -199,6 +205,9 @@ int ntmm__section_fault(ntmm_process_t *p, const struct ntmm__vad *v, uint64_t p
    write). Writes copy. */
 int ntmm__clone_fault(ntmm_process_t *p, uint64_t page, _Atomic uint64_t *pte, uint64_t old,
                       bool write, uint64_t flags, ntmm__sfault_t *c);
+/* The end of a fault: drops the share of a frame read for it that it did
+   not map (c->ready). */
+void ntmm__section_fault_end(ntmm__sfault_t *c);
 /* Reads the pages of c (no lock held): 0 or NTMM_EIO. */
 int ntmm__section_fault_read(ntmm_engine_t *e, ntmm__sfault_t *c);
 /* Finishes the prototypes after the read (ok: it succeeded). The faulting

@@ -611,6 +611,11 @@ static void section_reenter(unsigned n)
 		ntmm__tlb.gen++; /* nothing filled before the wait is used after it */
 }
 
+static void fault_ctx_end(fault_ctx_t *c)
+{
+	ntmm__section_fault_end(&c->sec);
+}
+
 int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 {
 	ntmm_engine_t *e = p->e;
@@ -625,7 +630,11 @@ int ntmm__fault(ntmm_process_t *p, uint64_t va, unsigned access)
 	bool compacted = false, waited = false, section_hard = false;
 	uint64_t noframe_since = 0;
 	unsigned noframe_rounds = 0, idle_rounds = 0;
-	fault_ctx_t c; /* the arrays are filled by hard_begin before use */
+	/* the arrays are filled by hard_begin before use; the cleanup drops a
+	   section page read for this fault that no dispatch mapped (an early
+	   return of any kind: the compiler runs it on every exit) */
+	fault_ctx_t c __attribute__((cleanup(fault_ctx_end)));
+	c.sec.ready = NTMM__PFN_NONE;
 	c.wait_pfn = 0;
 	c.wait_pte = 0;
 	c.n = 0;
