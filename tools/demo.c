@@ -210,11 +210,11 @@ static size_t zipf_pick(const double *cdf, size_t n, double u)
 	return lo;
 }
 
-/* One access: translate (faulting as needed) with its latency recorded by
+/* One access to the page at va, which holds pattern page `page` at
+   *version: translate (faulting as needed) with its latency recorded by
    fault kind, then a write of the whole page or a check of it. */
-static void access_page(worker_t *w, size_t page, bool write)
+static void access_at(worker_t *w, uint64_t va, size_t page, uint32_t *version, bool write)
 {
-	uint64_t va = w->base + page * NTMM_PAGE_SIZE;
 	void *host;
 	ntmm_access_begin(w->e);
 	uint64_t t0 = now_ns();
@@ -224,8 +224,8 @@ static void access_page(worker_t *w, size_t page, bool write)
 	if (err) {
 		if (!w->errors++) {
 			w->first_error = err;
-			snprintf(w->first_error_detail, sizeof(w->first_error_detail), "%s",
-			         ntmm_error_detail());
+			snprintf(w->first_error_detail, sizeof(w->first_error_detail), "%#llx: %s",
+			         (unsigned long long)va, ntmm_error_detail());
 		}
 		ntmm_access_end(w->e);
 		return;
@@ -233,46 +233,27 @@ static void access_page(worker_t *w, size_t page, bool write)
 	if (kind < NTMM_FAULT_KINDS)
 		hist_add(&w->hist[kind], dt);
 	if (write) {
-		fill_page(host, w->id, page, ++w->version[page]);
+		fill_page(host, w->id, page, ++*version);
 		w->writes++;
-	} else if (!check_page(host, w->id, page, w->version[page])) {
+	} else if (!check_page(host, w->id, page, *version)) {
 		w->mismatches++;
 	}
 	ntmm_access_end(w->e);
 	w->accesses++;
 }
 
-/* One access to the mapped file's k-th page of this worker (a shared page
-   of the section, in every process's view). */
+/* A page of the process's private region. */
+static void access_page(worker_t *w, size_t page, bool write)
+{
+	access_at(w, w->base + page * NTMM_PAGE_SIZE, page, &w->version[page], write);
+}
+
+/* The mapped file's k-th page of this worker (a shared page of the
+   section, in every process's view). */
 static void access_mapped(worker_t *w, size_t k, bool write)
 {
 	size_t fpage = k * (size_t)w->o->processes + (size_t)w->id;
-	uint64_t va = w->mbase + fpage * NTMM_PAGE_SIZE;
-	void *host;
-	ntmm_access_begin(w->e);
-	uint64_t t0 = now_ns();
-	int err = ntmm_translate(w->p, va, write ? NTMM_ACCESS_WRITE : NTMM_ACCESS_READ, &host);
-	uint64_t dt = now_ns() - t0;
-	unsigned kind = ntmm_last_fault_kind();
-	if (err) {
-		if (!w->errors++) {
-			w->first_error = err;
-			snprintf(w->first_error_detail, sizeof(w->first_error_detail),
-			         "mapped file: %s", ntmm_error_detail());
-		}
-		ntmm_access_end(w->e);
-		return;
-	}
-	if (kind < NTMM_FAULT_KINDS)
-		hist_add(&w->hist[kind], dt);
-	if (write) {
-		fill_page(host, w->id, fpage, ++w->mversion[k]);
-		w->writes++;
-	} else if (!check_page(host, w->id, fpage, w->mversion[k])) {
-		w->mismatches++;
-	}
-	ntmm_access_end(w->e);
-	w->accesses++;
+	access_at(w, w->mbase + fpage * NTMM_PAGE_SIZE, fpage, &w->mversion[k], write);
 }
 
 static void *worker_main(void *arg)

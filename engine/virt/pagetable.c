@@ -248,6 +248,19 @@ void ntmm__pt_teardown(ntmm_process_t *p, uint64_t start, uint64_t end, ntmm__sh
 	walk_level(&w, p->root_host, p->root, NTMM__PT_LEVELS - 1, 0);
 }
 
+void ntmm__pt_teardown_range(ntmm_process_t *p, uint64_t start, uint64_t end, ntmm__shootdown_t *s)
+{
+	for (uint64_t va = ntmm__pt_next_present(p, start, end); va < end;) {
+		uint64_t stop = (va + NTMM__PT_LEAF_SPAN) & ~(NTMM__PT_LEAF_SPAN - 1);
+		if (stop > end)
+			stop = end;
+		ntmm__ws_lock_exclusive(p);
+		ntmm__pt_teardown(p, va, stop, s);
+		ntmm__ws_unlock_exclusive(p);
+		va = ntmm__pt_next_present(p, stop, end);
+	}
+}
+
 typedef struct reprot {
 	uint64_t bits;
 	bool removed;

@@ -356,6 +356,11 @@ void ntmm__shootdown_finish(ntmm_engine_t *e, ntmm__shootdown_t *s);
    unmapped as deleted (batch), transition → deleted, others → 0; tables
    left empty are unlinked and queued. Returns the pages that were resident. */
 void ntmm__pt_teardown(ntmm_process_t *p, uint64_t start, uint64_t end, ntmm__shootdown_t *s);
+/* The same for a range no fault can map any more (its VAD is gone from the
+   published map; trim_lock and as_lock held): one leaf table (2 MiB) per
+   exclusive hold of ws_lock, skipping absent tables, so faults elsewhere
+   in the process wait briefly each time. */
+void ntmm__pt_teardown_range(ntmm_process_t *p, uint64_t start, uint64_t end, ntmm__shootdown_t *s);
 /* Sets the R/W bits of the valid PTEs of [start, end) for prot (ws_lock
    exclusive). Returns true if any permission was removed. */
 bool ntmm__pt_reprotect(ntmm_process_t *p, uint64_t start, uint64_t end, unsigned prot);

@@ -284,19 +284,9 @@ int ntmm_free(ntmm_process_t *p, uint64_t base, size_t size, unsigned type)
 	ntmm__vad_publish(p, nm, v);
 	ntmm__commit_uncharge(p, uncharge, tables);
 
-	/* The new map is published, so no fault can map the range again: tear
-	   it down one leaf table (2 MiB) per exclusive hold, skipping absent
-	   tables, so faults elsewhere in the process wait briefly each time. */
+	/* the new map is published, so no fault can map the range again */
 	ntmm__shootdown_t s = {0};
-	for (uint64_t va = ntmm__pt_next_present(p, start, end); va < end;) {
-		uint64_t stop = (va + NTMM__PT_LEAF_SPAN) & ~(NTMM__PT_LEAF_SPAN - 1);
-		if (stop > end)
-			stop = end;
-		ntmm__ws_lock_exclusive(p);
-		ntmm__pt_teardown(p, va, stop, &s);
-		ntmm__ws_unlock_exclusive(p);
-		va = ntmm__pt_next_present(p, stop, end);
-	}
+	ntmm__pt_teardown_range(p, start, end, &s);
 	ntmm__pushlock_release_exclusive(&p->as_lock);
 	ntmm__shootdown_finish(p->e, &s);
 	pthread_mutex_unlock(&p->trim_lock);
