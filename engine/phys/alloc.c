@@ -501,6 +501,18 @@ void ntmm__free_to_node(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t s)
 		ntmm__zero_wake(n);
 }
 
+/* A referenced frame being freed: still referenced (pinned or in I/O), it
+   becomes TRANSITION and DELETED, so the last unref frees it; if the last
+   reference went meanwhile, straight to Free. */
+static uint64_t free_referenced_next(uint64_t s, void *arg)
+{
+	(void)arg;
+	if (ntmm__pfn_refs(s) == 0)
+		return ntmm__pfn_listed(s, NTMM__LOC_FREE);
+	return ntmm__pfn_relocate((s & ~NTMM__PFN_SHARE_MASK) | NTMM__PFN_DELETED,
+	                          NTMM__LOC_TRANSITION);
+}
+
 void ntmm__page_free(ntmm_engine_t *e, ntmm__pfn_t pfn)
 {
 	ntmm__phys_t *ph = &e->phys;
@@ -516,19 +528,10 @@ void ntmm__page_free(ntmm_engine_t *e, ntmm__pfn_t pfn)
 		next = ntmm__pfn_listed(s, NTMM__LOC_FREE);
 		ntmm__pfn_store(p, s, next);
 	} else {
-		for (;;) {
-			/* still referenced (pinned or in I/O): the last unref frees it */
-			next = ntmm__pfn_relocate((s & ~NTMM__PFN_SHARE_MASK) | NTMM__PFN_DELETED,
-			                          NTMM__LOC_TRANSITION);
-			if (ntmm__pfn_cas(p, &s, next))
-				return;
-			if (ntmm__pfn_refs(s) == 0) {
-				/* the last reference went meanwhile */
-				next = ntmm__pfn_listed(s, NTMM__LOC_FREE);
-				if (ntmm__pfn_cas(p, &s, next))
-					break;
-			}
-		}
+		s = ntmm__pfn_update(p, free_referenced_next, NULL);
+		if (ntmm__pfn_refs(s) > 0)
+			return; /* the last unref frees it */
+		next = ntmm__pfn_listed(s, NTMM__LOC_FREE);
 	}
 	/* relaxed: the frame is FREE and ours until it is on a list or in a
 	   magazine, whose lock/flag publishes these stores */

@@ -5,9 +5,12 @@
  * references, the Modified flag and standby priority, the modified page
  * writer's take/done, and retiring bad frames.
  *
- * ACTIVE and TRANSITION words change by CAS from any thread; a move onto a
- * list happens with that list's lock held (the CAS decides against racing
- * reclaims and references, and on failure the loop re-reads and retries).
+ * ACTIVE and TRANSITION words change by CAS from any thread, through
+ * ntmm__pfn_update: each operation is a next() step saying what the word
+ * becomes. A move onto a list happens with that list's lock held (the CAS
+ * decides against racing reclaims and references, and on failure the loop
+ * re-reads and retries, keeping or letting go of the lock): drop_refs keeps
+ * that loop itself.
  */
 #include "engine.h"
 
@@ -149,20 +152,21 @@ static void drop_ref(ntmm_engine_t *e, ntmm__pfn_t pfn, bool tail)
 	drop_refs(e, &pfn, 1, tail);
 }
 
+/* arg: the flags (MODIFIED, DELETED) the unmap adds */
+static uint64_t unmap_next(uint64_t s, void *arg)
+{
+	ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE && ntmm__pfn_shares(s) > 0);
+	uint64_t next = (s - NTMM__PFN_SHARE_ONE) | *(const uint64_t *)arg;
+	if (ntmm__pfn_shares(next) == 0) /* TRANSITION with the grace reference */
+		next = ntmm__pfn_relocate(next, NTMM__LOC_TRANSITION) + NTMM__PFN_REF_ONE;
+	return next;
+}
+
 bool ntmm__page_unmap(ntmm_engine_t *e, ntmm__pfn_t pfn, bool dirty, bool deleted)
 {
-	ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfn);
-	uint64_t s = load_state(p);
-	for (;;) {
-		ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE && ntmm__pfn_shares(s) > 0);
-		uint64_t next = (s - NTMM__PFN_SHARE_ONE) | (dirty ? NTMM__PFN_MODIFIED : 0) |
-		                (deleted ? NTMM__PFN_DELETED : 0);
-		bool last = ntmm__pfn_shares(next) == 0;
-		if (last) /* TRANSITION with the grace reference release_batch drops */
-			next = ntmm__pfn_relocate(next, NTMM__LOC_TRANSITION) + NTMM__PFN_REF_ONE;
-		if (ntmm__pfn_cas(p, &s, next))
-			return last;
-	}
+	uint64_t add = (dirty ? NTMM__PFN_MODIFIED : 0) | (deleted ? NTMM__PFN_DELETED : 0);
+	uint64_t was = ntmm__pfn_update(ntmm__pfe(&e->phys, pfn), unmap_next, &add);
+	return ntmm__pfn_shares(was) == 1;
 }
 
 void ntmm__page_release_batch(ntmm_engine_t *e, const ntmm__pfn_t *pfns, size_t n)
@@ -190,26 +194,62 @@ static int standby_lock_owned(ntmm__node_t *n, ntmm__pfn_entry_t *p, uint64_t s,
 	return LISTED_OWNED;
 }
 
+/* An owner's step on a TRANSITION frame (reclaim, delete_transition):
+   next() declines unless the word is TRANSITION, not DELETED and the frame
+   still names the owner's PTE; `seen` is the word it last looked at and
+   `why` why it declined. */
+enum { OWNED_NOT_TRANSITION, OWNED_NOT_OWNER, OWNED_BUSY };
+typedef struct owned_step {
+	const ntmm__pfn_entry_t *p;
+	uint64_t pte_addr;
+	bool write;
+	int why;
+	uint64_t seen;
+} owned_step_t;
+
+static inline bool transition_owned(uint64_t s, owned_step_t *c)
+{
+	c->seen = s;
+	if (ntmm__pfn_loc(s) != NTMM__LOC_TRANSITION) {
+		c->why = OWNED_NOT_TRANSITION;
+		return false;
+	}
+	/* relaxed: the acquire load of the word orders the owner's pte write */
+	if ((s & NTMM__PFN_DELETED) ||
+	    atomic_load_explicit(&c->p->pte, memory_order_relaxed) != c->pte_addr) {
+		c->why = OWNED_NOT_OWNER;
+		return false;
+	}
+	return true;
+}
+
+/* TRANSITION → ACTIVE share 1, unless in I/O a soft fault cannot share */
+static uint64_t reclaim_next(uint64_t s, void *arg)
+{
+	owned_step_t *c = arg;
+	if (!transition_owned(s, c))
+		return NTMM__PFN_DECLINE;
+	if ((s & NTMM__PFN_READ_IN_PROGRESS) || (c->write && (s & NTMM__PFN_WRITE_IN_PROGRESS))) {
+		c->why = OWNED_BUSY;
+		return NTMM__PFN_DECLINE;
+	}
+	return ntmm__pfn_relocate(s, NTMM__LOC_ACTIVE) + NTMM__PFN_SHARE_ONE;
+}
+
 int ntmm__page_reclaim(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr, bool write)
 {
 	ntmm__phys_t *ph = &e->phys;
 	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
 	for (;;) {
-		uint64_t s = load_state(p);
+		owned_step_t c = {.p = p, .pte_addr = pte_addr, .write = write};
+		if (ntmm__pfn_update(p, reclaim_next, &c) != NTMM__PFN_DECLINE)
+			return 0;
+		if (c.why == OWNED_NOT_OWNER)
+			return NTMM_ECONFLICT;
+		if (c.why == OWNED_BUSY)
+			return NTMM_EBUSY;
+		uint64_t s = c.seen;
 		unsigned loc = ntmm__pfn_loc(s);
-		if (loc == NTMM__LOC_TRANSITION) {
-			if ((s & NTMM__PFN_DELETED) ||
-			    atomic_load_explicit(&p->pte, memory_order_relaxed) != pte_addr)
-				return NTMM_ECONFLICT;
-			if ((s & NTMM__PFN_READ_IN_PROGRESS) ||
-			    (write && (s & NTMM__PFN_WRITE_IN_PROGRESS)))
-				return NTMM_EBUSY;
-			uint64_t next =
-			    ntmm__pfn_relocate(s, NTMM__LOC_ACTIVE) + NTMM__PFN_SHARE_ONE;
-			if (ntmm__pfn_cas(p, &s, next))
-				return 0;
-			continue;
-		}
 		if (!on_standby_lists(loc))
 			return NTMM_ECONFLICT;
 		ntmm__node_t *n = &ph->nodes[ntmm__pfn_node(ph, pfn)];
@@ -229,22 +269,25 @@ int ntmm__page_reclaim(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr, boo
 	}
 }
 
+/* TRANSITION (referenced: grace, pin or I/O) → DELETED: the last drop
+   frees it */
+static uint64_t delete_next(uint64_t s, void *arg)
+{
+	return transition_owned(s, arg) ? s | NTMM__PFN_DELETED : NTMM__PFN_DECLINE;
+}
+
 bool ntmm__page_delete_transition(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr)
 {
 	ntmm__phys_t *ph = &e->phys;
 	ntmm__pfn_entry_t *p = ntmm__pfe(ph, pfn);
 	for (;;) {
-		uint64_t s = load_state(p);
+		owned_step_t c = {.p = p, .pte_addr = pte_addr};
+		if (ntmm__pfn_update(p, delete_next, &c) != NTMM__PFN_DECLINE)
+			return true;
+		if (c.why == OWNED_NOT_OWNER)
+			return false;
+		uint64_t s = c.seen;
 		unsigned loc = ntmm__pfn_loc(s);
-		if (loc == NTMM__LOC_TRANSITION) {
-			if ((s & NTMM__PFN_DELETED) ||
-			    atomic_load_explicit(&p->pte, memory_order_relaxed) != pte_addr)
-				return false;
-			/* referenced (grace, pin or I/O): the last drop frees it */
-			if (ntmm__pfn_cas(p, &s, s | NTMM__PFN_DELETED))
-				return true;
-			continue;
-		}
 		if (!on_standby_lists(loc))
 			return false;
 		ntmm__node_t *n = &ph->nodes[ntmm__pfn_node(ph, pfn)];
@@ -266,15 +309,18 @@ bool ntmm__page_delete_transition(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pt
 	}
 }
 
+static uint64_t ref_next(uint64_t s, void *arg)
+{
+	(void)arg;
+	ntmm__assert(
+	    (ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE || ntmm__pfn_loc(s) == NTMM__LOC_TRANSITION) &&
+	    ntmm__pfn_refs(s) < 0xffff);
+	return s + NTMM__PFN_REF_ONE;
+}
+
 void ntmm__page_ref(ntmm_engine_t *e, ntmm__pfn_t pfn)
 {
-	ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfn);
-	uint64_t s = load_state(p);
-	do {
-		ntmm__assert((ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE ||
-		              ntmm__pfn_loc(s) == NTMM__LOC_TRANSITION) &&
-		             ntmm__pfn_refs(s) < 0xffff);
-	} while (!ntmm__pfn_cas(p, &s, s + NTMM__PFN_REF_ONE));
+	ntmm__pfn_update(ntmm__pfe(&e->phys, pfn), ref_next, NULL);
 }
 
 void ntmm__page_unref(ntmm_engine_t *e, ntmm__pfn_t pfn)
@@ -282,43 +328,49 @@ void ntmm__page_unref(ntmm_engine_t *e, ntmm__pfn_t pfn)
 	drop_ref(e, pfn, false);
 }
 
+static uint64_t set_mapped_next(uint64_t s, void *arg)
+{
+	(void)arg;
+	if (s & NTMM__PFN_MAPPED)
+		return NTMM__PFN_DECLINE;
+	ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE ||
+	             ntmm__pfn_loc(s) == NTMM__LOC_TRANSITION);
+	return s | NTMM__PFN_MAPPED;
+}
+
 void ntmm__page_set_mapped(ntmm_engine_t *e, ntmm__pfn_t pfn)
 {
-	ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfn);
-	uint64_t s = load_state(p);
-	while (!(s & NTMM__PFN_MAPPED)) {
-		unsigned loc = ntmm__pfn_loc(s);
-		ntmm__assert(loc == NTMM__LOC_ACTIVE || loc == NTMM__LOC_TRANSITION);
-		(void)loc;
-		if (ntmm__pfn_cas(p, &s, s | NTMM__PFN_MAPPED))
-			return;
-	}
+	ntmm__pfn_update(ntmm__pfe(&e->phys, pfn), set_mapped_next, NULL);
+}
+
+static uint64_t set_modified_next(uint64_t s, void *arg)
+{
+	(void)arg;
+	if (s & NTMM__PFN_MODIFIED)
+		return NTMM__PFN_DECLINE;
+	ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE);
+	return s | NTMM__PFN_MODIFIED;
 }
 
 void ntmm__page_set_modified(ntmm_engine_t *e, ntmm__pfn_t pfn)
 {
-	ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfn);
-	uint64_t s = load_state(p);
-	while (!(s & NTMM__PFN_MODIFIED)) {
-		ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE);
-		if (ntmm__pfn_cas(p, &s, s | NTMM__PFN_MODIFIED))
-			break;
-	}
+	ntmm__pfn_update(ntmm__pfe(&e->phys, pfn), set_modified_next, NULL);
+}
+
+/* arg: the priority, in place (NTMM__PFN_PRIO_MASK bits) */
+static uint64_t set_priority_next(uint64_t s, void *arg)
+{
+	unsigned loc = ntmm__pfn_loc(s);
+	if (loc != NTMM__LOC_ACTIVE && loc != NTMM__LOC_TRANSITION)
+		return NTMM__PFN_DECLINE;
+	uint64_t next = (s & ~NTMM__PFN_PRIO_MASK) | *(const uint64_t *)arg;
+	return next == s ? NTMM__PFN_DECLINE : next;
 }
 
 void ntmm__page_set_priority(ntmm_engine_t *e, ntmm__pfn_t pfn, unsigned prio)
 {
-	ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfn);
-	uint64_t s = load_state(p);
-	for (;;) {
-		unsigned loc = ntmm__pfn_loc(s);
-		if (loc != NTMM__LOC_ACTIVE && loc != NTMM__LOC_TRANSITION)
-			return;
-		uint64_t next =
-		    (s & ~NTMM__PFN_PRIO_MASK) | ((uint64_t)(prio & 7) << NTMM__PFN_PRIO_SHIFT);
-		if (next == s || ntmm__pfn_cas(p, &s, next))
-			return;
-	}
+	uint64_t bits = (uint64_t)(prio & 7) << NTMM__PFN_PRIO_SHIFT;
+	ntmm__pfn_update(ntmm__pfe(&e->phys, pfn), set_priority_next, &bits);
 }
 
 static size_t writer_take(ntmm_engine_t *e, int node, ntmm__pfn_t *pfns, size_t max, bool mapped);
@@ -362,23 +414,24 @@ static size_t writer_take(ntmm_engine_t *e, int node, ntmm__pfn_t *pfns, size_t 
 	return k;
 }
 
+/* arg: the flags the write's end adds (MODIFIED if it failed) */
+static uint64_t write_end_next(uint64_t s, void *arg)
+{
+	ntmm__assert(s & NTMM__PFN_WRITE_IN_PROGRESS);
+	return (s & ~NTMM__PFN_WRITE_IN_PROGRESS) | *(const uint64_t *)arg;
+}
+
 void ntmm__page_writer_done(ntmm_engine_t *e, const ntmm__pfn_t *pfns, const uint64_t *new_original,
                             size_t n, bool ok)
 {
+	uint64_t add = ok ? 0 : NTMM__PFN_MODIFIED;
 	for (size_t i = 0; i < n; i++) {
 		ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfns[i]);
 		if (ok && new_original)
-			/* relaxed: published by the release CAS below */
+			/* relaxed: published by the release CAS of the update */
 			atomic_store_explicit(&p->original_pte, new_original[i],
 			                      memory_order_relaxed);
-		uint64_t s = load_state(p);
-		for (;;) {
-			ntmm__assert(s & NTMM__PFN_WRITE_IN_PROGRESS);
-			uint64_t next =
-			    (s & ~NTMM__PFN_WRITE_IN_PROGRESS) | (ok ? 0 : NTMM__PFN_MODIFIED);
-			if (ntmm__pfn_cas(p, &s, next))
-				break;
-		}
+		ntmm__pfn_update(p, write_end_next, &add);
 	}
 	drop_refs(e, pfns, n, true);
 }
@@ -402,28 +455,25 @@ void ntmm__page_read_begin(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte_addr,
 	                    NTMM__PFN_REF_ONE);
 }
 
+/* arg: whether the read succeeded */
+static uint64_t read_end_next(uint64_t s, void *arg)
+{
+	bool ok = *(const bool *)arg;
+	ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_TRANSITION && (s & NTMM__PFN_READ_IN_PROGRESS));
+	uint64_t cleared = s & ~NTMM__PFN_READ_IN_PROGRESS;
+	if (ok && !(s & NTMM__PFN_DELETED)) /* the I/O reference becomes the share */
+		return ntmm__pfn_relocate(cleared, NTMM__LOC_ACTIVE) - NTMM__PFN_REF_ONE +
+		       NTMM__PFN_SHARE_ONE;
+	return cleared | NTMM__PFN_DELETED | (ok ? 0 : NTMM__PFN_IN_PAGE_ERROR);
+}
+
 int ntmm__page_read_done(ntmm_engine_t *e, ntmm__pfn_t pfn, bool ok)
 {
-	ntmm__pfn_entry_t *p = ntmm__pfe(&e->phys, pfn);
-	uint64_t s = load_state(p);
-	for (;;) {
-		ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_TRANSITION &&
-		             (s & NTMM__PFN_READ_IN_PROGRESS));
-		uint64_t cleared = s & ~NTMM__PFN_READ_IN_PROGRESS;
-		if (ok && !(s & NTMM__PFN_DELETED)) {
-			/* the I/O reference becomes the faulting thread's share */
-			uint64_t next = ntmm__pfn_relocate(cleared, NTMM__LOC_ACTIVE) -
-			                NTMM__PFN_REF_ONE + NTMM__PFN_SHARE_ONE;
-			/* seq_cst: the fault skips the in-page signal when no
-			   waiter is counted (ntmm__inpage_wait) */
-			if (ntmm__pfn_cas_sc(p, &s, next))
-				return 0;
-			continue;
-		}
-		uint64_t next = cleared | NTMM__PFN_DELETED | (ok ? 0 : NTMM__PFN_IN_PAGE_ERROR);
-		if (ntmm__pfn_cas_sc(p, &s, next))
-			break;
-	}
+	/* seq_cst: the fault skips the in-page signal when no waiter is
+	   counted (ntmm__inpage_wait) */
+	uint64_t was = ntmm__pfn_update_sc(ntmm__pfe(&e->phys, pfn), read_end_next, &ok);
+	if (ok && !(was & NTMM__PFN_DELETED))
+		return 0;
 	drop_ref(e, pfn, false); /* frees it unless someone still holds a reference */
 	return ok ? NTMM_ECONFLICT : NTMM_EIO;
 }

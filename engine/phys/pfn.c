@@ -69,6 +69,36 @@ bool ntmm__pfn_legal(uint64_t from, uint64_t to)
 	return ntmm__pfn_word_ok(to);
 }
 
+/* |a - b| <= 1 for two 16-bit counts */
+static bool count_step(unsigned a, unsigned b)
+{
+	return a == b || a + 1 == b || b + 1 == a;
+}
+
+bool ntmm__pfn_step_ok(const ntmm__pfn_entry_t *p, uint64_t from, uint64_t to)
+{
+	if (!ntmm__pfn_word_ok(from) || !ntmm__pfn_word_ok(to))
+		return false;
+	if (!count_step(ntmm__pfn_refs(from), ntmm__pfn_refs(to)) ||
+	    !count_step(ntmm__pfn_shares(from), ntmm__pfn_shares(to)))
+		return false;
+	unsigned loc = ntmm__pfn_loc(to);
+	bool io_frame = loc == NTMM__LOC_ACTIVE || loc == NTMM__LOC_TRANSITION;
+	if (to & NTMM__PFN_READ_IN_PROGRESS) {
+		/* relaxed: read_begin wrote pte before publishing the word */
+		if (loc != NTMM__LOC_TRANSITION || ntmm__pfn_refs(to) == 0 ||
+		    (to & NTMM__PFN_WRITE_IN_PROGRESS) ||
+		    atomic_load_explicit(&p->pte, memory_order_relaxed) == 0)
+			return false;
+	}
+	if ((to & NTMM__PFN_WRITE_IN_PROGRESS) && (!io_frame || ntmm__pfn_refs(to) == 0))
+		return false;
+	if ((to & NTMM__PFN_IN_PAGE_ERROR) &&
+	    (loc != NTMM__LOC_TRANSITION || !(to & NTMM__PFN_DELETED)))
+		return false;
+	return true;
+}
+
 int ntmm__pfn_transition(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t *expected, uint64_t desired)
 {
 	if (!e || pfn >= e->phys.nframes || !expected)

@@ -335,18 +335,38 @@ static inline void *ntmm__frame(const ntmm__phys_t *ph, ntmm__pfn_t pfn)
 	return ph->host + ((size_t)pfn << NTMM__PAGE_SHIFT);
 }
 
-/* The engine's own state changes (inline: the hot path); the debug build asserts each one
-   is legal. cas: compare-exchange (acq_rel; failure reloads *old,
-   acquire). store: for frames the caller holds exclusively (list lock,
-   cache slot or zero batch), release. */
+/* The engine's own state changes (inline: the hot path). Every change is
+   checked in debug builds: ntmm__assert that it is legal (ntmm__pfn_legal:
+   location move, generation, the new word's counts and flags), and in the
+   expensive tier (NTMM_DEBUG >= 2, the debug preset) the whole step
+   (ntmm__pfn_step_ok). cas: compare-exchange (acq_rel; failure reloads
+   *old, acquire). store: for frames the caller holds exclusively (list
+   lock, cache slot or zero batch), release. */
 static inline uint64_t ntmm__pfn_relocate(uint64_t s, unsigned loc)
 {
 	return ((s & ~NTMM__PFN_LOC_MASK) | loc) + NTMM__PFN_GEN_ONE;
 }
 bool ntmm__pfn_legal(uint64_t from, uint64_t to);
+/* The expensive per-transition check of entry p going from → to: both
+   words satisfy their location's invariants (ntmm__pfn_word_ok: so a word
+   some path wrote unchecked is caught at the next change), no count moves
+   by more than one (a borrow or wrap between the packed counts shows as a
+   jump), READ_IN_PROGRESS only in TRANSITION with a reference and the PTE
+   being read named in the entry, WRITE_IN_PROGRESS only on an ACTIVE or
+   TRANSITION frame holding its I/O reference and never with
+   READ_IN_PROGRESS, IN_PAGE_ERROR only on a DELETED TRANSITION frame. */
+bool ntmm__pfn_step_ok(const ntmm__pfn_entry_t *p, uint64_t from, uint64_t to);
+static inline void ntmm__pfn_check(const ntmm__pfn_entry_t *p, uint64_t from, uint64_t to)
+{
+	ntmm__assert(ntmm__pfn_legal(from, to));
+	ntmm__assert_expensive(ntmm__pfn_step_ok(p, from, to));
+	(void)p;
+	(void)from;
+	(void)to;
+}
 static inline bool ntmm__pfn_cas(ntmm__pfn_entry_t *p, uint64_t *old, uint64_t desired)
 {
-	ntmm__assert(ntmm__pfn_legal(*old, desired));
+	ntmm__pfn_check(p, *old, desired);
 	/* acq_rel: release publishes the pte/original_pte/link writes made
 	   before the change; acquire pairs with the previous changer's release
 	   so the new holder sees them. */
@@ -358,19 +378,60 @@ static inline bool ntmm__pfn_cas(ntmm__pfn_entry_t *p, uint64_t *old, uint64_t d
    sees no waiter counted. The same instruction as acq_rel on x86. */
 static inline bool ntmm__pfn_cas_sc(ntmm__pfn_entry_t *p, uint64_t *old, uint64_t desired)
 {
-	ntmm__assert(ntmm__pfn_legal(*old, desired));
+	ntmm__pfn_check(p, *old, desired);
 	return atomic_compare_exchange_strong_explicit(&p->state, old, desired,
 	                                               memory_order_seq_cst, memory_order_seq_cst);
 }
 static inline void ntmm__pfn_store(ntmm__pfn_entry_t *p, uint64_t old, uint64_t desired)
 {
-	ntmm__assert(ntmm__pfn_legal(old, desired));
+	ntmm__pfn_check(p, old, desired);
 	ntmm__assert(atomic_load_explicit(&p->state, memory_order_relaxed) == old);
-	(void)old;
 	/* release: pairs with the acquire load of whoever next takes the frame
 	   (list lock or slot flag already order it; this keeps lock-free
 	   readers such as reclaim and the gauges coherent too) */
 	atomic_store_explicit(&p->state, desired, memory_order_release);
+}
+
+/*
+ * The one read-modify-CAS loop for a state word that any thread may change
+ * (ACTIVE and TRANSITION frames). next(s, arg) returns the word that
+ * should replace s, or NTMM__PFN_DECLINE to leave the word as it is (it
+ * may record why in *arg); it must have no other effect, since it runs
+ * again with the new word each time the CAS loses a race. Each change is
+ * checked as ntmm__pfn_cas checks it. Returns the word replaced, or
+ * NTMM__PFN_DECLINE when next() declined (nothing changed). _sc: the
+ * change is seq_cst (see ntmm__pfn_cas_sc).
+ *
+ * For loops that take or drop a list lock between attempts (a move onto
+ * or off a list) the CAS stays in the caller: the lock, not the loop, is
+ * what such a retry has to get right.
+ */
+#define NTMM__PFN_DECLINE UINT64_MAX /* location 15: never a state word */
+typedef uint64_t ntmm__pfn_next_fn(uint64_t s, void *arg);
+
+__attribute__((always_inline)) static inline uint64_t
+ntmm__pfn_update_mo(ntmm__pfn_entry_t *p, ntmm__pfn_next_fn *next, void *arg, bool sc)
+{
+	/* acquire: pairs with the release of the last change, so pte and
+	   original_pte written before it are seen by next() */
+	uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
+	for (;;) {
+		uint64_t to = next(s, arg);
+		if (to == NTMM__PFN_DECLINE)
+			return to;
+		if (sc ? ntmm__pfn_cas_sc(p, &s, to) : ntmm__pfn_cas(p, &s, to))
+			return s;
+	}
+}
+__attribute__((always_inline)) static inline uint64_t
+ntmm__pfn_update(ntmm__pfn_entry_t *p, ntmm__pfn_next_fn *next, void *arg)
+{
+	return ntmm__pfn_update_mo(p, next, arg, false);
+}
+__attribute__((always_inline)) static inline uint64_t
+ntmm__pfn_update_sc(ntmm__pfn_entry_t *p, ntmm__pfn_next_fn *next, void *arg)
+{
+	return ntmm__pfn_update_mo(p, next, arg, true);
 }
 /* The count and flag invariants a state word must satisfy in its location. */
 bool ntmm__pfn_word_ok(uint64_t s);

@@ -38,17 +38,16 @@
 
 /* Share +1 on an ACTIVE frame whose prototype is valid (stripe lock held:
    the share cannot reach 0 meanwhile). */
+static uint64_t add_share_next(uint64_t s, void *arg)
+{
+	(void)arg;
+	ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE && ntmm__pfn_shares(s) > 0);
+	return s + NTMM__PFN_SHARE_ONE;
+}
+
 static void add_share(ntmm_engine_t *e, ntmm__pfn_t pfn)
 {
-	ntmm__pfn_entry_t *pe = ntmm__vpfn(e, pfn);
-	uint64_t s = atomic_load_explicit(&pe->state, memory_order_acquire);
-	for (;;) {
-		ntmm__assert(ntmm__pfn_loc(s) == NTMM__LOC_ACTIVE && ntmm__pfn_shares(s) > 0);
-		if (atomic_compare_exchange_weak_explicit(&pe->state, &s, s + NTMM__PFN_SHARE_ONE,
-		                                          memory_order_acq_rel,
-		                                          memory_order_acquire))
-			return;
-	}
+	ntmm__pfn_update(ntmm__vpfn(e, pfn), add_share_next, NULL);
 }
 
 /* Starts the read of prototype `proto` (value old) into a new frame; false

@@ -211,14 +211,16 @@ typedef struct held {
 	bool reclaimed; /* taken off the mapped Modified list (else referenced) */
 } held_t;
 
+static uint64_t clear_modified_next(uint64_t s, void *arg)
+{
+	(void)arg;
+	return (s & NTMM__PFN_MODIFIED) ? s & ~NTMM__PFN_MODIFIED : NTMM__PFN_DECLINE;
+}
+
+/* true if the frame was MODIFIED (and is now clean) */
 static bool clear_modified(ntmm_engine_t *e, ntmm__pfn_t pfn)
 {
-	ntmm__pfn_entry_t *pe = ntmm__vpfn(e, pfn);
-	uint64_t s = atomic_load_explicit(&pe->state, memory_order_acquire);
-	while (s & NTMM__PFN_MODIFIED)
-		if (ntmm__pfn_cas(pe, &s, s & ~NTMM__PFN_MODIFIED))
-			return true;
-	return false;
+	return ntmm__pfn_update(ntmm__vpfn(e, pfn), clear_modified_next, NULL) != NTMM__PFN_DECLINE;
 }
 
 /* Holds segment page idx for a write if it is dirty: true with *h. */
