@@ -6,8 +6,9 @@
  * file and the pool's address space) to disturb the tests after it.
  *
  * The teardown first closes any access section the failed body left open
- * (ntmm_engine_destroy aborts inside one), then unregisters the thread
- * and destroys the engine, which frees its live processes and pins.
+ * (ntmm_engine_destroy aborts inside one), then unregisters the thread if
+ * its setup registered it and destroys the engine, which frees its live
+ * processes and pins.
  */
 #ifndef NTMM_TEST_FIXTURE_H
 #define NTMM_TEST_FIXTURE_H
@@ -24,8 +25,18 @@ static inline void fixture_close_sections(ntmm_engine_t *e)
 		ntmm_access_end(e);
 }
 
-/* What every teardown does with its engine (NULL: nothing). */
+/* What a teardown does with an engine it made without registering the
+   thread (NULL: nothing). */
 static inline void fixture_engine_destroy(ntmm_engine_t *e)
+{
+	if (!e)
+		return;
+	fixture_close_sections(e);
+	ntmm_engine_destroy(e);
+}
+
+/* The same for an engine whose setup registered the calling thread. */
+static inline void fixture_engine_release(ntmm_engine_t *e)
 {
 	if (!e)
 		return;

@@ -2,6 +2,26 @@
    accepted, everything else is refused, and the checked transition never
    changes a word it refuses. */
 #include "phys_testutil.h"
+#include "fixture.h"
+
+/* The engine of each test that needs one comes from its setup; the
+   teardown destroys it even after a failed assert. */
+static struct {
+	ntmm_engine_t *e;
+} fx;
+
+static int setup_4mib(void **state)
+{
+	fx.e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	*state = fx.e;
+	return 0;
+}
+static int teardown(void **state)
+{
+	fixture_engine_destroy(fx.e);
+	fx.e = NULL;
+	return 0;
+}
 
 #define L(x) NTMM__LOC_##x
 #define NLOC 9
@@ -83,7 +103,7 @@ static void count_invariants_are_enforced(void **state)
 
 static void checked_transition_refuses_without_changing(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	ntmm__pfn_t pfn = must_alloc(e, NTMM__ALLOC_ZERO);
 	uint64_t s = st(e, pfn), exp = s;
 	/* ACTIVE → STANDBY skips TRANSITION: illegal */
@@ -114,7 +134,6 @@ static void checked_transition_refuses_without_changing(void **state)
 	assert_int_equal(ntmm_audit(e), 0);
 	assert_int_equal(ntmm__pfn_transition(e, (ntmm__pfn_t)e->phys.nframes, &exp, s),
 	                 NTMM_EINVAL);
-	ntmm_engine_destroy(e);
 }
 
 static void pfn_entry_is_at_most_32_bytes(void **state)
@@ -124,14 +143,13 @@ static void pfn_entry_is_at_most_32_bytes(void **state)
 
 static void host_and_pfn_translate_both_ways(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	ntmm__pfn_t pfn = must_alloc(e, 0);
 	uint8_t *h = ntmm__pfn_host(e, pfn);
 	assert_int_equal(ntmm__host_pfn(e, h), pfn);
 	assert_int_equal(ntmm__host_pfn(e, h + 4095), pfn);
 	assert_int_equal(ntmm__host_pfn(e, &pfn), NTMM__PFN_NONE);
 	ntmm__page_free(e, pfn);
-	ntmm_engine_destroy(e);
 }
 
 int main(void)
@@ -140,9 +158,10 @@ int main(void)
 	    cmocka_unit_test(every_location_pair_follows_the_table),
 	    cmocka_unit_test(a_location_change_must_bump_the_generation),
 	    cmocka_unit_test(count_invariants_are_enforced),
-	    cmocka_unit_test(checked_transition_refuses_without_changing),
+	    cmocka_unit_test_setup_teardown(checked_transition_refuses_without_changing, setup_4mib,
+	                                    teardown),
 	    cmocka_unit_test(pfn_entry_is_at_most_32_bytes),
-	    cmocka_unit_test(host_and_pfn_translate_both_ways),
+	    cmocka_unit_test_setup_teardown(host_and_pfn_translate_both_ways, setup_4mib, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

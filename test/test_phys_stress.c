@@ -5,6 +5,26 @@
    survives until it frees), zero requests always see zeros, and the audit
    holds at the end. */
 #include "phys_testutil.h"
+#include "fixture.h"
+
+/* The engine of each test that needs one comes from its setup; the
+   teardown destroys it even after a failed assert. */
+static struct {
+	ntmm_engine_t *e;
+} fx;
+
+static int setup_8mib_threads(void **state)
+{
+	fx.e = phys_engine(8, NULL, NTMM_BACKING_AUTO, 1);
+	*state = fx.e;
+	return 0;
+}
+static int teardown(void **state)
+{
+	fixture_engine_destroy(fx.e);
+	fx.e = NULL;
+	return 0;
+}
 
 #define THREADS 6
 
@@ -72,7 +92,7 @@ static void *alloc_free_worker(void *arg)
 
 static void many_threads_never_share_a_frame(void **state)
 {
-	ntmm_engine_t *e = phys_engine(8, NULL, NTMM_BACKING_AUTO, 1);
+	ntmm_engine_t *e = *state;
 	worker_t w[THREADS];
 	for (int i = 0; i < THREADS; i++)
 		w[i] = (worker_t){e, i, scaled(100000)};
@@ -84,7 +104,6 @@ static void many_threads_never_share_a_frame(void **state)
 	ntmm_stats_get(e, &s);
 	assert_int_equal(s.active_pages, 0);
 	assert_int_equal(s.frame_allocs, s.frame_frees);
-	ntmm_engine_destroy(e);
 }
 
 static void *pressure_worker(void *arg)
@@ -290,7 +309,8 @@ static void trim_reclaim_repurpose_and_write_race_safely(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(many_threads_never_share_a_frame),
+	    cmocka_unit_test_setup_teardown(many_threads_never_share_a_frame, setup_8mib_threads,
+	                                    teardown),
 	    cmocka_unit_test(exhausted_pool_under_contention_stays_consistent),
 	    cmocka_unit_test(trim_reclaim_repurpose_and_write_race_safely),
 	};

@@ -29,7 +29,7 @@ static int setup_4mib(void **s)
 }
 static int teardown(void **s)
 {
-	fixture_engine_destroy(fx.e);
+	fixture_engine_release(fx.e);
 	fx.e = NULL;
 	return 0;
 }
@@ -562,7 +562,7 @@ static void engine_destroy_frees_live_processes(void **s)
 	fill(q, b, 32, 2);
 	assert_int_equal(ntmm_audit(e), 0);
 	fx.e = NULL; /* destroyed here, p and q live: ASan's leak check is the assertion */
-	fixture_engine_destroy(e);
+	fixture_engine_release(e);
 }
 
 int main(void)
