@@ -2,6 +2,8 @@
    accepted, everything else is refused, and the checked transition never
    changes a word it refuses. */
 #include "phys_testutil.h"
+
+#include <sys/mman.h>
 #include "fixture.h"
 
 /* The engine of each test that needs one comes from its setup; the
@@ -13,6 +15,12 @@ static struct {
 static int setup_4mib(void **state)
 {
 	fx.e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	*state = fx.e;
+	return 0;
+}
+static int setup_16mib(void **state)
+{
+	fx.e = phys_engine(16, NULL, NTMM_BACKING_AUTO, 0);
 	*state = fx.e;
 	return 0;
 }
@@ -136,9 +144,47 @@ static void checked_transition_refuses_without_changing(void **state)
 	                 NTMM_EINVAL);
 }
 
-static void pfn_entry_is_at_most_32_bytes(void **state)
+/* Host pages of [p, p + bytes) that are resident (mincore). */
+static size_t resident_pages(const void *p, size_t bytes)
 {
-	assert_true(sizeof(ntmm__pfn_entry_t) <= 32);
+	size_t n = bytes / 4096, r = 0;
+	unsigned char *v = malloc(n);
+	assert_int_equal(mincore((void *)p, bytes, v), 0);
+	for (size_t i = 0; i < n; i++)
+		r += v[i] & 1;
+	free(v);
+	return r;
+}
+
+/* The PFN database costs memory only for the chunks the pool has used,
+   and at most 32 bytes per frame of them (DESIGN.md §3): counted in the
+   host pages that back it, not in sizeof. */
+static void pfn_database_costs_at_most_32_bytes_a_frame_of_used_chunks(void **state)
+{
+	ntmm_engine_t *e = *state;
+	ntmm__phys_t *ph = &e->phys;
+	size_t chunk_db = NTMM__CHUNK_FRAMES * 32; /* the most a chunk may cost */
+	assert_true(ph->nchunks >= 8);
+	ntmm__pfn_t held[NTMM__CHUNK_FRAMES + 1];
+	for (size_t i = 0; i < NTMM__CHUNK_FRAMES + 1; i++) /* two chunks' worth */
+		held[i] = must_alloc(e, 0);
+	/* the reservation: at most 32 bytes a frame of the whole pool */
+	size_t span = ph->db_bytes / ph->nchunks;
+	assert_true(span <= chunk_db && span % 4096 == 0);
+	uint32_t used = 0;
+	for (uint32_t c = 0; c < ph->nchunks; c++) {
+		if (ntmm__pfn_populated(ph, (ntmm__pfn_t)c * NTMM__CHUNK_FRAMES))
+			used++;
+		else /* an unused chunk's entries cost nothing */
+			assert_int_equal(resident_pages((uint8_t *)ph->pfndb + c * span, span), 0);
+	}
+	assert_true(used >= 2 && used < ph->nchunks);
+	size_t resident = resident_pages(ph->pfndb, ph->db_bytes) * 4096;
+	assert_true(resident > 0);
+	assert_true(resident <= used * chunk_db);
+	for (size_t i = 0; i < NTMM__CHUNK_FRAMES + 1; i++)
+		ntmm__page_free(e, held[i]);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 static void host_and_pfn_translate_both_ways(void **state)
@@ -160,7 +206,8 @@ int main(void)
 	    cmocka_unit_test(count_invariants_are_enforced),
 	    cmocka_unit_test_setup_teardown(checked_transition_refuses_without_changing, setup_4mib,
 	                                    teardown),
-	    cmocka_unit_test(pfn_entry_is_at_most_32_bytes),
+	    cmocka_unit_test_setup_teardown(
+	        pfn_database_costs_at_most_32_bytes_a_frame_of_used_chunks, setup_16mib, teardown),
 	    cmocka_unit_test_setup_teardown(host_and_pfn_translate_both_ways, setup_4mib, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
