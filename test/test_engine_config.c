@@ -1,7 +1,9 @@
 /* Engine configuration: defaults, environment overrides, bad configs. */
 #include "testutil.h"
 
+#include <limits.h>
 #include <ntmm/stats.h>
+#include <stdbool.h>
 #include <string.h>
 
 static void defaults_are_the_documented_ones(void **state)
@@ -69,14 +71,51 @@ static void bad_configs_are_einval(void **state)
 	assert_int_equal(ntmm_engine_create(&c, NULL), NTMM_EINVAL);
 }
 
-static void strerror_names_every_code(void **state)
+/* Every code of the NTMM_ERRORS list (the one the enum and ntmm_strerror
+   are made from, so a code added there is checked here with no edit) is
+   negative and has its own text, which names the code; 0 is "success" and
+   a code outside the list is "unknown ntmm error". */
+#define LISTED(name, value, text) {NTMM_##name, "NTMM_" #name ": "},
+static const struct {
+	int code;
+	const char *prefix;
+} listed[] = {NTMM_ERRORS(LISTED)};
+#undef LISTED
+#define NLISTED (sizeof(listed) / sizeof(listed[0]))
+
+static bool is_listed(int code)
 {
-	int codes[] = {NTMM_EINVAL,    NTMM_ENOMEM, NTMM_ECOMMIT, NTMM_EACCESS, NTMM_EGUARD,
-	               NTMM_ECONFLICT, NTMM_EIO,    NTMM_EBUSY,   NTMM_ENOTSUP};
-	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
-		assert_non_null(strstr(ntmm_strerror(codes[i]), "NTMM_E"));
+	for (size_t i = 0; i < NLISTED; i++)
+		if (listed[i].code == code)
+			return true;
+	return false;
+}
+
+static void strerror_gives_each_listed_code_its_own_text(void **state)
+{
+	assert_true(NLISTED >= 9);
+	for (size_t i = 0; i < NLISTED; i++) {
+		const char *t = ntmm_strerror(listed[i].code);
+		assert_true(listed[i].code < 0);
+		assert_non_null(t);
+		/* "NTMM_EINVAL: invalid argument ...": its own name, then a text */
+		assert_int_equal(strncmp(t, listed[i].prefix, strlen(listed[i].prefix)), 0);
+		assert_true(strlen(t) > strlen(listed[i].prefix));
+		for (size_t j = 0; j < i; j++) {
+			assert_int_not_equal(listed[i].code, listed[j].code);
+			assert_string_not_equal(t, ntmm_strerror(listed[j].code));
+		}
+	}
 	assert_string_equal(ntmm_strerror(0), "success");
-	assert_string_equal(ntmm_strerror(-1000), "unknown ntmm error");
+	/* the codes just outside the list, on both sides, and far away */
+	int lo = 0;
+	for (size_t i = 0; i < NLISTED; i++)
+		lo = listed[i].code < lo ? listed[i].code : lo;
+	int unlisted[] = {lo - 1, 1, -1000, INT_MIN, INT_MAX};
+	for (size_t i = 0; i < sizeof(unlisted) / sizeof(unlisted[0]); i++) {
+		assert_false(is_listed(unlisted[i]));
+		assert_string_equal(ntmm_strerror(unlisted[i]), "unknown ntmm error");
+	}
 }
 
 static void engine_creates_and_destroys(void **state)
@@ -100,7 +139,7 @@ int main(void)
 	    cmocka_unit_test(defaults_are_the_documented_ones),
 	    cmocka_unit_test(environment_overrides_with_suffixes),
 	    cmocka_unit_test(bad_configs_are_einval),
-	    cmocka_unit_test(strerror_names_every_code),
+	    cmocka_unit_test(strerror_gives_each_listed_code_its_own_text),
 	    cmocka_unit_test(engine_creates_and_destroys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

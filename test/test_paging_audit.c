@@ -15,6 +15,33 @@
  * each engine is destroyed cleanly.
  */
 #include "paging_testutil.h"
+#include "fixture.h"
+
+/* The engine (and paging file) of each test that needs one comes from
+   its setup; the teardown destroys it even after a failed assert. */
+static paging_env_t fx;
+
+static int setup_8_32_64(void **state)
+{
+	fx = paging_env(8, 32, 64, false, false);
+	*state = &fx;
+	return 0;
+}
+static int setup_16_16_64_threads(void **state)
+{
+	fx = paging_env(16, 16, 64, true, false);
+	*state = &fx;
+	return 0;
+}
+static int teardown(void **state)
+{
+	if (fx.e) {
+		fixture_close_sections(fx.e);
+		paging_env_done(&fx);
+	}
+	fx = (paging_env_t){0};
+	return 0;
+}
 
 /* ntmm_audit passes, and the owners the slot audit counts are exactly the
    slots in use. */
@@ -72,7 +99,7 @@ static void make_room(ntmm_engine_t *e, ntmm_process_t *p)
 
 static void audit_counts_every_owner_through_overcommitted_paging(void **s)
 {
-	paging_env_t v = paging_env(8, 32, 64, false, false);
+	paging_env_t v = *(paging_env_t *)*s; /* the fixture's handles */
 	ntmm_process_t *p;
 	assert_int_equal(ntmm_process_create(v.e, &p), 0);
 	size_t n = 3 * v.e->phys.nframes; /* 3x the frames */
@@ -134,7 +161,6 @@ static void audit_counts_every_owner_through_overcommitted_paging(void **s)
 	r = audit_clean(v.e);
 	assert_int_equal(r.pte_refs + r.frame_refs, 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
-	paging_env_done(&v);
 }
 
 /* With the system threads running, the modified page writer drains the
@@ -142,7 +168,7 @@ static void audit_counts_every_owner_through_overcommitted_paging(void **s)
    between batches, so it never sees a batch's slots half owned. */
 static void audit_stays_exact_while_the_writer_drains(void **s)
 {
-	paging_env_t v = paging_env(16, 16, 64, true, false);
+	paging_env_t v = *(paging_env_t *)*s; /* the fixture's handles */
 	ntmm__mpw_t *mpw = &v.e->systhreads.mpw;
 	size_t high = atomic_load(&v.e->phys.modified_high);
 	size_t n = 4 * high;
@@ -175,7 +201,6 @@ static void audit_stays_exact_while_the_writer_drains(void **s)
 	/* a batch in flight frees its slots when it completes */
 	assert_true(WAIT_UNTIL(PSTAT(v.e, pagefile_pages) == 0, 60));
 	audit_clean(v.e);
-	paging_env_done(&v);
 }
 
 /* ----------------------------------------------------------- corruption */
@@ -353,8 +378,10 @@ static void pte_naming_no_paging_file_fails(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(audit_counts_every_owner_through_overcommitted_paging),
-	    cmocka_unit_test(audit_stays_exact_while_the_writer_drains),
+	    cmocka_unit_test_setup_teardown(audit_counts_every_owner_through_overcommitted_paging,
+	                                    setup_8_32_64, teardown),
+	    cmocka_unit_test_setup_teardown(audit_stays_exact_while_the_writer_drains,
+	                                    setup_16_16_64_threads, teardown),
 	    cmocka_unit_test(slot_allocated_without_an_owner_is_a_leak),
 	    cmocka_unit_test(pte_naming_a_freed_slot_fails),
 	    cmocka_unit_test(two_ptes_naming_one_slot_fail),

@@ -6,6 +6,27 @@
  * forward scan does (test_paging_core.c), and every byte comes back.
  */
 #include "paging_testutil.h"
+#include "fixture.h"
+
+/* The engine (and paging file) of each test that needs one comes from
+   its setup; the teardown destroys it even after a failed assert. */
+static paging_env_t fx;
+
+static int setup_8_4_16(void **state)
+{
+	fx = paging_env(8, 4, 16, false, false);
+	*state = &fx;
+	return 0;
+}
+static int teardown(void **state)
+{
+	if (fx.e) {
+		fixture_close_sections(fx.e);
+		paging_env_done(&fx);
+	}
+	fx = (paging_env_t){0};
+	return 0;
+}
 
 #define PAGES 128u
 
@@ -26,8 +47,7 @@ static unsigned leaves(uint64_t a, size_t n)
 
 static void a_backward_scan_reads_whole_clusters(void **s)
 {
-	(void)s;
-	paging_env_t v = paging_env(8, 4, 16, false, false);
+	paging_env_t v = *(paging_env_t *)*s; /* the fixture's handles */
 	ntmm_process_t *p;
 	assert_int_equal(ntmm_process_create(v.e, &p), 0);
 	uint64_t a = commit_pages(p, PAGES);
@@ -59,7 +79,6 @@ static void a_backward_scan_reads_whole_clusters(void **s)
 	assert_int_equal(ntmm_audit(v.e), 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
 	assert_int_equal(PSTAT(v.e, pagefile_pages), 0);
-	paging_env_done(&v);
 }
 
 /* The first page of a VAD: nothing before it is read (the cluster stops at
@@ -67,8 +86,7 @@ static void a_backward_scan_reads_whole_clusters(void **s)
    pages), the pages after it are. */
 static void the_backward_cluster_stops_at_the_vad(void **s)
 {
-	(void)s;
-	paging_env_t v = paging_env(8, 4, 16, false, false);
+	paging_env_t v = *(paging_env_t *)*s; /* the fixture's handles */
 	ntmm_process_t *p;
 	assert_int_equal(ntmm_process_create(v.e, &p), 0);
 	/* two adjacent VADs, written out together: their slots are adjacent */
@@ -98,14 +116,15 @@ static void the_backward_cluster_stops_at_the_vad(void **s)
 	assert_int_equal(PSTAT(v.e, read_ios) - ios0, 2);
 	assert_int_equal(ntmm_audit(v.e), 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
-	paging_env_done(&v);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(a_backward_scan_reads_whole_clusters),
-	    cmocka_unit_test(the_backward_cluster_stops_at_the_vad),
+	    cmocka_unit_test_setup_teardown(a_backward_scan_reads_whole_clusters, setup_8_4_16,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(the_backward_cluster_stops_at_the_vad, setup_8_4_16,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,51 @@
  * paging-file slot outlives its process.
  */
 #include "paging_testutil.h"
+#include "fixture.h"
+
+/* The engine (and paging file) of each test that needs one comes from
+   its setup; the teardown destroys it even after a failed assert. */
+static paging_env_t fx;
+
+static int setup_8_4_16(void **state)
+{
+	fx = paging_env(8, 4, 16, false, false);
+	*state = &fx;
+	return 0;
+}
+static int setup_8_4_16_faulty(void **state)
+{
+	fx = paging_env(8, 4, 16, false, true);
+	*state = &fx;
+	return 0;
+}
+static int setup_8_1_8(void **state)
+{
+	fx = paging_env(8, 1, 8, false, false);
+	*state = &fx;
+	return 0;
+}
+static int setup_8_1_1(void **state)
+{
+	fx = paging_env(8, 1, 1, false, false);
+	*state = &fx;
+	return 0;
+}
+static int setup_scaled(void **state)
+{
+	fx = paging_env(scaled_mib(8), scaled_mib(4), scaled_mib(16), false, false);
+	*state = &fx;
+	return 0;
+}
+static int teardown(void **state)
+{
+	if (fx.e) {
+		fixture_close_sections(fx.e);
+		paging_env_done(&fx);
+	}
+	fx = (paging_env_t){0};
+	return 0;
+}
 
 static void fill_pages(ntmm_process_t *p, uint64_t a, size_t n, uint64_t tag, uint64_t ver)
 {
@@ -30,7 +75,7 @@ static void check_pages(ntmm_process_t *p, uint64_t a, size_t n, uint64_t tag, u
 
 static void written_pages_go_to_standby_with_pagefile_original(void **s)
 {
-	paging_env_t v = paging_env(8, 4, 16, false, false);
+	paging_env_t v = *(paging_env_t *)*s; /* the fixture's handles */
 	ntmm_process_t *p;
 	assert_int_equal(ntmm_process_create(v.e, &p), 0);
 	uint64_t a = commit_pages(p, 64);
@@ -46,12 +91,11 @@ static void written_pages_go_to_standby_with_pagefile_original(void **s)
 	assert_int_equal(ntmm_audit(v.e), 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
 	assert_int_equal(PSTAT(v.e, pagefile_pages), 0);
-	paging_env_done(&v);
 }
 
 static void hard_fault_reads_back_every_byte_clustered(void **s)
 {
-	paging_env_t v = paging_env(8, 4, 16, false, false);
+	paging_env_t v = *(paging_env_t *)*s; /* the fixture's handles */
 	ntmm_process_t *p;
 	assert_int_equal(ntmm_process_create(v.e, &p), 0);
 	uint64_t a = commit_pages(p, 128);
@@ -76,13 +120,12 @@ static void hard_fault_reads_back_every_byte_clustered(void **s)
 	assert_int_equal(ntmm_audit(v.e), 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
 	assert_int_equal(PSTAT(v.e, pagefile_pages), 0);
-	paging_env_done(&v);
 }
 
 /* Clean pages keep their slot (a re-trim needs no write); a write frees it. */
 static void clean_pages_keep_their_slot_dirty_ones_free_it(void **s)
 {
-	paging_env_t v = paging_env(8, 4, 16, false, false);
+	paging_env_t v = *(paging_env_t *)*s; /* the fixture's handles */
 	ntmm_process_t *p;
 	assert_int_equal(ntmm_process_create(v.e, &p), 0);
 	uint64_t a = commit_pages(p, 16);
@@ -110,12 +153,11 @@ static void clean_pages_keep_their_slot_dirty_ones_free_it(void **s)
 	assert_int_equal(ntmm_audit(v.e), 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
 	assert_int_equal(PSTAT(v.e, pagefile_pages), 0);
-	paging_env_done(&v);
 }
 
 static void failed_read_is_eio_pte_kept_and_retry_succeeds(void **s)
 {
-	paging_env_t v = paging_env(8, 4, 16, false, true);
+	paging_env_t v = *(paging_env_t *)*s; /* the fixture's handles */
 	ntmm_process_t *p;
 	assert_int_equal(ntmm_process_create(v.e, &p), 0);
 	uint64_t a = commit_pages(p, 8);
@@ -136,12 +178,11 @@ static void failed_read_is_eio_pte_kept_and_retry_succeeds(void **s)
 	assert_int_equal(ntmm_audit(v.e), 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
 	assert_int_equal(PSTAT(v.e, pagefile_pages), 0);
-	paging_env_done(&v);
 }
 
 static void failed_write_keeps_pages_modified_and_frees_slots(void **s)
 {
-	paging_env_t v = paging_env(8, 4, 16, false, true);
+	paging_env_t v = *(paging_env_t *)*s; /* the fixture's handles */
 	ntmm_process_t *p;
 	assert_int_equal(ntmm_process_create(v.e, &p), 0);
 	uint64_t a = commit_pages(p, 32);
@@ -160,13 +201,12 @@ static void failed_write_keeps_pages_modified_and_frees_slots(void **s)
 	assert_int_equal(ntmm_audit(v.e), 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
 	assert_int_equal(PSTAT(v.e, pagefile_pages), 0);
-	paging_env_done(&v);
 }
 
 static void commit_limit_grows_the_pagefile_then_ecommit_at_maximum(void **s)
 {
 	/* 8 MiB of frames (2048), a paging file of 1 MiB growing to 8 MiB */
-	paging_env_t v = paging_env(8, 1, 8, false, false);
+	paging_env_t v = *(paging_env_t *)*s; /* the fixture's handles */
 	uint64_t limit0 = PSTAT(v.e, commit_limit_pages);
 	assert_true(limit0 >= 2048 && limit0 < 2048 + 256);
 	ntmm_process_t *p;
@@ -194,14 +234,13 @@ static void commit_limit_grows_the_pagefile_then_ecommit_at_maximum(void **s)
 	assert_int_equal(ntmm_process_destroy(p), 0);
 	assert_int_equal(PSTAT(v.e, pagefile_pages), 0);
 	assert_int_equal(PSTAT(v.e, commit_pages), 0);
-	paging_env_done(&v);
 }
 
 /* Paging file full and at its maximum: the writer cannot place pages, they
    stay Modified (nothing lost), and commits past the limit fail. */
 static void full_pagefile_keeps_pages_modified(void **s)
 {
-	paging_env_t v = paging_env(8, 1, 1, false, false); /* 255 usable slots */
+	paging_env_t v = *(paging_env_t *)*s; /* the fixture's handles */ /* 255 usable slots */
 	ntmm_process_t *p;
 	assert_int_equal(ntmm_process_create(v.e, &p), 0);
 	uint64_t a = commit_pages(p, 400);
@@ -222,14 +261,13 @@ static void full_pagefile_keeps_pages_modified(void **s)
 	assert_int_equal(ntmm_audit(v.e), 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
 	assert_int_equal(PSTAT(v.e, pagefile_pages), 0);
-	paging_env_done(&v);
 }
 
 /* Decommit and release free the slots of pagefile PTEs and of resident
    pages alike. */
 static void decommit_frees_pagefile_slots(void **s)
 {
-	paging_env_t v = paging_env(8, 4, 16, false, false);
+	paging_env_t v = *(paging_env_t *)*s; /* the fixture's handles */
 	ntmm_process_t *p;
 	assert_int_equal(ntmm_process_create(v.e, &p), 0);
 	uint64_t a = commit_pages(p, 64);
@@ -243,7 +281,6 @@ static void decommit_frees_pagefile_slots(void **s)
 	assert_int_equal(PSTAT(v.e, pagefile_pages), 0);
 	assert_int_equal(ntmm_audit(v.e), 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
-	paging_env_done(&v);
 }
 
 typedef struct reader {
@@ -281,7 +318,7 @@ static void *read_all(void *arg)
    thread sees the data. */
 static void collided_hard_faults_wait_for_the_read(void **s)
 {
-	paging_env_t v = paging_env(scaled_mib(8), scaled_mib(4), scaled_mib(16), false, false);
+	paging_env_t v = *(paging_env_t *)*s; /* the fixture's handles */
 	ntmm_process_t *p;
 	assert_int_equal(ntmm_process_create(v.e, &p), 0);
 	size_t n = (size_t)scaled(512);
@@ -327,14 +364,13 @@ static void collided_hard_faults_wait_for_the_read(void **s)
 	pthread_barrier_destroy(&go);
 	assert_int_equal(ntmm_process_destroy(p), 0);
 	assert_int_equal(PSTAT(v.e, pagefile_pages), 0);
-	paging_env_done(&v);
 }
 
 /* A paging file added at run time raises the commit limit; one the charge
    relies on cannot be removed; once the charge fits without it, it can. */
 static void added_pagefile_raises_limit_and_removal_lowers_it(void **s)
 {
-	paging_env_t v = paging_env(8, 1, 1, false, false);
+	paging_env_t v = *(paging_env_t *)*s; /* the fixture's handles */
 	uint64_t limit0 = PSTAT(v.e, commit_limit_pages);
 	char *path = io_path(v.dir, "second.sys");
 	assert_int_equal(ntmm_pagefile_add(v.e, path, 4 * MiB, 4 * MiB), 0);
@@ -350,22 +386,30 @@ static void added_pagefile_raises_limit_and_removal_lowers_it(void **s)
 	assert_int_equal(ntmm_audit(v.e), 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
 	free(path);
-	paging_env_done(&v);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(written_pages_go_to_standby_with_pagefile_original),
-	    cmocka_unit_test(hard_fault_reads_back_every_byte_clustered),
-	    cmocka_unit_test(clean_pages_keep_their_slot_dirty_ones_free_it),
-	    cmocka_unit_test(failed_read_is_eio_pte_kept_and_retry_succeeds),
-	    cmocka_unit_test(failed_write_keeps_pages_modified_and_frees_slots),
-	    cmocka_unit_test(commit_limit_grows_the_pagefile_then_ecommit_at_maximum),
-	    cmocka_unit_test(full_pagefile_keeps_pages_modified),
-	    cmocka_unit_test(decommit_frees_pagefile_slots),
-	    cmocka_unit_test(collided_hard_faults_wait_for_the_read),
-	    cmocka_unit_test(added_pagefile_raises_limit_and_removal_lowers_it),
+	    cmocka_unit_test_setup_teardown(written_pages_go_to_standby_with_pagefile_original,
+	                                    setup_8_4_16, teardown),
+	    cmocka_unit_test_setup_teardown(hard_fault_reads_back_every_byte_clustered,
+	                                    setup_8_4_16, teardown),
+	    cmocka_unit_test_setup_teardown(clean_pages_keep_their_slot_dirty_ones_free_it,
+	                                    setup_8_4_16, teardown),
+	    cmocka_unit_test_setup_teardown(failed_read_is_eio_pte_kept_and_retry_succeeds,
+	                                    setup_8_4_16_faulty, teardown),
+	    cmocka_unit_test_setup_teardown(failed_write_keeps_pages_modified_and_frees_slots,
+	                                    setup_8_4_16_faulty, teardown),
+	    cmocka_unit_test_setup_teardown(commit_limit_grows_the_pagefile_then_ecommit_at_maximum,
+	                                    setup_8_1_8, teardown),
+	    cmocka_unit_test_setup_teardown(full_pagefile_keeps_pages_modified, setup_8_1_1,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(decommit_frees_pagefile_slots, setup_8_4_16, teardown),
+	    cmocka_unit_test_setup_teardown(collided_hard_faults_wait_for_the_read, setup_scaled,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(added_pagefile_raises_limit_and_removal_lowers_it,
+	                                    setup_8_1_1, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,39 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include "fixture.h"
+
+/* The engine (and paging file) of each test that needs one comes from
+   its setup; the teardown destroys it even after a failed assert. */
+static paging_env_t fx;
+
+static int setup_16_16_64_threads(void **state)
+{
+	fx = paging_env(16, 16, 64, true, false);
+	*state = &fx;
+	return 0;
+}
+static int setup_8_8_32_threads(void **state)
+{
+	fx = paging_env(8, 8, 32, true, false);
+	*state = &fx;
+	return 0;
+}
+static int setup_8_4_8_threads(void **state)
+{
+	fx = paging_env(8, 4, 8, true, false);
+	*state = &fx;
+	return 0;
+}
+static int teardown(void **state)
+{
+	if (fx.e) {
+		fixture_close_sections(fx.e);
+		paging_env_done(&fx);
+	}
+	fx = (paging_env_t){0};
+	return 0;
+}
 
 #define NPROC 4
 
@@ -159,7 +192,7 @@ static void integrity_under_4x_overcommit_with_io_errors(void **s)
 
 static void modified_list_mark_wakes_the_writer(void **s)
 {
-	paging_env_t v = paging_env(16, 16, 64, true, false);
+	paging_env_t v = *(paging_env_t *)*s; /* the fixture's handles */
 	ntmm__mpw_t *mpw = &v.e->systhreads.mpw;
 	size_t n = atomic_load(&v.e->phys.modified_high) * 2;
 	ntmm_process_t *p;
@@ -182,7 +215,6 @@ static void modified_list_mark_wakes_the_writer(void **s)
 	assert_int_equal(ntmm_process_destroy(p), 0);
 	/* a batch in flight frees its slots when it completes */
 	assert_true(WAIT_UNTIL(PSTAT(v.e, pagefile_pages) == 0, 60));
-	paging_env_done(&v);
 }
 
 /* With the Modified mark out of reach, only the allocator running short
@@ -190,7 +222,7 @@ static void modified_list_mark_wakes_the_writer(void **s)
    it and then succeeds. */
 static void short_allocator_wakes_the_writer(void **s)
 {
-	paging_env_t v = paging_env(8, 8, 32, true, false);
+	paging_env_t v = *(paging_env_t *)*s;             /* the fixture's handles */
 	atomic_store(&v.e->phys.modified_high, SIZE_MAX); /* the mark never triggers */
 	ntmm__mpw_t *mpw = &v.e->systhreads.mpw;
 	size_t frames = v.e->phys.nframes;
@@ -219,7 +251,6 @@ static void short_allocator_wakes_the_writer(void **s)
 		assert_true(page_check(buf, 77000 + i, 1));
 	}
 	assert_int_equal(ntmm_audit(v.e), 0);
-	paging_env_done(&v);
 }
 
 static int ran;
@@ -232,7 +263,7 @@ static void mark_ran(ntmm_engine_t *e, ntmm__mapped_work_t *w)
 
 static void writers_report_their_policy_and_mapped_queue_runs(void **s)
 {
-	paging_env_t v = paging_env(8, 4, 8, true, false);
+	paging_env_t v = *(paging_env_t *)*s; /* the fixture's handles */
 	ntmm__systhreads_t *st = &v.e->systhreads;
 	assert_true(st->mpw.t.policy != 0);
 	assert_true(st->mapped.t.policy != 0);
@@ -245,7 +276,6 @@ static void writers_report_their_policy_and_mapped_queue_runs(void **s)
 	ntmm__mapped_work_t w = {.fn = mark_ran};
 	ntmm__mapped_writer_queue(&st->mapped, &w);
 	assert_true(WAIT_UNTIL(__atomic_load_n(&ran, __ATOMIC_ACQUIRE), 60));
-	paging_env_done(&v);
 }
 
 /* A backing-store driver over the file driver whose writes can be held at
@@ -459,9 +489,12 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(integrity_under_4x_overcommit),
 	    cmocka_unit_test(integrity_under_4x_overcommit_with_io_errors),
-	    cmocka_unit_test(modified_list_mark_wakes_the_writer),
-	    cmocka_unit_test(short_allocator_wakes_the_writer),
-	    cmocka_unit_test(writers_report_their_policy_and_mapped_queue_runs),
+	    cmocka_unit_test_setup_teardown(modified_list_mark_wakes_the_writer,
+	                                    setup_16_16_64_threads, teardown),
+	    cmocka_unit_test_setup_teardown(short_allocator_wakes_the_writer, setup_8_8_32_threads,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(writers_report_their_policy_and_mapped_queue_runs,
+	                                    setup_8_4_8_threads, teardown),
 	    cmocka_unit_test(shutdown_with_writes_in_flight_and_cycles),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

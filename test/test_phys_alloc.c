@@ -5,6 +5,44 @@
 #include "phys_testutil.h"
 
 #include <sched.h>
+#include "fixture.h"
+
+/* The engine of each test that needs one comes from its setup; the
+   teardown destroys it even after a failed assert. */
+static struct {
+	ntmm_engine_t *e;
+} fx;
+
+static int setup_4mib(void **state)
+{
+	fx.e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	*state = fx.e;
+	return 0;
+}
+static int setup_2mib(void **state)
+{
+	fx.e = phys_engine(2, NULL, NTMM_BACKING_AUTO, 0);
+	*state = fx.e;
+	return 0;
+}
+static int setup_8mib_2node(void **state)
+{
+	fx.e = phys_engine(8, "pack:2 numa:1 core:2 pu:1", NTMM_BACKING_AUTO, 0);
+	*state = fx.e;
+	return 0;
+}
+static int setup_16mib(void **state)
+{
+	fx.e = phys_engine(16, NULL, NTMM_BACKING_AUTO, 0);
+	*state = fx.e;
+	return 0;
+}
+static int teardown(void **state)
+{
+	fixture_engine_destroy(fx.e);
+	fx.e = NULL;
+	return 0;
+}
 
 static ntmm__pfn_t alloc_on(ntmm_engine_t *e, unsigned flags, int node, uint32_t colour)
 {
@@ -15,7 +53,7 @@ static ntmm__pfn_t alloc_on(ntmm_engine_t *e, unsigned flags, int node, uint32_t
 
 static void zero_request_prefers_zeroed_and_plain_prefers_free(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	enum { N = 48 };
 	ntmm__pfn_t f[N];
 	bool was_freed[2048] = {0};
@@ -43,12 +81,11 @@ static void zero_request_prefers_zeroed_and_plain_prefers_free(void **state)
 	for (int i = 0; i < N; i++)
 		ntmm__page_free(e, f[i]);
 	assert_int_equal(ntmm_audit(e), 0);
-	ntmm_engine_destroy(e);
 }
 
 static void zero_request_zeroes_free_frames_inline_when_zeroed_is_empty(void **state)
 {
-	ntmm_engine_t *e = phys_engine(2, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	size_t n = e->phys.nframes;
 	ntmm__pfn_t *f = calloc(n, sizeof(*f));
 	for (size_t i = 0; i < n; i++) {
@@ -70,12 +107,11 @@ static void zero_request_zeroes_free_frames_inline_when_zeroed_is_empty(void **s
 		ntmm__page_free(e, f[i]);
 	assert_int_equal(ntmm_audit(e), 0);
 	free(f);
-	ntmm_engine_destroy(e);
 }
 
 static void colour_hint_is_honoured(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	unsigned nc = e->phys.ncolours;
 	assert_true(nc >= 1 && (nc & (nc - 1)) == 0);
 	ntmm__pfn_t f[256];
@@ -86,12 +122,11 @@ static void colour_hint_is_honoured(void **state)
 	for (unsigned i = 0; i < 256; i++)
 		ntmm__page_free(e, f[i]);
 	assert_int_equal(ntmm_audit(e), 0);
-	ntmm_engine_destroy(e);
 }
 
 static void consecutive_allocations_spread_over_colours(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	unsigned nc = e->phys.ncolours;
 	ntmm__pfn_t f[NTMM__MAX_COLOURS];
 	uint64_t seen = 0;
@@ -103,7 +138,6 @@ static void consecutive_allocations_spread_over_colours(void **state)
 	assert_int_equal(__builtin_popcountll(seen), nc);
 	for (unsigned i = 0; i < nc; i++)
 		ntmm__page_free(e, f[i]);
-	ntmm_engine_destroy(e);
 }
 
 static bool in_node(ntmm_engine_t *e, ntmm__pfn_t pfn, unsigned node)
@@ -114,7 +148,7 @@ static bool in_node(ntmm_engine_t *e, ntmm__pfn_t pfn, unsigned node)
 
 static void two_node_topology_allocates_on_the_asked_and_local_node(void **state)
 {
-	ntmm_engine_t *e = phys_engine(8, "pack:2 numa:1 core:2 pu:1", NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	assert_int_equal(e->phys.nnodes, 2);
 	assert_true(e->phys.topo.distance[0][1] > e->phys.topo.distance[0][0]);
 	for (unsigned node = 0; node < 2; node++) {
@@ -142,7 +176,6 @@ static void two_node_topology_allocates_on_the_asked_and_local_node(void **state
 	assert_int_equal(alloc_on(e, 0, 1, NTMM__COLOUR_ANY) != NTMM__PFN_NONE, 1);
 	ntmm__pfn_t x;
 	assert_int_equal(ntmm__page_alloc(e, 0, 2, NTMM__COLOUR_ANY, &x), NTMM_EINVAL);
-	ntmm_engine_destroy(e);
 }
 
 static void four_node_topology_falls_back_by_distance(void **state)
@@ -182,7 +215,7 @@ static void four_node_topology_falls_back_by_distance(void **state)
 
 static void exhaustion_is_enomem_and_recovers(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	size_t n = e->phys.nframes;
 	ntmm__pfn_t *f = calloc(n, sizeof(*f));
 	for (size_t i = 0; i < n; i++)
@@ -208,12 +241,11 @@ static void exhaustion_is_enomem_and_recovers(void **state)
 	assert_int_equal(s.active_pages, 0);
 	assert_int_equal(ntmm_audit(e), 0);
 	free(f);
-	ntmm_engine_destroy(e);
 }
 
 static void pool_commits_chunks_only_when_used(void **state)
 {
-	ntmm_engine_t *e = phys_engine(16, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	ntmm_stats_t s;
 	ntmm_stats_get(e, &s);
 	assert_int_equal(s.total_frames, 16 * 256);
@@ -224,7 +256,6 @@ static void pool_commits_chunks_only_when_used(void **state)
 	assert_int_equal(s.chunk_commits, 1);
 	ntmm__page_free(e, pfn);
 	assert_int_equal(ntmm_audit(e), 0);
-	ntmm_engine_destroy(e);
 }
 
 static void bad_topologies_and_sizes_are_einval(void **state)
@@ -256,14 +287,20 @@ static void bad_topologies_and_sizes_are_einval(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(zero_request_prefers_zeroed_and_plain_prefers_free),
-	    cmocka_unit_test(zero_request_zeroes_free_frames_inline_when_zeroed_is_empty),
-	    cmocka_unit_test(colour_hint_is_honoured),
-	    cmocka_unit_test(consecutive_allocations_spread_over_colours),
-	    cmocka_unit_test(two_node_topology_allocates_on_the_asked_and_local_node),
+	    cmocka_unit_test_setup_teardown(zero_request_prefers_zeroed_and_plain_prefers_free,
+	                                    setup_4mib, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        zero_request_zeroes_free_frames_inline_when_zeroed_is_empty, setup_2mib, teardown),
+	    cmocka_unit_test_setup_teardown(colour_hint_is_honoured, setup_4mib, teardown),
+	    cmocka_unit_test_setup_teardown(consecutive_allocations_spread_over_colours, setup_4mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(two_node_topology_allocates_on_the_asked_and_local_node,
+	                                    setup_8mib_2node, teardown),
 	    cmocka_unit_test(four_node_topology_falls_back_by_distance),
-	    cmocka_unit_test(exhaustion_is_enomem_and_recovers),
-	    cmocka_unit_test(pool_commits_chunks_only_when_used),
+	    cmocka_unit_test_setup_teardown(exhaustion_is_enomem_and_recovers, setup_4mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(pool_commits_chunks_only_when_used, setup_16mib,
+	                                    teardown),
 	    cmocka_unit_test(bad_topologies_and_sizes_are_einval),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,6 +3,32 @@
    modified page writer, repurposing and Bad frames. Each test ends with the
    audit. */
 #include "phys_testutil.h"
+#include "fixture.h"
+
+/* The engine of each test that needs one comes from its setup; the
+   teardown destroys it even after a failed assert. */
+static struct {
+	ntmm_engine_t *e;
+} fx;
+
+static int setup_4mib(void **state)
+{
+	fx.e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	*state = fx.e;
+	return 0;
+}
+static int setup_2mib(void **state)
+{
+	fx.e = phys_engine(2, NULL, NTMM_BACKING_AUTO, 0);
+	*state = fx.e;
+	return 0;
+}
+static int teardown(void **state)
+{
+	fixture_engine_destroy(fx.e);
+	fx.e = NULL;
+	return 0;
+}
 
 #define PTE_A 0x1000u
 #define PTE_B 0x2000u
@@ -17,7 +43,7 @@ static ntmm__pfn_t owned(ntmm_engine_t *e, uint64_t pte, uint64_t orig)
 
 static void alloc_returns_an_active_frame_with_one_share(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	ntmm__pfn_t pfn = must_alloc(e, NTMM__ALLOC_ZERO);
 	uint64_t s = st(e, pfn);
 	assert_int_equal(ntmm__pfn_loc(s), NTMM__LOC_ACTIVE);
@@ -29,12 +55,11 @@ static void alloc_returns_an_active_frame_with_one_share(void **state)
 	assert_true(frame_is(e, pfn, 0));
 	ntmm__page_free(e, pfn);
 	assert_int_equal(ntmm_audit(e), 0);
-	ntmm_engine_destroy(e);
 }
 
 static void clean_unmap_goes_to_standby_after_release(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	ntmm__pfn_t pfn = owned(e, PTE_A, 0);
 	ntmm__page_set_priority(e, pfn, 3);
 	assert_true(ntmm__page_unmap(e, pfn, false, false));
@@ -55,12 +80,11 @@ static void clean_unmap_goes_to_standby_after_release(void **state)
 	assert_int_equal(ntmm__page_reclaim(e, pfn, PTE_A, false), NTMM_ECONFLICT);
 	ntmm__page_free(e, pfn);
 	assert_int_equal(ntmm_audit(e), 0);
-	ntmm_engine_destroy(e);
 }
 
 static void dirty_unmap_goes_to_modified_and_reclaims_dirty(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	ntmm__pfn_t pfn = owned(e, PTE_A, 0);
 	assert_true(ntmm__page_unmap(e, pfn, true, false));
 	ntmm__page_release_batch(e, &pfn, 1);
@@ -70,12 +94,11 @@ static void dirty_unmap_goes_to_modified_and_reclaims_dirty(void **state)
 	assert_true(st(e, pfn) & NTMM__PFN_MODIFIED);
 	ntmm__page_free(e, pfn);
 	assert_int_equal(ntmm_audit(e), 0);
-	ntmm_engine_destroy(e);
 }
 
 static void deleted_unmap_goes_to_free(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	ntmm__pfn_t pfn = owned(e, PTE_A, 0);
 	assert_true(ntmm__page_unmap(e, pfn, true, true));
 	ntmm__page_release_batch(e, &pfn, 1);
@@ -83,12 +106,11 @@ static void deleted_unmap_goes_to_free(void **state)
 	assert_int_equal(atomic_load(&ntmm__pfn(e, pfn)->pte), 0);
 	assert_int_equal(ntmm__page_reclaim(e, pfn, PTE_A, false), NTMM_ECONFLICT);
 	assert_int_equal(ntmm_audit(e), 0);
-	ntmm_engine_destroy(e);
 }
 
 static void shared_frame_stays_active_until_last_unmap(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	ntmm__pfn_t pfn = owned(e, PTE_A, 0);
 	uint64_t s = st(e, pfn);
 	assert_int_equal(ntmm__pfn_transition(e, pfn, &s, s + NTMM__PFN_SHARE_ONE), 0);
@@ -98,12 +120,11 @@ static void shared_frame_stays_active_until_last_unmap(void **state)
 	ntmm__page_release_batch(e, &pfn, 1);
 	assert_int_equal(loc(e, pfn), NTMM__LOC_STANDBY);
 	assert_int_equal(ntmm_audit(e), 0);
-	ntmm_engine_destroy(e);
 }
 
 static void reclaim_during_grace_period_keeps_frame_until_both_release(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	ntmm__pfn_t pfn = owned(e, PTE_A, 0);
 	assert_true(ntmm__page_unmap(e, pfn, false, false));
 	/* soft fault before the trimmer's grace period ended */
@@ -117,12 +138,11 @@ static void reclaim_during_grace_period_keeps_frame_until_both_release(void **st
 	ntmm__page_release_batch(e, &pfn, 1); /* the second one */
 	assert_int_equal(loc(e, pfn), NTMM__LOC_STANDBY);
 	assert_int_equal(ntmm_audit(e), 0);
-	ntmm_engine_destroy(e);
 }
 
 static void pinned_frame_moves_on_at_last_unref(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	ntmm__pfn_t pfn = owned(e, PTE_A, 0);
 	ntmm__page_ref(e, pfn);
 	assert_true(ntmm__page_unmap(e, pfn, false, false));
@@ -138,12 +158,11 @@ static void pinned_frame_moves_on_at_last_unref(void **state)
 	ntmm__page_unref(e, pfn);
 	assert_int_equal(loc(e, pfn), NTMM__LOC_FREE);
 	assert_int_equal(ntmm_audit(e), 0);
-	ntmm_engine_destroy(e);
 }
 
 static void delete_transition_frees_listed_and_marks_in_flight(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	ntmm__pfn_t a = owned(e, PTE_A, 0), b = owned(e, PTE_B, 0);
 	assert_true(ntmm__page_unmap(e, a, false, false));
 	ntmm__page_release_batch(e, &a, 1);
@@ -159,12 +178,11 @@ static void delete_transition_frees_listed_and_marks_in_flight(void **state)
 	ntmm__page_release_batch(e, &b, 1);
 	assert_int_equal(loc(e, b), NTMM__LOC_FREE);
 	assert_int_equal(ntmm_audit(e), 0);
-	ntmm_engine_destroy(e);
 }
 
 static void writer_moves_modified_to_standby_tail(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	ntmm__pfn_t clean = owned(e, PTE_A, 0), d1 = owned(e, PTE_B, 0), d2 = owned(e, 0x3000, 0);
 	assert_true(ntmm__page_unmap(e, clean, false, false));
 	assert_true(ntmm__page_unmap(e, d1, true, false));
@@ -202,12 +220,11 @@ static void writer_moves_modified_to_standby_tail(void **state)
 	ntmm__page_writer_done(e, w, NULL, 1, false);
 	assert_int_equal(loc(e, d2), NTMM__LOC_MODIFIED);
 	assert_int_equal(ntmm_audit(e), 0);
-	ntmm_engine_destroy(e);
 }
 
 static void modified_nowrite_holds_frames_back_from_the_writer(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	ntmm__pfn_t a = owned(e, PTE_A, 0), b = owned(e, PTE_B, 0);
 	assert_true(ntmm__page_unmap(e, a, true, false));
 	assert_true(ntmm__page_unmap(e, b, true, false));
@@ -238,12 +255,11 @@ static void modified_nowrite_holds_frames_back_from_the_writer(void **state)
 	assert_int_equal(ntmm__page_reclaim(e, b, PTE_B, true), 0);
 	assert_true(st(e, b) & NTMM__PFN_MODIFIED);
 	assert_int_equal(ntmm_audit(e), 0);
-	ntmm_engine_destroy(e);
 }
 
 static void hard_fault_read_collides_then_maps(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	ntmm__pfn_t pfn = must_alloc(e, 0);
 	ntmm__page_read_begin(e, pfn, PTE_A, 0xf00d);
 	uint64_t s = st(e, pfn);
@@ -263,12 +279,11 @@ static void hard_fault_read_collides_then_maps(void **state)
 	ntmm__page_release_batch(e, &pfn, 1);
 	assert_int_equal(loc(e, pfn), NTMM__LOC_STANDBY);
 	assert_int_equal(ntmm_audit(e), 0);
-	ntmm_engine_destroy(e);
 }
 
 static void failed_or_orphaned_read_frees_the_frame(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	ntmm__pfn_t a = must_alloc(e, 0), b = must_alloc(e, 0);
 	ntmm__page_read_begin(e, a, PTE_A, 1);
 	assert_int_equal(ntmm__page_read_done(e, a, false), NTMM_EIO);
@@ -278,7 +293,6 @@ static void failed_or_orphaned_read_frees_the_frame(void **state)
 	assert_int_equal(ntmm__page_read_done(e, b, true), NTMM_ECONFLICT);
 	assert_int_equal(loc(e, b), NTMM__LOC_FREE);
 	assert_int_equal(ntmm_audit(e), 0);
-	ntmm_engine_destroy(e);
 }
 
 typedef struct seen_repurpose {
@@ -299,7 +313,7 @@ static void record_repurpose(ntmm_engine_t *e, ntmm__pfn_t pfn, uint64_t pte, ui
 
 static void standby_is_repurposed_last_with_callback_and_zeroed(void **state)
 {
-	ntmm_engine_t *e = phys_engine(2, NULL, NTMM_BACKING_AUTO, 0); /* 512 frames */
+	ntmm_engine_t *e = *state; /* 512 frames */
 	e->phys.repurpose = record_repurpose;
 	memset(&g_rep, 0, sizeof(g_rep));
 	size_t n = e->phys.nframes;
@@ -334,12 +348,11 @@ static void standby_is_repurposed_last_with_callback_and_zeroed(void **state)
 		ntmm__page_free(e, f[i]);
 	assert_int_equal(ntmm_audit(e), 0);
 	free(f);
-	ntmm_engine_destroy(e);
 }
 
 static void bad_frames_are_never_handed_out(void **state)
 {
-	ntmm_engine_t *e = phys_engine(2, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	size_t n = e->phys.nframes;
 	ntmm__pfn_t *f = calloc(n, sizeof(*f));
 	/* commit the chunk, then give everything back to the node lists */
@@ -364,12 +377,11 @@ static void bad_frames_are_never_handed_out(void **state)
 		ntmm__page_free(e, f[i]);
 	assert_int_equal(ntmm_audit(e), 0);
 	free(f);
-	ntmm_engine_destroy(e);
 }
 
 static void audit_catches_a_corrupted_frame(void **state)
 {
-	ntmm_engine_t *e = phys_engine(2, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	ntmm__pfn_t pfn = must_alloc(e, 0);
 	ntmm__page_free(e, pfn);
 	ntmm__phys_flush_caches(e, NTMM__ALLOC_NODE_ANY);
@@ -382,27 +394,38 @@ static void audit_catches_a_corrupted_frame(void **state)
 	assert_int_equal(ntmm_audit(e), NTMM_EINVAL);
 	atomic_store(&ntmm__pfn(e, pfn)->state, s);
 	assert_int_equal(ntmm_audit(e), 0);
-	ntmm_engine_destroy(e);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(alloc_returns_an_active_frame_with_one_share),
-	    cmocka_unit_test(clean_unmap_goes_to_standby_after_release),
-	    cmocka_unit_test(dirty_unmap_goes_to_modified_and_reclaims_dirty),
-	    cmocka_unit_test(deleted_unmap_goes_to_free),
-	    cmocka_unit_test(shared_frame_stays_active_until_last_unmap),
-	    cmocka_unit_test(reclaim_during_grace_period_keeps_frame_until_both_release),
-	    cmocka_unit_test(pinned_frame_moves_on_at_last_unref),
-	    cmocka_unit_test(delete_transition_frees_listed_and_marks_in_flight),
-	    cmocka_unit_test(writer_moves_modified_to_standby_tail),
-	    cmocka_unit_test(hard_fault_read_collides_then_maps),
-	    cmocka_unit_test(failed_or_orphaned_read_frees_the_frame),
-	    cmocka_unit_test(modified_nowrite_holds_frames_back_from_the_writer),
-	    cmocka_unit_test(standby_is_repurposed_last_with_callback_and_zeroed),
-	    cmocka_unit_test(bad_frames_are_never_handed_out),
-	    cmocka_unit_test(audit_catches_a_corrupted_frame),
+	    cmocka_unit_test_setup_teardown(alloc_returns_an_active_frame_with_one_share,
+	                                    setup_4mib, teardown),
+	    cmocka_unit_test_setup_teardown(clean_unmap_goes_to_standby_after_release, setup_4mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(dirty_unmap_goes_to_modified_and_reclaims_dirty,
+	                                    setup_4mib, teardown),
+	    cmocka_unit_test_setup_teardown(deleted_unmap_goes_to_free, setup_4mib, teardown),
+	    cmocka_unit_test_setup_teardown(shared_frame_stays_active_until_last_unmap, setup_4mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        reclaim_during_grace_period_keeps_frame_until_both_release, setup_4mib, teardown),
+	    cmocka_unit_test_setup_teardown(pinned_frame_moves_on_at_last_unref, setup_4mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(delete_transition_frees_listed_and_marks_in_flight,
+	                                    setup_4mib, teardown),
+	    cmocka_unit_test_setup_teardown(writer_moves_modified_to_standby_tail, setup_4mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(hard_fault_read_collides_then_maps, setup_4mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(failed_or_orphaned_read_frees_the_frame, setup_4mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(modified_nowrite_holds_frames_back_from_the_writer,
+	                                    setup_4mib, teardown),
+	    cmocka_unit_test_setup_teardown(standby_is_repurposed_last_with_callback_and_zeroed,
+	                                    setup_2mib, teardown),
+	    cmocka_unit_test_setup_teardown(bad_frames_are_never_handed_out, setup_2mib, teardown),
+	    cmocka_unit_test_setup_teardown(audit_catches_a_corrupted_frame, setup_2mib, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

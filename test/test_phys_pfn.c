@@ -3,6 +3,34 @@
    changes a word it refuses. */
 #include "phys_testutil.h"
 
+#include <sys/mman.h>
+#include "fixture.h"
+
+/* The engine of each test that needs one comes from its setup; the
+   teardown destroys it even after a failed assert. */
+static struct {
+	ntmm_engine_t *e;
+} fx;
+
+static int setup_4mib(void **state)
+{
+	fx.e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	*state = fx.e;
+	return 0;
+}
+static int setup_16mib(void **state)
+{
+	fx.e = phys_engine(16, NULL, NTMM_BACKING_AUTO, 0);
+	*state = fx.e;
+	return 0;
+}
+static int teardown(void **state)
+{
+	fixture_engine_destroy(fx.e);
+	fx.e = NULL;
+	return 0;
+}
+
 #define L(x) NTMM__LOC_##x
 #define NLOC 9
 
@@ -83,7 +111,7 @@ static void count_invariants_are_enforced(void **state)
 
 static void checked_transition_refuses_without_changing(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	ntmm__pfn_t pfn = must_alloc(e, NTMM__ALLOC_ZERO);
 	uint64_t s = st(e, pfn), exp = s;
 	/* ACTIVE → STANDBY skips TRANSITION: illegal */
@@ -114,24 +142,60 @@ static void checked_transition_refuses_without_changing(void **state)
 	assert_int_equal(ntmm_audit(e), 0);
 	assert_int_equal(ntmm__pfn_transition(e, (ntmm__pfn_t)e->phys.nframes, &exp, s),
 	                 NTMM_EINVAL);
-	ntmm_engine_destroy(e);
 }
 
-static void pfn_entry_is_at_most_32_bytes(void **state)
+/* Host pages of [p, p + bytes) that are resident (mincore). */
+static size_t resident_pages(const void *p, size_t bytes)
 {
-	assert_true(sizeof(ntmm__pfn_entry_t) <= 32);
+	size_t n = bytes / 4096, r = 0;
+	unsigned char *v = malloc(n);
+	assert_int_equal(mincore((void *)p, bytes, v), 0);
+	for (size_t i = 0; i < n; i++)
+		r += v[i] & 1;
+	free(v);
+	return r;
+}
+
+/* The PFN database costs memory only for the chunks the pool has used,
+   and at most 32 bytes per frame of them (DESIGN.md §3): counted in the
+   host pages that back it, not in sizeof. */
+static void pfn_database_costs_at_most_32_bytes_a_frame_of_used_chunks(void **state)
+{
+	ntmm_engine_t *e = *state;
+	ntmm__phys_t *ph = &e->phys;
+	size_t chunk_db = NTMM__CHUNK_FRAMES * 32; /* the most a chunk may cost */
+	assert_true(ph->nchunks >= 8);
+	ntmm__pfn_t held[NTMM__CHUNK_FRAMES + 1];
+	for (size_t i = 0; i < NTMM__CHUNK_FRAMES + 1; i++) /* two chunks' worth */
+		held[i] = must_alloc(e, 0);
+	/* the reservation: at most 32 bytes a frame of the whole pool */
+	size_t span = ph->db_bytes / ph->nchunks;
+	assert_true(span <= chunk_db && span % 4096 == 0);
+	uint32_t used = 0;
+	for (uint32_t c = 0; c < ph->nchunks; c++) {
+		if (ntmm__pfn_populated(ph, (ntmm__pfn_t)c * NTMM__CHUNK_FRAMES))
+			used++;
+		else /* an unused chunk's entries cost nothing */
+			assert_int_equal(resident_pages((uint8_t *)ph->pfndb + c * span, span), 0);
+	}
+	assert_true(used >= 2 && used < ph->nchunks);
+	size_t resident = resident_pages(ph->pfndb, ph->db_bytes) * 4096;
+	assert_true(resident > 0);
+	assert_true(resident <= used * chunk_db);
+	for (size_t i = 0; i < NTMM__CHUNK_FRAMES + 1; i++)
+		ntmm__page_free(e, held[i]);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 static void host_and_pfn_translate_both_ways(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	ntmm__pfn_t pfn = must_alloc(e, 0);
 	uint8_t *h = ntmm__pfn_host(e, pfn);
 	assert_int_equal(ntmm__host_pfn(e, h), pfn);
 	assert_int_equal(ntmm__host_pfn(e, h + 4095), pfn);
 	assert_int_equal(ntmm__host_pfn(e, &pfn), NTMM__PFN_NONE);
 	ntmm__page_free(e, pfn);
-	ntmm_engine_destroy(e);
 }
 
 int main(void)
@@ -140,9 +204,11 @@ int main(void)
 	    cmocka_unit_test(every_location_pair_follows_the_table),
 	    cmocka_unit_test(a_location_change_must_bump_the_generation),
 	    cmocka_unit_test(count_invariants_are_enforced),
-	    cmocka_unit_test(checked_transition_refuses_without_changing),
-	    cmocka_unit_test(pfn_entry_is_at_most_32_bytes),
-	    cmocka_unit_test(host_and_pfn_translate_both_ways),
+	    cmocka_unit_test_setup_teardown(checked_transition_refuses_without_changing, setup_4mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        pfn_database_costs_at_most_32_bytes_a_frame_of_used_chunks, setup_16mib, teardown),
+	    cmocka_unit_test_setup_teardown(host_and_pfn_translate_both_ways, setup_4mib, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,32 @@
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
+#include "fixture.h"
+
+/* The engine of each test that needs one comes from its setup; the
+   teardown destroys it even after a failed assert. */
+static struct {
+	ntmm_engine_t *e;
+} fx;
+
+static int setup_8mib_4k(void **state)
+{
+	fx.e = phys_engine(8, NULL, NTMM_BACKING_4K, 0);
+	*state = fx.e;
+	return 0;
+}
+static int setup_4mib(void **state)
+{
+	fx.e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	*state = fx.e;
+	return 0;
+}
+static int teardown(void **state)
+{
+	fixture_engine_destroy(fx.e);
+	fx.e = NULL;
+	return 0;
+}
 
 static long read_long(const char *path)
 {
@@ -106,10 +132,9 @@ static void exercise(ntmm_engine_t *e)
 
 static void backing_4k_works(void **state)
 {
-	ntmm_engine_t *e = phys_engine(8, NULL, NTMM_BACKING_4K, 0);
+	ntmm_engine_t *e = *state;
 	assert_int_equal(e->phys.backing, NTMM_BACKING_4K);
 	exercise(e);
-	ntmm_engine_destroy(e);
 }
 
 static void backing_thp_works(void **state)
@@ -213,12 +238,11 @@ static void forced_hugetlb_beyond_reservation_is_a_clear_error(void **state)
 
 static void auto_backing_is_reported(void **state)
 {
-	ntmm_engine_t *e = phys_engine(4, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	assert_true(e->phys.backing >= NTMM_BACKING_HUGETLB && e->phys.backing <= NTMM_BACKING_4K);
 	assert_true(strlen(e->phys.backing_note) > 0);
 	fprintf(stderr, "auto chose %s: %s\n", ntmm__backing_name(e->phys.backing),
 	        e->phys.backing_note);
-	ntmm_engine_destroy(e);
 }
 
 static void rss_follows_use(int backing)
@@ -264,7 +288,7 @@ static void rss_drops_after_a_large_free_thp(void **state)
 
 static void release_keeps_chunks_in_use(void **state)
 {
-	ntmm_engine_t *e = phys_engine(8, NULL, NTMM_BACKING_4K, 0);
+	ntmm_engine_t *e = *state;
 	ntmm__pfn_t *f = calloc(e->phys.nframes, sizeof(*f));
 	for (size_t i = 0; i < e->phys.nframes; i++)
 		f[i] = must_alloc(e, 0);
@@ -280,7 +304,6 @@ static void release_keeps_chunks_in_use(void **state)
 	assert_int_equal(ntmm__phys_release_chunks(e, NTMM__ALLOC_NODE_ANY, 0), 4);
 	assert_int_equal(ntmm_audit(e), 0);
 	free(f);
-	ntmm_engine_destroy(e);
 }
 
 /* A chunk released to the OS while allocators run: every allocation still
@@ -368,14 +391,14 @@ static void release_races_allocation_without_enomem(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(backing_4k_works),
+	    cmocka_unit_test_setup_teardown(backing_4k_works, setup_8mib_4k, teardown),
 	    cmocka_unit_test(backing_thp_works),
 	    cmocka_unit_test(backing_hugetlb_works),
 	    cmocka_unit_test(forced_hugetlb_beyond_reservation_is_a_clear_error),
-	    cmocka_unit_test(auto_backing_is_reported),
+	    cmocka_unit_test_setup_teardown(auto_backing_is_reported, setup_4mib, teardown),
 	    cmocka_unit_test(rss_drops_after_a_large_free_4k),
 	    cmocka_unit_test(rss_drops_after_a_large_free_thp),
-	    cmocka_unit_test(release_keeps_chunks_in_use),
+	    cmocka_unit_test_setup_teardown(release_keeps_chunks_in_use, setup_8mib_4k, teardown),
 	    cmocka_unit_test(release_races_allocation_without_enomem),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,32 @@
    survives until it frees), zero requests always see zeros, and the audit
    holds at the end. */
 #include "phys_testutil.h"
+#include "fixture.h"
+
+/* The engine of each test that needs one comes from its setup; the
+   teardown destroys it even after a failed assert. */
+static struct {
+	ntmm_engine_t *e;
+} fx;
+
+static int setup_8mib_threads(void **state)
+{
+	fx.e = phys_engine(8, NULL, NTMM_BACKING_AUTO, 1);
+	*state = fx.e;
+	return 0;
+}
+static int setup_2mib_threads(void **state)
+{
+	fx.e = phys_engine(2, NULL, NTMM_BACKING_AUTO, 1);
+	*state = fx.e;
+	return 0;
+}
+static int teardown(void **state)
+{
+	fixture_engine_destroy(fx.e);
+	fx.e = NULL;
+	return 0;
+}
 
 #define THREADS 6
 
@@ -72,7 +98,7 @@ static void *alloc_free_worker(void *arg)
 
 static void many_threads_never_share_a_frame(void **state)
 {
-	ntmm_engine_t *e = phys_engine(8, NULL, NTMM_BACKING_AUTO, 1);
+	ntmm_engine_t *e = *state;
 	worker_t w[THREADS];
 	for (int i = 0; i < THREADS; i++)
 		w[i] = (worker_t){e, i, scaled(100000)};
@@ -84,7 +110,6 @@ static void many_threads_never_share_a_frame(void **state)
 	ntmm_stats_get(e, &s);
 	assert_int_equal(s.active_pages, 0);
 	assert_int_equal(s.frame_allocs, s.frame_frees);
-	ntmm_engine_destroy(e);
 }
 
 static void *pressure_worker(void *arg)
@@ -116,7 +141,7 @@ static void *pressure_worker(void *arg)
 static void exhausted_pool_under_contention_stays_consistent(void **state)
 {
 	/* 2 MiB = 512 frames for 6 threads wanting up to 200 each */
-	ntmm_engine_t *e = phys_engine(2, NULL, NTMM_BACKING_AUTO, 1);
+	ntmm_engine_t *e = *state;
 	worker_t w[THREADS];
 	for (int i = 0; i < THREADS; i++)
 		w[i] = (worker_t){e, i, scaled(300)};
@@ -124,7 +149,6 @@ static void exhausted_pool_under_contention_stays_consistent(void **state)
 	run_threads(THREADS, pressure_worker, w, sizeof(w[0]));
 	assert_int_equal(atomic_load(&test_failures), 0);
 	assert_int_equal(ntmm_audit(e), 0);
-	ntmm_engine_destroy(e);
 }
 
 /* ---- owners, trimming, soft faults, repurposing and a writer ---- */
@@ -258,7 +282,7 @@ static void *writer_worker(void *arg)
 static void trim_reclaim_repurpose_and_write_race_safely(void **state)
 {
 	/* 2 MiB: 512 frames for 6 × 128 slots, so Standby gets repurposed */
-	ntmm_engine_t *e = phys_engine(2, NULL, NTMM_BACKING_AUTO, 1);
+	ntmm_engine_t *e = *state;
 	e->phys.repurpose = repurpose_cb;
 	atomic_store(&g_stop_writer, 0);
 	atomic_store(&g_repurposed, 0);
@@ -284,15 +308,17 @@ static void trim_reclaim_repurpose_and_write_race_safely(void **state)
 	assert_int_equal(s.standby_pages + s.modified_pages, 0);
 	assert_int_equal(ntmm_audit(e), 0);
 	free(o);
-	ntmm_engine_destroy(e);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(many_threads_never_share_a_frame),
-	    cmocka_unit_test(exhausted_pool_under_contention_stays_consistent),
-	    cmocka_unit_test(trim_reclaim_repurpose_and_write_race_safely),
+	    cmocka_unit_test_setup_teardown(many_threads_never_share_a_frame, setup_8mib_threads,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(exhausted_pool_under_contention_stays_consistent,
+	                                    setup_2mib_threads, teardown),
+	    cmocka_unit_test_setup_teardown(trim_reclaim_repurpose_and_write_race_safely,
+	                                    setup_2mib_threads, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,38 @@
 
 #include <dirent.h>
 #include <unistd.h>
+#include "fixture.h"
+
+/* The engine of each test that needs one comes from its setup; the
+   teardown destroys it even after a failed assert. */
+static struct {
+	ntmm_engine_t *e;
+} fx;
+
+static int setup_2mib(void **state)
+{
+	fx.e = phys_engine(2, NULL, NTMM_BACKING_AUTO, 0);
+	*state = fx.e;
+	return 0;
+}
+static int setup_2mib_threads(void **state)
+{
+	fx.e = phys_engine(2, NULL, NTMM_BACKING_AUTO, 1);
+	*state = fx.e;
+	return 0;
+}
+static int setup_8mib_4node_threads(void **state)
+{
+	fx.e = phys_engine(8, "pack:2 numa:2 core:1 pu:1", NTMM_BACKING_AUTO, 1);
+	*state = fx.e;
+	return 0;
+}
+static int teardown(void **state)
+{
+	fixture_engine_destroy(fx.e);
+	fx.e = NULL;
+	return 0;
+}
 
 static void dirty_free_all(ntmm_engine_t *e, ntmm__pfn_t *f, size_t n)
 {
@@ -20,7 +52,7 @@ static void dirty_free_all(ntmm_engine_t *e, ntmm__pfn_t *f, size_t n)
 
 static void zero_pass_fills_zeroed_up_to_the_high_water_mark(void **state)
 {
-	ntmm_engine_t *e = phys_engine(2, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	size_t n = e->phys.nframes, high = e->phys.nodes[0].zero_high;
 	ntmm__pfn_t *f = calloc(n, sizeof(*f));
 	dirty_free_all(e, f, n);
@@ -48,16 +80,14 @@ static void zero_pass_fills_zeroed_up_to_the_high_water_mark(void **state)
 	assert_int_equal(checked, total);
 	assert_int_equal(ntmm_audit(e), 0);
 	free(f);
-	ntmm_engine_destroy(e);
 }
 
 static void zero_pass_with_nothing_free_does_nothing(void **state)
 {
-	ntmm_engine_t *e = phys_engine(2, NULL, NTMM_BACKING_AUTO, 0);
+	ntmm_engine_t *e = *state;
 	bool more = true;
 	assert_int_equal(ntmm__phys_zero_pass(e, 0, 64, &more), 0);
 	assert_false(more);
-	ntmm_engine_destroy(e);
 }
 
 static char thread_state(pid_t tid)
@@ -76,7 +106,7 @@ static char thread_state(pid_t tid)
 
 static void zero_thread_zeroes_in_background_then_sleeps(void **state)
 {
-	ntmm_engine_t *e = phys_engine(2, NULL, NTMM_BACKING_AUTO, 1);
+	ntmm_engine_t *e = *state;
 	assert_int_equal(e->systhreads.nzero, 1);
 	ntmm__thread_t *t = &e->systhreads.zero[0].t;
 	size_t n = e->phys.nframes, high = e->phys.nodes[0].zero_high;
@@ -116,7 +146,6 @@ static void zero_thread_zeroes_in_background_then_sleeps(void **state)
 		ntmm__page_free(e, f[i]);
 	assert_int_equal(ntmm_audit(e), 0);
 	free(f);
-	ntmm_engine_destroy(e);
 }
 
 static void zero_thread_gets_its_configured_priority(void **state)
@@ -151,10 +180,9 @@ static void zero_thread_gets_its_configured_priority(void **state)
 
 static void one_zero_thread_per_node(void **state)
 {
-	ntmm_engine_t *e = phys_engine(8, "pack:2 numa:2 core:1 pu:1", NTMM_BACKING_AUTO, 1);
+	ntmm_engine_t *e = *state;
 	assert_int_equal(e->systhreads.nzero, 4);
 	assert_string_equal(e->systhreads.zero[3].t.name, "ntmm-zero/3");
-	ntmm_engine_destroy(e);
 }
 
 typedef struct handoff {
@@ -204,11 +232,15 @@ static void frame_freed_by_one_owner_is_zero_for_the_next(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(zero_pass_fills_zeroed_up_to_the_high_water_mark),
-	    cmocka_unit_test(zero_pass_with_nothing_free_does_nothing),
-	    cmocka_unit_test(zero_thread_zeroes_in_background_then_sleeps),
+	    cmocka_unit_test_setup_teardown(zero_pass_fills_zeroed_up_to_the_high_water_mark,
+	                                    setup_2mib, teardown),
+	    cmocka_unit_test_setup_teardown(zero_pass_with_nothing_free_does_nothing, setup_2mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(zero_thread_zeroes_in_background_then_sleeps,
+	                                    setup_2mib_threads, teardown),
 	    cmocka_unit_test(zero_thread_gets_its_configured_priority),
-	    cmocka_unit_test(one_zero_thread_per_node),
+	    cmocka_unit_test_setup_teardown(one_zero_thread_per_node, setup_8mib_4node_threads,
+	                                    teardown),
 	    cmocka_unit_test(frame_freed_by_one_owner_is_zero_for_the_next),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

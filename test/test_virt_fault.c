@@ -5,6 +5,34 @@
 #include "iotest.h"
 
 #include "engine.h"
+#include "fixture.h"
+
+/* Each engine test gets a fresh engine (no system threads) from its
+   setup; the teardown destroys it even after a failed assert. */
+static struct {
+	ntmm_engine_t *e;
+} fx;
+
+static int setup_engine(void **s, size_t bytes)
+{
+	fx.e = virt_engine(bytes, 0);
+	*s = fx.e;
+	return 0;
+}
+static int setup_8mib(void **s)
+{
+	return setup_engine(s, 8 * MiB);
+}
+static int setup_4mib(void **s)
+{
+	return setup_engine(s, 4 * MiB);
+}
+static int teardown(void **s)
+{
+	fixture_engine_release(fx.e);
+	fx.e = NULL;
+	return 0;
+}
 
 static uint64_t commit_region(ntmm_process_t *p, size_t pages, unsigned prot)
 {
@@ -37,7 +65,7 @@ static void check(ntmm_process_t *p, uint64_t a, size_t pages, uint32_t seed)
 
 static void demand_zero_pages_read_zero_and_keep_writes(void **s)
 {
-	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_engine_t *e = *s;
 	ntmm_process_t *p = virt_process(e);
 	uint64_t a = commit_region(p, 64, NTMM_PAGE_READWRITE);
 	ntmm_access_begin(e);
@@ -60,12 +88,12 @@ static void demand_zero_pages_read_zero_and_keep_writes(void **s)
 	assert_true(STAT(e, pagetable_pages) >= 3);
 	assert_int_equal(ntmm_audit(e), 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
-	virt_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 static void read_and_write_cross_page_boundaries(void **s)
 {
-	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_engine_t *e = *s;
 	ntmm_process_t *p = virt_process(e);
 	uint64_t a = commit_region(p, 4, NTMM_PAGE_READWRITE);
 	char msg[6000], back[6000];
@@ -77,12 +105,12 @@ static void read_and_write_cross_page_boundaries(void **s)
 	/* a copy running into uncommitted space stops with EACCESS */
 	assert_int_equal(ntmm_write(p, a + 4 * PG - 10, msg, 20), NTMM_EACCESS);
 	assert_int_equal(ntmm_process_destroy(p), 0);
-	virt_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 static void translate_sets_accessed_and_dirty(void **s)
 {
-	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_engine_t *e = *s;
 	ntmm_process_t *p = virt_process(e);
 	uint64_t a = commit_region(p, 2, NTMM_PAGE_READWRITE);
 	void *h;
@@ -97,12 +125,12 @@ static void translate_sets_accessed_and_dirty(void **s)
 	assert_true(v & NTMM__PTE_DIRTY);
 	ntmm_access_end(e);
 	assert_int_equal(ntmm_process_destroy(p), 0);
-	virt_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 static void ws_empty_then_soft_faults_bring_data_back(void **s)
 {
-	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_engine_t *e = *s;
 	ntmm_process_t *p = virt_process(e);
 	uint64_t a = commit_region(p, 200, NTMM_PAGE_READWRITE);
 	fill(p, a, 200, 0x5151);
@@ -125,12 +153,12 @@ static void ws_empty_then_soft_faults_bring_data_back(void **s)
 	assert_int_equal(pi.ws_pages, 200);
 	assert_int_equal(ntmm_audit(e), 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
-	virt_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 static void pinned_pages_are_not_trimmed(void **s)
 {
-	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_engine_t *e = *s;
 	ntmm_process_t *p = virt_process(e);
 	uint64_t a = commit_region(p, 16, NTMM_PAGE_READWRITE);
 	ntmm_pin_t *pin;
@@ -156,12 +184,12 @@ static void pinned_pages_are_not_trimmed(void **s)
 	check(p, a + 8 * PG, 8, 1);
 	assert_int_equal(ntmm_audit(e), 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
-	virt_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 static void pin_of_uncommitted_memory_fails_and_holds_nothing(void **s)
 {
-	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_engine_t *e = *s;
 	ntmm_process_t *p = virt_process(e);
 	uint64_t a = 0;
 	assert_int_equal(ntmm_allocate(p, &a, 4 * PG, NTMM_MEM_RESERVE, NTMM_PAGE_READWRITE), 0);
@@ -176,12 +204,12 @@ static void pin_of_uncommitted_memory_fails_and_holds_nothing(void **s)
 	assert_int_equal(pi.ws_pages, 0); /* the two pages it pinned were let go */
 	assert_int_equal(ntmm_audit(e), 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
-	virt_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 static void decommit_and_release_free_frames_and_tables(void **s)
 {
-	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_engine_t *e = *s;
 	ntmm_process_t *p = virt_process(e);
 	uint64_t a = commit_region(p, 600, NTMM_PAGE_READWRITE); /* spans two leaf tables */
 	fill(p, a, 600, 9);
@@ -205,12 +233,12 @@ static void decommit_and_release_free_frames_and_tables(void **s)
 		assert_int_equal(atomic_load(&p->root_host[i]), 0);
 	assert_int_equal(ntmm_audit(e), 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
-	virt_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 static void destroy_gives_back_frames_and_commit(void **s)
 {
-	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_engine_t *e = *s;
 	ntmm_stats_t st0, st1;
 	assert_int_equal(ntmm_stats_get(e, &st0), 0);
 	for (int round = 0; round < 3; round++) {
@@ -227,14 +255,14 @@ static void destroy_gives_back_frames_and_commit(void **s)
 	assert_int_equal(st1.commit_pages, 0);
 	assert_int_equal(st1.processes, 0);
 	assert_int_equal(st1.active_pages, st0.active_pages);
-	virt_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 /* A frame another process gave up reaches the next owner zeroed: freed
    frames via release, clean Standby frames via repurposing. */
 static void frames_reach_a_new_owner_zeroed(void **s)
 {
-	ntmm_engine_t *e = virt_engine(4 * MiB, 0);
+	ntmm_engine_t *e = *s;
 	size_t frames = 4 * MiB / PG;
 	/* a paging file, so that A's and B's commits together may pass the
 	   frames (the commit limit counts the frames less a reserve and the
@@ -303,14 +331,14 @@ static void frames_reach_a_new_owner_zeroed(void **s)
 	}
 	assert_int_equal(ntmm_process_destroy(a), 0);
 	assert_int_equal(ntmm_process_destroy(b), 0);
-	virt_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 	free(path);
 	io_rmtree(dir);
 }
 
 static void processes_never_see_each_others_pages(void **s)
 {
-	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_engine_t *e = *s;
 	ntmm_process_t *a = virt_process(e), *b = virt_process(e);
 	uint64_t x = 0x10000000, y = 0x10000000; /* the same VA in both */
 	assert_int_equal(
@@ -333,12 +361,12 @@ static void processes_never_see_each_others_pages(void **s)
 	assert_int_equal(ntmm_process_destroy(a), 0);
 	check(b, y, 32, 0xbbbb);
 	assert_int_equal(ntmm_process_destroy(b), 0);
-	virt_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 static void calls_that_need_a_grace_period_refuse_inside_an_access_section(void **s)
 {
-	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_engine_t *e = *s;
 	ntmm_process_t *p = virt_process(e);
 	uint64_t a = commit_region(p, 2, NTMM_PAGE_READWRITE);
 	ntmm_access_begin(e);
@@ -347,7 +375,7 @@ static void calls_that_need_a_grace_period_refuse_inside_an_access_section(void 
 	assert_int_equal(ntmm_process_destroy(p), NTMM_EBUSY);
 	ntmm_access_end(e);
 	assert_int_equal(ntmm_process_destroy(p), 0);
-	virt_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 static void pte_formats_round_trip(void **s)
@@ -412,7 +440,7 @@ static void pagefile_locations_round_trip_through_pte_bits(void **s)
    not followed. */
 static void a_prototype_pte_naming_no_prototype_is_einval(void **s)
 {
-	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_engine_t *e = *s;
 	ntmm_process_t *p = virt_process(e);
 	uint64_t a = commit_region(p, 4, NTMM_PAGE_READWRITE);
 	char c = 0;
@@ -423,7 +451,7 @@ static void a_prototype_pte_naming_no_prototype_is_einval(void **s)
 	assert_int_equal(ntmm_read(p, a + PG, &c, 1), NTMM_EINVAL);
 	/* pagefile PTEs are hard faults now: test/test_paging_*.c */
 	assert_int_equal(ntmm_process_destroy(p), 0);
-	virt_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 /* The software TLB keeps the grace-period rule: its entries do not outlive
@@ -431,7 +459,7 @@ static void a_prototype_pte_naming_no_prototype_is_einval(void **s)
    write that has not set Dirty. */
 static void tlb_entries_die_with_their_access_section(void **s)
 {
-	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_engine_t *e = *s;
 	ntmm_process_t *p = virt_process(e);
 	uint64_t a = commit_region(p, 4, NTMM_PAGE_READWRITE);
 	void *h1, *h2;
@@ -462,7 +490,7 @@ static void tlb_entries_die_with_their_access_section(void **s)
 	ntmm_access_end(e);
 	ntmm_access_end(e);
 	assert_int_equal(ntmm_process_destroy(p), 0);
-	virt_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 /* The engine's working set manager (ntmm__wsm_run, what the balance set
@@ -473,7 +501,7 @@ static void tlb_entries_die_with_their_access_section(void **s)
    and the recently used pages stay. */
 static void working_set_manager_pass_trims_to_the_limits(void **s)
 {
-	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_engine_t *e = *s;
 	ntmm_process_t *p = virt_process(e);
 	uint64_t a = commit_region(p, 100, NTMM_PAGE_READWRITE);
 	fill(p, a, 100, 3);
@@ -520,19 +548,21 @@ static void working_set_manager_pass_trims_to_the_limits(void **s)
 	check(p, a, 100, 3);
 	assert_int_equal(ntmm_audit(e), 0);
 	assert_int_equal(ntmm_process_destroy(p), 0);
-	virt_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 static void engine_destroy_frees_live_processes(void **s)
 {
-	ntmm_engine_t *e = virt_engine(8 * MiB, 0);
+	ntmm_engine_t *e = *s;
 	ntmm_process_t *p = virt_process(e), *q = virt_process(e);
 	uint64_t a = commit_region(p, 64, NTMM_PAGE_READWRITE);
 	fill(p, a, 64, 1);
 	assert_int_equal(ntmm_ws_empty(p), 0);
 	uint64_t b = commit_region(q, 64, NTMM_PAGE_READWRITE);
 	fill(q, b, 32, 2);
-	virt_engine_done(e); /* ASan's leak check is the assertion */
+	assert_int_equal(ntmm_audit(e), 0);
+	fx.e = NULL; /* destroyed here, p and q live: ASan's leak check is the assertion */
+	fixture_engine_release(e);
 }
 
 int main(void)
@@ -540,21 +570,35 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(pte_formats_round_trip),
 	    cmocka_unit_test(pagefile_locations_round_trip_through_pte_bits),
-	    cmocka_unit_test(demand_zero_pages_read_zero_and_keep_writes),
-	    cmocka_unit_test(read_and_write_cross_page_boundaries),
-	    cmocka_unit_test(translate_sets_accessed_and_dirty),
-	    cmocka_unit_test(ws_empty_then_soft_faults_bring_data_back),
-	    cmocka_unit_test(pinned_pages_are_not_trimmed),
-	    cmocka_unit_test(pin_of_uncommitted_memory_fails_and_holds_nothing),
-	    cmocka_unit_test(decommit_and_release_free_frames_and_tables),
-	    cmocka_unit_test(destroy_gives_back_frames_and_commit),
-	    cmocka_unit_test(frames_reach_a_new_owner_zeroed),
-	    cmocka_unit_test(processes_never_see_each_others_pages),
-	    cmocka_unit_test(calls_that_need_a_grace_period_refuse_inside_an_access_section),
-	    cmocka_unit_test(a_prototype_pte_naming_no_prototype_is_einval),
-	    cmocka_unit_test(tlb_entries_die_with_their_access_section),
-	    cmocka_unit_test(working_set_manager_pass_trims_to_the_limits),
-	    cmocka_unit_test(engine_destroy_frees_live_processes),
+	    cmocka_unit_test_setup_teardown(demand_zero_pages_read_zero_and_keep_writes, setup_8mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(read_and_write_cross_page_boundaries, setup_8mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(translate_sets_accessed_and_dirty, setup_8mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(ws_empty_then_soft_faults_bring_data_back, setup_8mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(pinned_pages_are_not_trimmed, setup_8mib, teardown),
+	    cmocka_unit_test_setup_teardown(pin_of_uncommitted_memory_fails_and_holds_nothing,
+	                                    setup_8mib, teardown),
+	    cmocka_unit_test_setup_teardown(decommit_and_release_free_frames_and_tables, setup_8mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(destroy_gives_back_frames_and_commit, setup_8mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(frames_reach_a_new_owner_zeroed, setup_4mib, teardown),
+	    cmocka_unit_test_setup_teardown(processes_never_see_each_others_pages, setup_8mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        calls_that_need_a_grace_period_refuse_inside_an_access_section, setup_8mib,
+	        teardown),
+	    cmocka_unit_test_setup_teardown(a_prototype_pte_naming_no_prototype_is_einval,
+	                                    setup_8mib, teardown),
+	    cmocka_unit_test_setup_teardown(tlb_entries_die_with_their_access_section, setup_8mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(working_set_manager_pass_trims_to_the_limits,
+	                                    setup_8mib, teardown),
+	    cmocka_unit_test_setup_teardown(engine_destroy_frees_live_processes, setup_8mib,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

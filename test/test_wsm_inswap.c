@@ -18,6 +18,38 @@
 #include "paging_testutil.h"
 
 #include <pthread.h>
+#include "fixture.h"
+
+/* The engine of each test that needs one comes from its setup; the
+   teardown destroys it even after a failed assert. */
+static struct {
+	ntmm_engine_t *e;
+	bool quiet_held; /* the body holds e->systhreads.quiet */
+} fx;
+
+static int setup_16mib_threads_tick5(void **state)
+{
+	wsm_opts_t o = {.mib = 16, .threads = true, .tick_ms = 5};
+	fx.e = wsm_engine(&o);
+	*state = fx.e;
+	return 0;
+}
+static int setup_16mib(void **state)
+{
+	wsm_opts_t o = {.mib = 16};
+	fx.e = wsm_engine(&o);
+	*state = fx.e;
+	return 0;
+}
+static int teardown(void **state)
+{
+	if (fx.quiet_held) /* the destroy would wait for the paused threads */
+		pthread_mutex_unlock(&fx.e->systhreads.quiet);
+	fx.quiet_held = false;
+	fixture_engine_release(fx.e);
+	fx.e = NULL;
+	return 0;
+}
 
 /* An engine with the system threads (5 ms ticks), 16 MiB of frames and a
    paging file of 8..32 MiB named `name` in the test directory (*pf). */
@@ -107,9 +139,7 @@ static size_t record_len(ntmm_process_t *p)
 
 static void an_in_swap_brings_the_working_set_back_from_standby_and_modified(void **state)
 {
-	(void)state;
-	wsm_opts_t o = {.mib = 16, .threads = true, .tick_ms = 5};
-	ntmm_engine_t *e = wsm_engine(&o);
+	ntmm_engine_t *e = *state;
 	size_t n = 300, written = 200; /* within the default maximum of 345 */
 	uint64_t base;
 	ntmm_process_t *p = wsm_process(e, n, &base);
@@ -143,7 +173,7 @@ static void an_in_swap_brings_the_working_set_back_from_standby_and_modified(voi
 	assert_int_equal(nonzero_pages(p, base, written, n - written), 0);
 	assert_int_equal(wsm_info(p).page_faults, f0);
 	assert_int_equal(wsm_stats(e).page_faults, sf0);
-	wsm_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 static void an_in_swap_reads_paged_out_pages_back_in_clusters(void **state)
@@ -216,9 +246,7 @@ static void *destroy_thread(void *arg)
 
 static void destroy_never_waits_for_a_queued_in_swap_and_stops_a_running_one(void **state)
 {
-	(void)state;
-	wsm_opts_t o = {.mib = 16, .threads = true, .tick_ms = 5};
-	ntmm_engine_t *e = wsm_engine(&o);
+	ntmm_engine_t *e = *state;
 	ntmm__swapper_thread_t *s = &e->systhreads.swapper;
 	uint64_t b1, b2;
 	ntmm_process_t *p1 = swapped_process(e, 200, 21, &b1);
@@ -230,6 +258,7 @@ static void destroy_never_waits_for_a_queued_in_swap_and_stops_a_running_one(voi
 	   keeps the other passes, which hold it around their visits, from
 	   taking process references) */
 	pthread_mutex_lock(&e->systhreads.quiet);
+	fx.quiet_held = true;
 	uint8_t b;
 	assert_int_equal(ntmm_read(p1, b1, &b, 1), 0);
 	/* claimed: the swapper's reference is the only one */
@@ -247,6 +276,7 @@ static void destroy_never_waits_for_a_queued_in_swap_and_stops_a_running_one(voi
 	assert_int_equal(pthread_create(&t, NULL, destroy_thread, p1), 0);
 	/* p1 cannot be freed while the swapper holds its reference */
 	WSM_WAIT_UNTIL(atomic_load(&p1->wsm.dying) != 0);
+	fx.quiet_held = false;
 	pthread_mutex_unlock(&e->systhreads.quiet);
 	pthread_join(t, NULL);
 	assert_int_equal(atomic_load(&test_failures), 0);
@@ -255,7 +285,7 @@ static void destroy_never_waits_for_a_queued_in_swap_and_stops_a_running_one(voi
 	assert_int_equal(wsm_load(&s->inswap_cut), cut0 + 1);
 	assert_int_equal(wsm_load(&s->inswap_pages), pages0);
 	assert_int_equal(wsm_stats(e).processes, 0);
-	wsm_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 /* Destroys racing in-swaps at every point of their life (queued, between
@@ -423,9 +453,7 @@ static void an_out_swap_overtaking_an_in_swap_wins_and_the_next_access_in_swaps(
    come back one fault at a time, as before. */
 static void without_a_swapper_the_faults_bring_the_pages_back(void **state)
 {
-	(void)state;
-	wsm_opts_t o = {.mib = 16};
-	ntmm_engine_t *e = wsm_engine(&o);
+	ntmm_engine_t *e = *state;
 	uint64_t base;
 	ntmm_process_t *p = swapped_process(e, 64, 51, &base);
 	assert_int_equal(record_len(p), 0);
@@ -434,19 +462,24 @@ static void without_a_swapper_the_faults_bring_the_pages_back(void **state)
 	assert_int_equal(wsm_info(p).page_faults, f0 + 64);
 	assert_int_equal(wsm_stats(e).swap_in_pages, 0);
 	assert_int_equal(wsm_info(p).swap_ins, 1);
-	wsm_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(an_in_swap_brings_the_working_set_back_from_standby_and_modified),
+	    cmocka_unit_test_setup_teardown(
+	        an_in_swap_brings_the_working_set_back_from_standby_and_modified,
+	        setup_16mib_threads_tick5, teardown),
 	    cmocka_unit_test(an_in_swap_reads_paged_out_pages_back_in_clusters),
-	    cmocka_unit_test(destroy_never_waits_for_a_queued_in_swap_and_stops_a_running_one),
+	    cmocka_unit_test_setup_teardown(
+	        destroy_never_waits_for_a_queued_in_swap_and_stops_a_running_one,
+	        setup_16mib_threads_tick5, teardown),
 	    cmocka_unit_test(destroy_races_in_swaps_at_any_point),
 	    cmocka_unit_test(under_pressure_the_in_swap_stops_early),
 	    cmocka_unit_test(an_out_swap_overtaking_an_in_swap_wins_and_the_next_access_in_swaps),
-	    cmocka_unit_test(without_a_swapper_the_faults_bring_the_pages_back),
+	    cmocka_unit_test_setup_teardown(without_a_swapper_the_faults_bring_the_pages_back,
+	                                    setup_16mib, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,41 @@
  * and repurposing takes the lowest priority first.
  */
 #include "wsm_testutil.h"
+#include "fixture.h"
+
+/* The engine of each test that needs one comes from its setup; the
+   teardown destroys it even after a failed assert. */
+static struct {
+	ntmm_engine_t *e;
+} fx;
+
+static int setup_32mib(void **state)
+{
+	wsm_opts_t o = {.mib = 32};
+	fx.e = wsm_engine(&o);
+	*state = fx.e;
+	return 0;
+}
+static int setup_16mib(void **state)
+{
+	wsm_opts_t o = {.mib = 16};
+	fx.e = wsm_engine(&o);
+	*state = fx.e;
+	return 0;
+}
+static int setup_8mib(void **state)
+{
+	wsm_opts_t o = {.mib = 8};
+	fx.e = wsm_engine(&o);
+	*state = fx.e;
+	return 0;
+}
+static int teardown(void **state)
+{
+	fixture_engine_release(fx.e);
+	fx.e = NULL;
+	return 0;
+}
 
 static size_t faults_of(ntmm_process_t *p)
 {
@@ -17,9 +52,7 @@ static size_t faults_of(ntmm_process_t *p)
 
 static void a_set_above_its_maximum_is_trimmed_to_it_oldest_first(void **state)
 {
-	(void)state;
-	wsm_opts_t o = {.mib = 32};
-	ntmm_engine_t *e = wsm_engine(&o);
+	ntmm_engine_t *e = *state;
 	uint64_t base;
 	ntmm_process_t *p = wsm_process(e, 400, &base);
 	assert_int_equal(ntmm_ws_set_limits(p, 50, 300), 0);
@@ -47,7 +80,7 @@ static void a_set_above_its_maximum_is_trimmed_to_it_oldest_first(void **state)
 	assert_int_equal(wsm_check(p, base, 1, 0, 400), 0);
 	assert_int_equal(faults_of(p), f0 + 100);
 	assert_true(wsm_stats(e).pages_trimmed >= 100);
-	wsm_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 /* A pass trims every set above its maximum and ends with one grace period
@@ -56,9 +89,7 @@ static void a_set_above_its_maximum_is_trimmed_to_it_oldest_first(void **state)
    page still comes back intact. */
 static void one_pass_trims_every_set_with_one_grace_period(void **state)
 {
-	(void)state;
-	wsm_opts_t o = {.mib = 32};
-	ntmm_engine_t *e = wsm_engine(&o);
+	ntmm_engine_t *e = *state;
 	enum { P = 3 };
 	ntmm_process_t *p[P];
 	uint64_t base[P];
@@ -78,7 +109,7 @@ static void one_pass_trims_every_set_with_one_grace_period(void **state)
 		assert_int_equal(ntmm_free(p[i], base[i], 0, NTMM_MEM_RELEASE), 0);
 		assert_int_equal(ntmm_process_destroy(p[i]), 0);
 	}
-	wsm_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 static void a_set_within_its_limits_is_trimmed_only_under_pressure(void **state)
@@ -127,9 +158,7 @@ static void a_set_within_its_limits_is_trimmed_only_under_pressure(void **state)
 
 static void pinned_pages_are_never_trimmed(void **state)
 {
-	(void)state;
-	wsm_opts_t o = {.mib = 32};
-	ntmm_engine_t *e = wsm_engine(&o);
+	ntmm_engine_t *e = *state;
 	uint64_t base;
 	ntmm_process_t *p = wsm_process(e, 400, &base);
 	wsm_fill(p, base, 3, 0, 400);
@@ -151,14 +180,12 @@ static void pinned_pages_are_never_trimmed(void **state)
 	ntmm_unpin(pin);
 	assert_int_equal(wsm_check(p, base, 3, 0, 400), 0);
 	assert_int_equal(wsm_info(p).swap_ins, 1);
-	wsm_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 static void out_swap_and_in_swap_count_once_each(void **state)
 {
-	(void)state;
-	wsm_opts_t o = {.mib = 16};
-	ntmm_engine_t *e = wsm_engine(&o);
+	ntmm_engine_t *e = *state;
 	uint64_t base;
 	ntmm_process_t *p = wsm_process(e, 64, &base);
 	wsm_fill(p, base, 4, 0, 64);
@@ -171,16 +198,14 @@ static void out_swap_and_in_swap_count_once_each(void **state)
 	ntmm_stats_t st = wsm_stats(e);
 	assert_int_equal(st.swap_outs, 1);
 	assert_int_equal(st.swap_ins, 1);
-	wsm_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 /* The swapper's idle test: accesses through valid PTEs take no fault, but
    aging finds their Accessed bits and records the time. */
 static void aging_notes_accesses_that_took_no_fault(void **state)
 {
-	(void)state;
-	wsm_opts_t o = {.mib = 16};
-	ntmm_engine_t *e = wsm_engine(&o);
+	ntmm_engine_t *e = *state;
 	uint64_t base;
 	ntmm_process_t *p = wsm_process(e, 32, &base);
 	wsm_fill(p, base, 5, 0, 32);
@@ -196,29 +221,25 @@ static void aging_notes_accesses_that_took_no_fault(void **state)
 	assert_true(atomic_load(&p->wsm.active_ns) > t0);
 	assert_int_equal(hist[0], 2);
 	assert_int_equal(hist[2], 30);
-	wsm_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 static void page_priority_rejects_bad_input(void **state)
 {
-	(void)state;
-	wsm_opts_t o = {.mib = 8};
-	ntmm_engine_t *e = wsm_engine(&o);
+	ntmm_engine_t *e = *state;
 	uint64_t base;
 	ntmm_process_t *p = wsm_process(e, 1, &base);
 	assert_int_equal(ntmm_process_set_page_priority(p, 8), NTMM_EINVAL);
 	assert_int_equal(ntmm_process_set_page_priority(NULL, 1), NTMM_EINVAL);
 	for (unsigned prio = 0; prio <= 7; prio++)
 		assert_int_equal(ntmm_process_set_page_priority(p, prio), 0);
-	wsm_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 /* Pages trimmed clean land on their process's standby priority list. */
 static void trimmed_pages_carry_the_process_priority(void **state)
 {
-	(void)state;
-	wsm_opts_t o = {.mib = 16};
-	ntmm_engine_t *e = wsm_engine(&o);
+	ntmm_engine_t *e = *state;
 	uint64_t a_base, b_base;
 	ntmm_process_t *a = wsm_process(e, 100, &a_base);
 	ntmm_process_t *b = wsm_process(e, 60, &b_base);
@@ -232,7 +253,7 @@ static void trimmed_pages_carry_the_process_priority(void **state)
 	assert_int_equal(st.standby_by_priority[2], 100);
 	assert_int_equal(st.standby_by_priority[7], 60);
 	assert_int_equal(st.standby_pages, 160);
-	wsm_engine_done(e);
+	assert_int_equal(ntmm_audit(e), 0);
 }
 
 /* Repurposing drains the lowest standby priority before touching a higher
@@ -287,14 +308,19 @@ static void repurposing_takes_the_lowest_priority_first(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(a_set_above_its_maximum_is_trimmed_to_it_oldest_first),
-	    cmocka_unit_test(one_pass_trims_every_set_with_one_grace_period),
+	    cmocka_unit_test_setup_teardown(a_set_above_its_maximum_is_trimmed_to_it_oldest_first,
+	                                    setup_32mib, teardown),
+	    cmocka_unit_test_setup_teardown(one_pass_trims_every_set_with_one_grace_period,
+	                                    setup_32mib, teardown),
 	    cmocka_unit_test(a_set_within_its_limits_is_trimmed_only_under_pressure),
-	    cmocka_unit_test(pinned_pages_are_never_trimmed),
-	    cmocka_unit_test(out_swap_and_in_swap_count_once_each),
-	    cmocka_unit_test(aging_notes_accesses_that_took_no_fault),
-	    cmocka_unit_test(page_priority_rejects_bad_input),
-	    cmocka_unit_test(trimmed_pages_carry_the_process_priority),
+	    cmocka_unit_test_setup_teardown(pinned_pages_are_never_trimmed, setup_32mib, teardown),
+	    cmocka_unit_test_setup_teardown(out_swap_and_in_swap_count_once_each, setup_16mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(aging_notes_accesses_that_took_no_fault, setup_16mib,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(page_priority_rejects_bad_input, setup_8mib, teardown),
+	    cmocka_unit_test_setup_teardown(trimmed_pages_carry_the_process_priority, setup_16mib,
+	                                    teardown),
 	    cmocka_unit_test(repurposing_takes_the_lowest_priority_first),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
