@@ -12,6 +12,7 @@
    NTMM_EGUARD. Protections Windows grants on private memory that ntmm does
    not model (the EXECUTE kinds, NOCACHE, WRITECOMBINE) are NTMM_ENOTSUP. */
 #include "virt_testutil.h"
+#include "fixture.h"
 
 static ntmm_engine_t *E;
 static ntmm_process_t *P;
@@ -23,11 +24,18 @@ static int setup(void **state)
 	P = virt_process(E);
 	return 0;
 }
+/* Everything is destroyed before anything is asserted: an assert failing
+   here longjmps out too, and must not leave the engine behind. */
 static int teardown(void **state)
 {
-	(void)state;
-	assert_int_equal(ntmm_process_destroy(P), 0);
-	virt_engine_done(E);
+	fixture_close_sections(E); /* a failed body may have left one open */
+	int destroyed = ntmm_process_destroy(P);
+	int audit = ntmm_audit(E);
+	fixture_engine_release(E);
+	E = NULL;
+	P = NULL;
+	assert_int_equal(destroyed, 0);
+	assert_int_equal(audit, 0);
 	return 0;
 }
 
